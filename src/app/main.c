@@ -1,0 +1,56 @@
+/* main.c: the segda command (devices for now). */
+#include <stdio.h>
+#include <string.h>
+
+#include "segda.h"
+
+static void human_bytes(uint64_t b, char *out, size_t n)
+{
+    if (b >= (1ull << 30))
+        snprintf(out, n, "%.1f GiB", (double)b / (1ull << 30));
+    else
+        snprintf(out, n, "%.0f MiB", (double)b / (1ull << 20));
+}
+
+static int cmd_devices(void)
+{
+    struct seg_device_info devs[64];
+    int n = 0;
+    char notes[2048];
+    seg_devices_list(devs, 64, &n, notes, sizeof notes);
+    printf("%-12s %-44s %-10s %4s %-5s %-8s %s\n", "DEVICE", "NAME", "MEMORY", "CU", "FP16",
+           "SUBGROUP", "DRIVER");
+    for (int i = 0; i < n && i < 64; i++) {
+        char mem[32];
+        human_bytes(devs[i].memory_bytes, mem, sizeof mem);
+        char sg[16] = "-";
+        if (devs[i].subgroup_size)
+            snprintf(sg, sizeof sg, "%u", devs[i].subgroup_size);
+        printf("%-12s %-44.44s %-10s %4u %-5s %-8s %s\n", devs[i].spec, devs[i].name, mem,
+               devs[i].compute_units, devs[i].fp16 ? "yes" : "no", sg, devs[i].driver);
+    }
+    if (notes[0])
+        fprintf(stderr, "%s", notes);
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: segda <command> [options]\n\n"
+               "commands:\n"
+               "  devices   list OpenCL, Vulkan and cpu devices\n"
+               "\nrun 'segda <command> --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "devices"))
+        return cmd_devices();
+    fprintf(stderr, "segda: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

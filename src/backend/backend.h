@@ -1,0 +1,59 @@
+/* backend.h: the backend vtable. Only src/core, src/backend and the backends include it. */
+#ifndef SEGDA_BACKEND_H
+#define SEGDA_BACKEND_H
+
+#include "segda.h"
+
+/* One op call as a backend kernel sees it: sizes are precomputed by src/core/ops.c,
+ * so a kernel only reads ip[]/fp[] and the tensors' buffers and byte offsets. */
+struct seg_op_args {
+    enum seg_op              op;
+    struct seg_tensor       *dst[3];
+    const struct seg_tensor *src[6];
+    int32_t                  ip[16];
+    float                    fp[8];
+};
+
+typedef enum seg_status (*seg_kernel_fn)(struct seg_backend *be, const struct seg_op_args *a);
+
+struct seg_backend_iface {
+    const char *name; /* "cpu" | "opencl" | "vulkan" */
+    void (*destroy)(struct seg_backend *be);
+    /* Raw device allocations; the core keeps a pool on top (src/core/pool.c). */
+    enum seg_status (*buf_alloc)(struct seg_backend *be, size_t nbytes, struct seg_buf *out);
+    void (*buf_free)(struct seg_backend *be, struct seg_buf *b);
+    /* Host <-> device transfers; they complete before returning (reads wait for queued work). */
+    enum seg_status (*buf_write)(struct seg_backend *be, struct seg_buf *dst, size_t off,
+                                 const void *src, size_t n);
+    enum seg_status (*buf_read)(struct seg_backend *be, const struct seg_buf *src, size_t off,
+                                void *dst, size_t n);
+    /* Device-side copy, queued like an op. */
+    enum seg_status (*buf_copy)(struct seg_backend *be, struct seg_buf *dst, size_t doff,
+                                const struct seg_buf *src, size_t soff, size_t n);
+    enum seg_status (*sync)(struct seg_backend *be);
+    /* [SEG_OP_COUNT]; a NULL entry means "not implemented". */
+    const seg_kernel_fn *kernels;
+};
+
+struct seg_pool; /* src/core/pool.c */
+
+struct seg_backend {
+    const struct seg_backend_iface *iface;
+    void                           *ctx;   /* the backend's own state */
+    struct seg_device_info          info;
+    struct seg_pool                *pool;
+    size_t                          mem_in_use, mem_peak;
+};
+
+/* Each backend's entry points (defined only when compiled in). */
+enum seg_status seg_cpu_backend_create(struct seg_backend **out);
+enum seg_status seg_cpu_devices(struct seg_device_info *out, int max, int *count);
+enum seg_status seg_cl_backend_create(int platform, int device, struct seg_backend **out);
+enum seg_status seg_cl_devices(struct seg_device_info *out, int max, int *count);
+enum seg_status seg_vk_backend_create(int device, struct seg_backend **out);
+enum seg_status seg_vk_devices(struct seg_device_info *out, int max, int *count);
+
+/* Helpers for backends. */
+int64_t seg_numel_of(const struct seg_tensor *t);
+
+#endif

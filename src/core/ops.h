@@ -1,0 +1,129 @@
+/* ops.h: the op front-end. Each function validates its arguments, allocates its outputs
+ * on the backend of its inputs (unless given), fills seg_op_args and runs the kernel.
+ * Outputs are returned through the last parameters; the caller frees them. */
+#ifndef SEGDA_OPS_H
+#define SEGDA_OPS_H
+
+#include "segda.h"
+
+struct seg_conv2d_params {
+    int stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+};
+struct seg_pool2d_params {
+    int kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w;
+    bool ceil_mode;
+};
+
+enum seg_status seg_fill(struct seg_tensor *t, float value);
+enum seg_status seg_fill_i32(struct seg_tensor *t, int32_t value);
+enum seg_status seg_cast(const struct seg_tensor *x, enum seg_dtype dtype, struct seg_tensor **out);
+/* A device-side copy into a new tensor. */
+enum seg_status seg_clone(const struct seg_tensor *x, struct seg_tensor **out);
+
+enum seg_status seg_binary(enum seg_binary_fn fn, const struct seg_tensor *a,
+                           const struct seg_tensor *b, struct seg_tensor **out);
+enum seg_status seg_expand(const struct seg_tensor *x, int ndim, const int64_t *shape,
+                           struct seg_tensor **out);
+/* Sums x over its broadcast dimensions down to shape (the adjoint of EXPAND). */
+enum seg_status seg_reduce_to_shape(const struct seg_tensor *x, int ndim, const int64_t *shape,
+                                    struct seg_tensor **out);
+enum seg_status seg_unary(enum seg_unary_fn fn, const struct seg_tensor *x, float p0, float p1,
+                          struct seg_tensor **out);
+enum seg_status seg_unary_bwd(enum seg_unary_fn fn, const struct seg_tensor *x,
+                              const struct seg_tensor *dy, float p0, float p1,
+                              struct seg_tensor **dx);
+enum seg_status seg_where(const struct seg_tensor *cond, const struct seg_tensor *a,
+                          const struct seg_tensor *b, struct seg_tensor **out);
+
+/* axis may be negative (from the end). keepdim keeps the reduced axis as size 1. */
+enum seg_status seg_reduce(enum seg_reduce_fn fn, const struct seg_tensor *x, int axis,
+                           bool keepdim, struct seg_tensor **out);
+/* Reduces over every element to a [1] tensor. */
+enum seg_status seg_reduce_all(enum seg_reduce_fn fn, const struct seg_tensor *x,
+                               struct seg_tensor **out);
+enum seg_status seg_argreduce(bool argmin, const struct seg_tensor *x, int axis, bool keepdim,
+                              struct seg_tensor **out);
+
+enum seg_status seg_softmax(const struct seg_tensor *x, int axis, bool log,
+                            struct seg_tensor **out);
+enum seg_status seg_softmax_bwd(const struct seg_tensor *y, const struct seg_tensor *dy,
+                                int axis, bool log, struct seg_tensor **dx);
+
+/* logits [N, C, ...], labels I32 [N, ...]: per-pixel terms [2, N*P] (see ops.def). */
+enum seg_status seg_cross_entropy_terms(const struct seg_tensor *logits,
+                                        const struct seg_tensor *labels,
+                                        const struct seg_tensor *weights, int ignore_index,
+                                        struct seg_tensor **out);
+enum seg_status seg_cross_entropy_bwd(const struct seg_tensor *logits,
+                                      const struct seg_tensor *labels,
+                                      const struct seg_tensor *weights,
+                                      const struct seg_tensor *scale, int ignore_index,
+                                      struct seg_tensor **dlogits);
+
+/* c = alpha * op(a) @ op(b) + beta * c. a, b: 2-D [M,K] or 3-D [B,M,K]; a 2-D operand is
+ * shared by every batch. If *c is NULL it is allocated (then beta must be 0). */
+enum seg_status seg_matmul(const struct seg_tensor *a, const struct seg_tensor *b, bool trans_a,
+                           bool trans_b, float alpha, float beta, struct seg_tensor **c);
+
+enum seg_status seg_im2col(const struct seg_tensor *x, int kh, int kw,
+                           const struct seg_conv2d_params *p, struct seg_tensor **col);
+/* x_shape: [N, C, H, W] of the image the columns came from. */
+enum seg_status seg_col2im(const struct seg_tensor *col, const int64_t *x_shape, int kh, int kw,
+                           const struct seg_conv2d_params *p, struct seg_tensor **dx);
+int64_t seg_conv2d_out_size(int64_t in, int k, int stride, int pad, int dil);
+
+enum seg_status seg_batchnorm_stats(const struct seg_tensor *x, struct seg_tensor **mean,
+                                    struct seg_tensor **var);
+enum seg_status seg_batchnorm(const struct seg_tensor *x, const struct seg_tensor *mean,
+                              const struct seg_tensor *var, const struct seg_tensor *gamma,
+                              const struct seg_tensor *beta, float eps, struct seg_tensor **y);
+/* Any of dx, dgamma, dbeta may be NULL (not wanted). */
+enum seg_status seg_batchnorm_bwd(const struct seg_tensor *x, const struct seg_tensor *dy,
+                                  const struct seg_tensor *mean, const struct seg_tensor *var,
+                                  const struct seg_tensor *gamma, float eps, bool batch_stats,
+                                  struct seg_tensor **dx, struct seg_tensor **dgamma,
+                                  struct seg_tensor **dbeta);
+
+int64_t seg_pool2d_out_size(int64_t in, int k, int stride, int pad, bool ceil_mode);
+enum seg_status seg_maxpool2d(const struct seg_tensor *x, const struct seg_pool2d_params *p,
+                              struct seg_tensor **y, struct seg_tensor **idx);
+enum seg_status seg_maxpool2d_bwd(const struct seg_tensor *dy, const struct seg_tensor *idx,
+                                  const int64_t *x_shape, const struct seg_pool2d_params *p,
+                                  struct seg_tensor **dx);
+
+/* x [..., H, W] -> [..., oh, ow]. */
+enum seg_status seg_resize_bilinear(const struct seg_tensor *x, int64_t oh, int64_t ow,
+                                    bool align_corners, struct seg_tensor **y);
+enum seg_status seg_resize_bilinear_bwd(const struct seg_tensor *dy, int64_t h, int64_t w,
+                                        bool align_corners, struct seg_tensor **dx);
+enum seg_status seg_resize_nearest(const struct seg_tensor *x, int64_t oh, int64_t ow,
+                                   struct seg_tensor **y);
+
+/* labels I32 [N, ...] -> F32 [N, C, ...]. */
+enum seg_status seg_one_hot(const struct seg_tensor *labels, int num_classes,
+                            struct seg_tensor **out);
+enum seg_status seg_gather(const struct seg_tensor *x, int axis, const struct seg_tensor *idx,
+                           struct seg_tensor **out);
+/* out has x's shape except n along axis. */
+enum seg_status seg_scatter_add(const struct seg_tensor *x, int axis, const struct seg_tensor *idx,
+                                int64_t n, bool unique, struct seg_tensor **out);
+enum seg_status seg_slice(const struct seg_tensor *x, int axis, int64_t start, int64_t len,
+                          struct seg_tensor **out);
+enum seg_status seg_slice_assign(struct seg_tensor *dst, int axis, int64_t start,
+                                 const struct seg_tensor *src);
+enum seg_status seg_permute(const struct seg_tensor *x, const int *perm, struct seg_tensor **out);
+/* Along the last axis. */
+enum seg_status seg_sort(const struct seg_tensor *x, bool descending, struct seg_tensor **values,
+                         struct seg_tensor **indices);
+enum seg_status seg_cumsum(const struct seg_tensor *x, int axis, bool reverse,
+                           struct seg_tensor **out);
+enum seg_status seg_rng_uniform(struct seg_tensor *t, uint32_t seed, uint32_t stream);
+
+enum seg_status seg_sgd_step(struct seg_tensor *param, struct seg_tensor *momentum_buf,
+                             const struct seg_tensor *grad, float lr, float momentum, float wd,
+                             bool first);
+enum seg_status seg_adam_step(struct seg_tensor *param, struct seg_tensor *m, struct seg_tensor *v,
+                              const struct seg_tensor *grad, float lr, float b1, float b2,
+                              float eps, float wd, int step);
+
+#endif
