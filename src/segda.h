@@ -143,6 +143,8 @@ enum seg_status seg_tensor_view(struct seg_tensor *t, int64_t start, int ndim,
 /* Same data, another shape with the same element count (a view). */
 enum seg_status seg_tensor_reshape(struct seg_tensor *t, int ndim, const int64_t *shape,
                                    struct seg_tensor **out);
+/* Changes t's shape in place (same element count). */
+enum seg_status seg_tensor_set_shape(struct seg_tensor *t, int ndim, const int64_t *shape);
 void seg_tensor_free(struct seg_tensor *t);
 
 enum seg_status seg_tensor_write(struct seg_tensor *t, const void *src, size_t nbytes);

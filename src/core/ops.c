@@ -264,17 +264,12 @@ enum seg_status seg_reduce_to_shape(const struct seg_tensor *x, int ndim, const 
             return st;
         cur = r;
     }
-    struct seg_tensor *v = NULL;
-    enum seg_status st = seg_tensor_reshape(cur, ndim, shape, &v);
+    enum seg_status st = seg_tensor_set_shape(cur, ndim, shape);
     if (st) {
         seg_tensor_free(cur);
         return st;
     }
-    /* Make the result own its buffer: v is a view of cur's buffer. */
-    v->owns_buf = true;
-    cur->owns_buf = false;
-    seg_tensor_free(cur);
-    *out = v;
+    *out = cur;
     return SEG_STATUS_OK;
 }
 

@@ -127,3 +127,55 @@ enum seg_status seg_adam_step(struct seg_tensor *param, struct seg_tensor *m, st
                               float eps, float wd, int step);
 
 #endif
+
+/* ---- backward helpers (src/core/grad.c): the gradients autograd builds from ops ---- */
+/* Any of the gradient outputs may be NULL (not wanted). */
+enum seg_status seg_binary_bwd(enum seg_binary_fn fn, const struct seg_tensor *a,
+                               const struct seg_tensor *b, const struct seg_tensor *dy,
+                               struct seg_tensor **da, struct seg_tensor **db);
+enum seg_status seg_where_bwd(const struct seg_tensor *cond, const struct seg_tensor *dy,
+                              struct seg_tensor **da, struct seg_tensor **db);
+enum seg_status seg_reduce_bwd(enum seg_reduce_fn fn, const struct seg_tensor *x, int axis,
+                               const struct seg_tensor *y, const struct seg_tensor *dy,
+                               struct seg_tensor **dx);
+enum seg_status seg_matmul_bwd(const struct seg_tensor *a, const struct seg_tensor *b, bool trans_a,
+                               bool trans_b, float alpha, const struct seg_tensor *dc,
+                               struct seg_tensor **da, struct seg_tensor **db);
+enum seg_status seg_gather_bwd(const struct seg_tensor *x, int axis, const struct seg_tensor *idx,
+                               const struct seg_tensor *dy, struct seg_tensor **dx);
+enum seg_status seg_slice_bwd(const struct seg_tensor *x, int axis, int64_t start,
+                              const struct seg_tensor *dy, struct seg_tensor **dx);
+enum seg_status seg_permute_bwd(const struct seg_tensor *dy, const int *perm,
+                                struct seg_tensor **dx);
+/* The gradient of SORT's values output: scatters dy back through the sort indices. */
+enum seg_status seg_sort_bwd(const struct seg_tensor *indices, const struct seg_tensor *dy,
+                             struct seg_tensor **dx);
+
+/* ---- composite layers and losses (src/core/nn.c, src/core/loss.c) ---- */
+/* y = conv(x, w) + b; x [N, Cin, H, W], w [Cout, Cin, KH, KW], b [Cout] or NULL. */
+enum seg_status seg_conv2d(const struct seg_tensor *x, const struct seg_tensor *w,
+                           const struct seg_tensor *b, const struct seg_conv2d_params *p,
+                           struct seg_tensor **y);
+enum seg_status seg_conv2d_bwd_data(const struct seg_tensor *dy, const struct seg_tensor *w,
+                                    const int64_t *x_shape, const struct seg_conv2d_params *p,
+                                    struct seg_tensor **dx);
+/* dw (and db when not NULL) of the convolution. */
+enum seg_status seg_conv2d_bwd_weight(const struct seg_tensor *x, const struct seg_tensor *dy,
+                                      const int64_t *w_shape, const struct seg_conv2d_params *p,
+                                      struct seg_tensor **dw, struct seg_tensor **db);
+/* Concatenates n tensors along axis. */
+enum seg_status seg_concat(const struct seg_tensor *const *xs, int n, int axis,
+                           struct seg_tensor **out);
+
+/* Mean cross-entropy over non-ignored pixels (weighted mean with class weights, as PyTorch):
+ * loss [1] and the weight sum [1] that the backward needs. */
+enum seg_status seg_cross_entropy(const struct seg_tensor *logits, const struct seg_tensor *labels,
+                                  const struct seg_tensor *weights, int ignore_index,
+                                  struct seg_tensor **loss, struct seg_tensor **wsum);
+/* dlogits of dloss * loss, dloss a [1] tensor on the device. */
+enum seg_status seg_cross_entropy_grad(const struct seg_tensor *logits,
+                                       const struct seg_tensor *labels,
+                                       const struct seg_tensor *weights, int ignore_index,
+                                       const struct seg_tensor *wsum,
+                                       const struct seg_tensor *dloss,
+                                       struct seg_tensor **dlogits);

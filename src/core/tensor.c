@@ -136,6 +136,26 @@ enum seg_status seg_tensor_reshape(struct seg_tensor *t, int ndim, const int64_t
     return seg_tensor_view(t, 0, ndim, shape, out);
 }
 
+enum seg_status seg_tensor_set_shape(struct seg_tensor *t, int ndim, const int64_t *shape)
+{
+    enum seg_status st = check_shape(ndim, shape);
+    if (st)
+        return st;
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++)
+        n *= shape[i];
+    if (n != seg_tensor_numel(t)) {
+        char s[96];
+        return seg_error(SEG_STATUS_INVALID, "reshape: %s has %lld elements, not %lld",
+                         seg_tensor_shape_str(t, s, sizeof s), (long long)seg_tensor_numel(t),
+                         (long long)n);
+    }
+    memset(t->shape, 0, sizeof t->shape);
+    memcpy(t->shape, shape, (size_t)ndim * sizeof *shape);
+    t->ndim = ndim;
+    return SEG_STATUS_OK;
+}
+
 void seg_tensor_free(struct seg_tensor *t)
 {
     if (!t)
