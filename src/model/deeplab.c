@@ -1,0 +1,427 @@
+/* deeplab.c: DeepLab-v2 (caffe-style bottleneck ResNet, ASPP heads summed over dilations
+ * 6/12/18/24) and the AdaptSegNet discriminator: parameters and forward passes. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "model/model.h"
+
+static const char *const arch_names[SEG_ARCH_COUNT] = {
+    [SEG_ARCH_DEEPLABV2_RESNET101] = "deeplabv2_resnet101",
+    [SEG_ARCH_DEEPLABV2_RESNET50] = "deeplabv2_resnet50",
+    [SEG_ARCH_DEEPLABV2_TINY] = "deeplabv2_tiny",
+    [SEG_ARCH_DISCRIMINATOR] = "discriminator",
+};
+
+const char *seg_arch_name(enum seg_arch a) { return a < SEG_ARCH_COUNT ? arch_names[a] : "?"; }
+
+int seg_arch_from_name(const char *name)
+{
+    for (int a = 0; a < SEG_ARCH_COUNT; a++)
+        if (!strcmp(name, arch_names[a]))
+            return a;
+    return -1;
+}
+
+struct resnet_shape {
+    int blocks[4];
+    int base;
+};
+
+static struct resnet_shape resnet_shape_of(const struct seg_model_config *c)
+{
+    struct resnet_shape s = {{3, 4, 23, 3}, 64};
+    if (c->arch == SEG_ARCH_DEEPLABV2_RESNET50)
+        s.blocks[2] = 6;
+    if (c->arch == SEG_ARCH_DEEPLABV2_TINY) {
+        for (int i = 0; i < 4; i++)
+            s.blocks[i] = 1;
+        s.base = 8;
+    }
+    if (c->width > 0)
+        s.base = c->width;
+    return s;
+}
+
+static const int layer_stride[4] = {1, 2, 1, 1};
+static const int layer_dilation[4] = {1, 1, 2, 4};
+static const int aspp_rates[4] = {6, 12, 18, 24};
+
+/* ---- parameters ---------------------------------------------------------------------- */
+
+enum init_kind { INIT_NORMAL_001, INIT_ONE, INIT_ZERO, INIT_FAN_IN };
+
+struct initrng {
+    uint64_t s;
+};
+
+static double rng_unit(struct initrng *r)
+{
+    r->s ^= r->s << 13;
+    r->s ^= r->s >> 7;
+    r->s ^= r->s << 17;
+    return ((double)(r->s >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+}
+
+static enum seg_status add_param(struct seg_model *m, struct initrng *r, enum init_kind init,
+                                 double fan_in, int group, bool trainable, bool buffer, int ndim,
+                                 const int64_t *shape, const char *fmt, ...)
+{
+    if (m->nparams == m->cap) {
+        int cap = m->cap ? m->cap * 2 : 256;
+        struct seg_param *p = realloc(m->params, (size_t)cap * sizeof *p);
+        if (!p)
+            return seg_error(SEG_STATUS_OUT_OF_MEMORY, "model: out of host memory");
+        m->params = p;
+        m->cap = cap;
+    }
+    struct seg_param *p = &m->params[m->nparams];
+    memset(p, 0, sizeof *p);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->name, sizeof p->name, fmt, ap);
+    va_end(ap);
+    p->group = group;
+    p->is_buffer = buffer;
+    struct seg_tensor *t = NULL;
+    enum seg_status st = seg_tensor_new(m->be, SEG_DTYPE_F32, ndim, shape, &t);
+    if (st)
+        return st;
+    int64_t n = seg_tensor_numel(t);
+    float *h = malloc((size_t)n * sizeof *h);
+    if (!h) {
+        seg_tensor_free(t);
+        return seg_error(SEG_STATUS_OUT_OF_MEMORY, "model: out of host memory");
+    }
+    double bound = fan_in > 0 ? 1.0 / sqrt(fan_in) : 0.0;
+    for (int64_t i = 0; i < n; i += 2) {
+        /* Box-Muller: two normals per pair of uniforms */
+        double u1 = rng_unit(r), u2 = rng_unit(r);
+        double rad = sqrt(-2.0 * log(u1)), th = 6.283185307179586 * u2;
+        double z[2] = {rad * cos(th), rad * sin(th)};
+        for (int k = 0; k < 2 && i + k < n; k++) {
+            float v = 0.0f;
+            switch (init) {
+            case INIT_NORMAL_001: v = (float)(0.01 * z[k]); break;
+            case INIT_ONE: v = 1.0f; break;
+            case INIT_ZERO: v = 0.0f; break;
+            case INIT_FAN_IN: v = (float)(bound * (2.0 * (k ? u2 : u1) - 1.0)); break;
+            }
+            h[i + k] = v;
+        }
+    }
+    st = seg_tensor_write(t, h, (size_t)n * sizeof *h);
+    free(h);
+    if (!st)
+        st = seg_var_leaf_new(t, trainable && !buffer, &p->var);
+    if (st) {
+        seg_tensor_free(t);
+        return st;
+    }
+    m->nparams++;
+    return SEG_STATUS_OK;
+}
+
+static enum seg_status add_conv(struct seg_model *m, struct initrng *r, int group, int cout,
+                                int cin, int k, bool bias, const char *prefix)
+{
+    int64_t ws[4] = {cout, cin, k, k}, bs[1] = {cout};
+    enum seg_status st = add_param(m, r, INIT_NORMAL_001, 0, group, true, false, 4, ws, "%s.weight", prefix);
+    if (!st && bias)
+        st = add_param(m, r, INIT_ZERO, 0, group, true, false, 1, bs, "%s.bias", prefix);
+    return st;
+}
+
+static enum seg_status add_bn(struct seg_model *m, struct initrng *r, int c, const char *prefix)
+{
+    int64_t s[1] = {c};
+    bool train = m->cfg.bn == SEG_BN_POLICY_TRAINABLE;
+    enum seg_status st = add_param(m, r, INIT_ONE, 0, 0, train, false, 1, s, "%s.weight", prefix);
+    if (!st)
+        st = add_param(m, r, INIT_ZERO, 0, 0, train, false, 1, s, "%s.bias", prefix);
+    if (!st)
+        st = add_param(m, r, INIT_ZERO, 0, 0, false, true, 1, s, "%s.running_mean", prefix);
+    if (!st)
+        st = add_param(m, r, INIT_ONE, 0, 0, false, true, 1, s, "%s.running_var", prefix);
+    return st;
+}
+
+static enum seg_status add_aspp(struct seg_model *m, struct initrng *r, int cin, const char *prefix)
+{
+    char name[64];
+    for (int i = 0; i < 4; i++) {
+        snprintf(name, sizeof name, "%s.conv2d_list.%d", prefix, i);
+        enum seg_status st = add_conv(m, r, 1, m->cfg.num_classes, cin, 3, m->cfg.classifier_bias, name);
+        if (st)
+            return st;
+    }
+    return SEG_STATUS_OK;
+}
+
+static enum seg_status build_resnet(struct seg_model *m, struct initrng *r)
+{
+    struct resnet_shape s = resnet_shape_of(&m->cfg);
+    enum seg_status st = add_conv(m, r, 0, s.base, 3, 7, false, "conv1");
+    if (!st)
+        st = add_bn(m, r, s.base, "bn1");
+    int inplanes = s.base;
+    char name[64];
+    for (int l = 0; l < 4 && !st; l++) {
+        int planes = s.base << l;
+        for (int b = 0; b < s.blocks[l] && !st; b++) {
+            int cin = b == 0 ? inplanes : planes * 4;
+            snprintf(name, sizeof name, "layer%d.%d.conv1", l + 1, b);
+            st = add_conv(m, r, 0, planes, cin, 1, false, name);
+            snprintf(name, sizeof name, "layer%d.%d.bn1", l + 1, b);
+            if (!st) st = add_bn(m, r, planes, name);
+            snprintf(name, sizeof name, "layer%d.%d.conv2", l + 1, b);
+            if (!st) st = add_conv(m, r, 0, planes, planes, 3, false, name);
+            snprintf(name, sizeof name, "layer%d.%d.bn2", l + 1, b);
+            if (!st) st = add_bn(m, r, planes, name);
+            snprintf(name, sizeof name, "layer%d.%d.conv3", l + 1, b);
+            if (!st) st = add_conv(m, r, 0, planes * 4, planes, 1, false, name);
+            snprintf(name, sizeof name, "layer%d.%d.bn3", l + 1, b);
+            if (!st) st = add_bn(m, r, planes * 4, name);
+            /* DeepLab's _make_layer: a projection for the first block of every layer. */
+            if (!st && b == 0) {
+                snprintf(name, sizeof name, "layer%d.0.downsample.0", l + 1);
+                st = add_conv(m, r, 0, planes * 4, inplanes, 1, false, name);
+                snprintf(name, sizeof name, "layer%d.0.downsample.1", l + 1);
+                if (!st) st = add_bn(m, r, planes * 4, name);
+            }
+        }
+        inplanes = planes * 4;
+    }
+    if (!st && m->cfg.multi_level)
+        st = add_aspp(m, r, s.base * 16, "layer5");
+    if (!st)
+        st = add_aspp(m, r, s.base * 32, "layer6");
+    return st;
+}
+
+static enum seg_status build_discriminator(struct seg_model *m, struct initrng *r)
+{
+    int ndf = m->cfg.width > 0 ? m->cfg.width : 64;
+    int ch[6] = {m->cfg.num_classes, ndf, ndf * 2, ndf * 4, ndf * 8, 1};
+    const char *names[5] = {"conv1", "conv2", "conv3", "conv4", "classifier"};
+    for (int i = 0; i < 5; i++) {
+        int64_t ws[4] = {ch[i + 1], ch[i], 4, 4}, bs[1] = {ch[i + 1]};
+        double fan = (double)ch[i] * 16;
+        enum seg_status st = add_param(m, r, INIT_FAN_IN, fan, 0, true, false, 4, ws, "%s.weight", names[i]);
+        if (!st)
+            st = add_param(m, r, INIT_FAN_IN, fan, 0, true, false, 1, bs, "%s.bias", names[i]);
+        if (st)
+            return st;
+    }
+    return SEG_STATUS_OK;
+}
+
+enum seg_status seg_model_create(struct seg_backend *be, const struct seg_model_config *cfg,
+                                 struct seg_model **out)
+{
+    *out = NULL;
+    if ((unsigned)cfg->arch >= SEG_ARCH_COUNT || cfg->num_classes < 1)
+        return seg_error(SEG_STATUS_INVALID, "model: bad architecture %d or %d classes",
+                         (int)cfg->arch, cfg->num_classes);
+    struct seg_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return seg_error(SEG_STATUS_OUT_OF_MEMORY, "model: out of host memory");
+    m->cfg = *cfg;
+    m->be = be;
+    struct initrng r = {0x9E3779B97F4A7C15ull ^ ((uint64_t)cfg->seed * 0xBF58476D1CE4E5B9ull)};
+    if (!r.s)
+        r.s = 1;
+    enum seg_status st = cfg->arch == SEG_ARCH_DISCRIMINATOR ? build_discriminator(m, &r)
+                                                             : build_resnet(m, &r);
+    if (st) {
+        seg_model_destroy(m);
+        return st;
+    }
+    *out = m;
+    return SEG_STATUS_OK;
+}
+
+void seg_model_destroy(struct seg_model *m)
+{
+    if (!m)
+        return;
+    for (int i = 0; i < m->nparams; i++)
+        seg_var_leaf_free(m->params[i].var);
+    free(m->params);
+    free(m);
+}
+
+struct seg_param *seg_model_find(struct seg_model *m, const char *name)
+{
+    for (int i = 0; i < m->nparams; i++)
+        if (!strcmp(m->params[i].name, name))
+            return &m->params[i];
+    return NULL;
+}
+
+int64_t seg_model_num_params(const struct seg_model *m, bool trainable_only)
+{
+    int64_t n = 0;
+    for (int i = 0; i < m->nparams; i++)
+        if (!m->params[i].is_buffer && (!trainable_only || m->params[i].var->requires_grad))
+            n += seg_tensor_numel(m->params[i].var->value);
+    return n;
+}
+
+void seg_model_zero_grad(struct seg_model *m)
+{
+    for (int i = 0; i < m->nparams; i++)
+        seg_var_zero_grad(m->params[i].var);
+}
+
+/* ---- forward ------------------------------------------------------------------------------ */
+
+static struct seg_var *P(struct seg_model *m, const char *fmt, ...)
+{
+    char name[80];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    struct seg_param *p = seg_model_find(m, name);
+    return p ? p->var : NULL;
+}
+
+#define TRY(expr)                                                                            \
+    do {                                                                                     \
+        enum seg_status st_ = (expr);                                                        \
+        if (st_)                                                                             \
+            return st_;                                                                      \
+    } while (0)
+
+static enum seg_status conv(struct seg_ag *ag, struct seg_model *m, struct seg_var *x,
+                            const char *prefix, int stride, int pad, int dil, bool bias,
+                            struct seg_var **y)
+{
+    struct seg_conv2d_params p = {stride, stride, pad, pad, dil, dil};
+    struct seg_var *w = P(m, "%s.weight", prefix), *b = bias ? P(m, "%s.bias", prefix) : NULL;
+    if (!w)
+        return seg_error(SEG_STATUS_INVALID, "model: no parameter %s.weight", prefix);
+    return seg_ag_conv2d(ag, x, w, b, &p, y);
+}
+
+static enum seg_status bn(struct seg_ag *ag, struct seg_model *m, struct seg_var *x,
+                          const char *prefix, bool train, bool relu, struct seg_var **y)
+{
+    struct seg_param *rm = NULL, *rv = NULL;
+    char name[80];
+    snprintf(name, sizeof name, "%s.running_mean", prefix);
+    rm = seg_model_find(m, name);
+    snprintf(name, sizeof name, "%s.running_var", prefix);
+    rv = seg_model_find(m, name);
+    if (!rm || !rv)
+        return seg_error(SEG_STATUS_INVALID, "model: no running statistics for %s", prefix);
+    enum seg_bn_mode mode = train && m->cfg.bn != SEG_BN_POLICY_FROZEN ? SEG_BN_BATCH_STATS : SEG_BN_FROZEN;
+    struct seg_var *t = NULL;
+    TRY(seg_ag_batchnorm(ag, x, P(m, "%s.weight", prefix), P(m, "%s.bias", prefix),
+                         rm->var->value, rv->var->value, mode, 0.1f, 1e-5f, relu ? &t : y));
+    return relu ? seg_ag_relu(ag, t, y) : SEG_STATUS_OK;
+}
+
+static enum seg_status bottleneck(struct seg_ag *ag, struct seg_model *m, struct seg_var *x, int l,
+                                  int b, bool train, struct seg_var **y)
+{
+    char pre[32], pb[64];
+    int stride = b == 0 ? layer_stride[l] : 1, dil = layer_dilation[l];
+    struct seg_var *t1, *t2, *t3, *t4, *t5, *t6, *res = x, *sum;
+    snprintf(pre, sizeof pre, "layer%d.%d", l + 1, b);
+    snprintf(pb, sizeof pb, "%s.conv1", pre);
+    TRY(conv(ag, m, x, pb, stride, 0, 1, false, &t1));
+    snprintf(pb, sizeof pb, "%s.bn1", pre);
+    TRY(bn(ag, m, t1, pb, train, true, &t2));
+    snprintf(pb, sizeof pb, "%s.conv2", pre);
+    TRY(conv(ag, m, t2, pb, 1, dil, dil, false, &t3));
+    snprintf(pb, sizeof pb, "%s.bn2", pre);
+    TRY(bn(ag, m, t3, pb, train, true, &t4));
+    snprintf(pb, sizeof pb, "%s.conv3", pre);
+    TRY(conv(ag, m, t4, pb, 1, 0, 1, false, &t5));
+    snprintf(pb, sizeof pb, "%s.bn3", pre);
+    TRY(bn(ag, m, t5, pb, train, false, &t6));
+    if (b == 0) {
+        struct seg_var *d0;
+        snprintf(pb, sizeof pb, "%s.downsample.0", pre);
+        TRY(conv(ag, m, x, pb, stride, 0, 1, false, &d0));
+        snprintf(pb, sizeof pb, "%s.downsample.1", pre);
+        TRY(bn(ag, m, d0, pb, train, false, &res));
+    }
+    TRY(seg_ag_add(ag, t6, res, &sum));
+    return seg_ag_relu(ag, sum, y);
+}
+
+static enum seg_status aspp(struct seg_ag *ag, struct seg_model *m, struct seg_var *x,
+                           const char *prefix, struct seg_var **y)
+{
+    struct seg_var *acc = NULL;
+    char name[64];
+    for (int i = 0; i < 4; i++) {
+        struct seg_var *o, *s;
+        snprintf(name, sizeof name, "%s.conv2d_list.%d", prefix, i);
+        TRY(conv(ag, m, x, name, 1, aspp_rates[i], aspp_rates[i], m->cfg.classifier_bias, &o));
+        if (acc) {
+            TRY(seg_ag_add(ag, acc, o, &s));
+            acc = s;
+        } else {
+            acc = o;
+        }
+    }
+    *y = acc;
+    return SEG_STATUS_OK;
+}
+
+static enum seg_status forward_resnet(struct seg_ag *ag, struct seg_model *m, struct seg_var *x,
+                                      bool train, struct seg_model_out *out)
+{
+    struct resnet_shape s = resnet_shape_of(&m->cfg);
+    struct seg_var *t, *u, *h;
+    TRY(conv(ag, m, x, "conv1", 2, 3, 1, false, &t));
+    TRY(bn(ag, m, t, "bn1", train, true, &u));
+    struct seg_pool2d_params pool = {3, 3, 2, 2, 1, 1, true};
+    TRY(seg_ag_maxpool2d(ag, u, &pool, &h));
+    for (int l = 0; l < 4; l++) {
+        for (int b = 0; b < s.blocks[l]; b++) {
+            struct seg_var *o;
+            TRY(bottleneck(ag, m, h, l, b, train, &o));
+            h = o;
+        }
+        if (l == 2 && m->cfg.multi_level)
+            TRY(aspp(ag, m, h, "layer5", &out->aux));
+    }
+    out->features = h;
+    return aspp(ag, m, h, "layer6", &out->main);
+}
+
+static enum seg_status forward_discriminator(struct seg_ag *ag, struct seg_model *m,
+                                             struct seg_var *x, struct seg_model_out *out)
+{
+    const char *names[5] = {"conv1", "conv2", "conv3", "conv4", "classifier"};
+    struct seg_var *h = x;
+    for (int i = 0; i < 5; i++) {
+        struct seg_var *c;
+        TRY(conv(ag, m, h, names[i], 2, 1, 1, true, &c));
+        if (i < 4)
+            TRY(seg_ag_unary(ag, SEG_UNARY_LEAKY_RELU, c, 0.2f, 0.0f, &h));
+        else
+            h = c;
+    }
+    out->main = h;
+    return SEG_STATUS_OK;
+}
+
+enum seg_status seg_model_forward(struct seg_ag *ag, struct seg_model *m, struct seg_var *x,
+                                  bool train, struct seg_model_out *out)
+{
+    memset(out, 0, sizeof *out);
+    if (x->value->ndim != 4)
+        return seg_error(SEG_STATUS_INVALID, "model: input must be [N, C, H, W]");
+    if (m->cfg.arch == SEG_ARCH_DISCRIMINATOR)
+        return forward_discriminator(ag, m, x, out);
+    return forward_resnet(ag, m, x, train, out);
+}

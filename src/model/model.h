@@ -1,0 +1,79 @@
+/* model.h: DeepLab-v2 (ResNet-101/50 caffe style, a tiny variant) and the AdaptSegNet
+ * discriminator, with parameters named as the PyTorch state_dicts of AdaptSegNet/ADVENT
+ * (conv1.weight, bn1.running_mean, layer1.0.downsample.1.weight, layer6.conv2d_list.0.weight),
+ * so converted weights load one to one. The main classifier is layer6 (on layer4) and the
+ * auxiliary one layer5 (on layer3), as in ADVENT's multi-level DeepLab-v2. */
+#ifndef SEGDA_MODEL_H
+#define SEGDA_MODEL_H
+
+#include "model/autograd.h"
+
+enum seg_arch {
+    SEG_ARCH_DEEPLABV2_RESNET101,
+    SEG_ARCH_DEEPLABV2_RESNET50,
+    SEG_ARCH_DEEPLABV2_TINY,      /* one bottleneck per layer, width 8: tests and the demo */
+    SEG_ARCH_DISCRIMINATOR,       /* AdaptSegNet's fully-convolutional discriminator */
+    SEG_ARCH_COUNT
+};
+const char *seg_arch_name(enum seg_arch a);
+/* Returns -1 for an unknown name. */
+int seg_arch_from_name(const char *name);
+
+enum seg_bn_policy {
+    SEG_BN_POLICY_FROZEN_AFFINE, /* batch statistics in training, gamma/beta fixed (AdaptSegNet) */
+    SEG_BN_POLICY_FROZEN,        /* running statistics always, gamma/beta fixed (SDCA) */
+    SEG_BN_POLICY_TRAINABLE,     /* batch statistics and trainable gamma/beta (PLCA) */
+};
+
+struct seg_model_config {
+    enum seg_arch      arch;
+    int                num_classes;   /* output channels (discriminator: its input channels) */
+    bool               multi_level;   /* auxiliary classifier on layer3 */
+    bool               classifier_bias;
+    enum seg_bn_policy bn;
+    uint32_t           seed;          /* weight initialization */
+    int                width;         /* 0: the architecture's own (ResNet base 64, D ndf 64) */
+};
+
+struct seg_param {
+    char            name[80];
+    struct seg_var *var;
+    int             group;   /* 0 backbone, 1 classifier heads */
+    bool            is_buffer; /* running statistics: saved, never trained */
+};
+
+struct seg_model {
+    struct seg_model_config cfg;
+    struct seg_backend     *be;
+    struct seg_param       *params;
+    int                     nparams, cap;
+};
+
+struct seg_model_out {
+    struct seg_var *main;     /* logits at stride 8 (discriminator: its output map) */
+    struct seg_var *aux;      /* auxiliary logits or NULL */
+    struct seg_var *features; /* layer4 features (SDCA, PLCA) */
+};
+
+enum seg_status seg_model_create(struct seg_backend *be, const struct seg_model_config *cfg,
+                                 struct seg_model **out);
+void seg_model_destroy(struct seg_model *m);
+/* train: batch statistics where the BN policy uses them. */
+enum seg_status seg_model_forward(struct seg_ag *ag, struct seg_model *m, struct seg_var *x,
+                                  bool train, struct seg_model_out *out);
+struct seg_param *seg_model_find(struct seg_model *m, const char *name);
+int64_t seg_model_num_params(const struct seg_model *m, bool trainable_only);
+void seg_model_zero_grad(struct seg_model *m);
+
+/* Checkpoints: safetensors with metadata (arch, num_classes, multi_level, ...). Extra
+ * entries (optimizer state) may be added by the caller through `extra`. */
+struct seg_st_file;
+enum seg_status seg_model_save(const struct seg_model *m, const char *path,
+                               const char *const *meta_kv, int nmeta);
+/* Loads every parameter of m from path; shapes must match. strict: every model tensor
+ * must be present. */
+enum seg_status seg_model_load(struct seg_model *m, const char *path, bool strict);
+/* Reads the architecture from a file's metadata. */
+enum seg_status seg_model_config_from_file(const char *path, struct seg_model_config *cfg);
+
+#endif

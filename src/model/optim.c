@@ -1,0 +1,80 @@
+/* optim.c: the optimizers (state lives on the parameters' backend). */
+#include <math.h>
+#include <stdlib.h>
+
+#include "model/optim.h"
+
+enum seg_status seg_optim_create(struct seg_model *m, const struct seg_optim_config *cfg,
+                                 struct seg_optim **out)
+{
+    struct seg_optim *o = calloc(1, sizeof *o);
+    if (!o)
+        return seg_error(SEG_STATUS_OUT_OF_MEMORY, "optimizer: out of host memory");
+    o->cfg = *cfg;
+    o->model = m;
+    o->state1 = calloc((size_t)m->nparams, sizeof *o->state1);
+    o->state2 = calloc((size_t)m->nparams, sizeof *o->state2);
+    if (!o->state1 || !o->state2) {
+        seg_optim_destroy(o);
+        return seg_error(SEG_STATUS_OUT_OF_MEMORY, "optimizer: out of host memory");
+    }
+    *out = o;
+    return SEG_STATUS_OK;
+}
+
+void seg_optim_destroy(struct seg_optim *o)
+{
+    if (!o)
+        return;
+    for (int i = 0; o->state1 && i < o->model->nparams; i++) {
+        seg_tensor_free(o->state1[i]);
+        if (o->state2)
+            seg_tensor_free(o->state2[i]);
+    }
+    free(o->state1);
+    free(o->state2);
+    free(o);
+}
+
+static enum seg_status zeros_like(const struct seg_tensor *t, struct seg_tensor **out)
+{
+    enum seg_status st = seg_tensor_new_like(t, out);
+    if (!st)
+        st = seg_fill(*out, 0.0f);
+    return st;
+}
+
+enum seg_status seg_optim_step(struct seg_optim *o, float lr)
+{
+    o->step++;
+    for (int i = 0; i < o->model->nparams; i++) {
+        struct seg_param *p = &o->model->params[i];
+        struct seg_var *v = p->var;
+        if (p->is_buffer || !v->requires_grad || !v->grad)
+            continue;
+        float plr = lr * o->cfg.group_lr_mult[p->group ? 1 : 0];
+        enum seg_status st;
+        bool first = o->state1[i] == NULL;
+        if (first && (st = zeros_like(v->value, &o->state1[i])))
+            return st;
+        if (o->cfg.kind == SEG_OPTIM_SGD) {
+            st = seg_sgd_step(v->value, o->state1[i], v->grad, plr, o->cfg.momentum,
+                              o->cfg.weight_decay, first);
+        } else {
+            if (!o->state2[i] && (st = zeros_like(v->value, &o->state2[i])))
+                return st;
+            st = seg_adam_step(v->value, o->state1[i], o->state2[i], v->grad, plr, o->cfg.beta1,
+                               o->cfg.beta2, o->cfg.eps, o->cfg.weight_decay, o->step);
+        }
+        if (st)
+            return st;
+    }
+    return SEG_STATUS_OK;
+}
+
+float seg_poly_lr(float base, int64_t iter, int64_t max_iter, float power)
+{
+    if (max_iter <= 0 || iter >= max_iter)
+        return 0.0f;
+    return base * (float)pow(1.0 - (double)iter / (double)max_iter, power);
+}

@@ -1,0 +1,35 @@
+/* optim.h: SGD (momentum, weight decay) and Adam over a model's trainable parameters, with
+ * per-group learning-rate multipliers and the poly schedule; updates run on the device. */
+#ifndef SEGDA_OPTIM_H
+#define SEGDA_OPTIM_H
+
+#include "model/model.h"
+
+enum seg_optim_kind { SEG_OPTIM_SGD, SEG_OPTIM_ADAM };
+
+struct seg_optim_config {
+    enum seg_optim_kind kind;
+    float               lr;
+    float               momentum;      /* SGD */
+    float               weight_decay;
+    float               beta1, beta2;  /* Adam */
+    float               eps;
+    float               group_lr_mult[2]; /* backbone, classifier heads */
+};
+
+struct seg_optim {
+    struct seg_optim_config cfg;
+    struct seg_model       *model;
+    struct seg_tensor     **state1, **state2; /* per parameter (momentum / Adam m, v) */
+    int                     step;
+};
+
+enum seg_status seg_optim_create(struct seg_model *m, const struct seg_optim_config *cfg,
+                                 struct seg_optim **out);
+void seg_optim_destroy(struct seg_optim *o);
+/* One update of every trainable parameter that has a gradient, at base rate lr. */
+enum seg_status seg_optim_step(struct seg_optim *o, float lr);
+/* lr * (1 - iter/max_iter)^power */
+float seg_poly_lr(float base, int64_t iter, int64_t max_iter, float power);
+
+#endif

@@ -1,0 +1,167 @@
+"""A PyTorch DeepLab-v2 reference (caffe-style bottleneck ResNet with ceil-mode pooling,
+ASPP heads summing dilations 6/12/18/24) with the parameter names of the AdaptSegNet/ADVENT
+state_dict, and a generator of parity data for tests/test_parity.c.
+
+Usage: deeplab_ref.py OUTDIR --arch deeplabv2_tiny|deeplabv2_resnet101 --size HxW [--bn frozen|batch]
+Writes OUTDIR/weights.safetensors, OUTDIR/inputs.safetensors, OUTDIR/expected.safetensors."""
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import st_io  # noqa: E402
+
+ARCHS = {"deeplabv2_resnet101": ([3, 4, 23, 3], 64), "deeplabv2_resnet50": ([3, 4, 6, 3], 64),
+         "deeplabv2_tiny": ([1, 1, 1, 1], 8)}
+LAYER_STRIDE = [1, 2, 1, 1]
+LAYER_DILATION = [1, 1, 2, 4]
+
+
+class Bottleneck(nn.Module):
+    def __init__(self, cin, planes, stride, dilation, project):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 1, stride=stride, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, padding=dilation, dilation=dilation, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.downsample = nn.Sequential(nn.Conv2d(cin, planes * 4, 1, stride=stride, bias=False),
+                                        nn.BatchNorm2d(planes * 4)) if project else None
+
+    def forward(self, x):
+        y = F.relu(self.bn1(self.conv1(x)))
+        y = F.relu(self.bn2(self.conv2(y)))
+        y = self.bn3(self.conv3(y))
+        r = self.downsample(x) if self.downsample is not None else x
+        return F.relu(y + r)
+
+
+class ASPP(nn.Module):
+    def __init__(self, cin, classes, bias):
+        super().__init__()
+        self.conv2d_list = nn.ModuleList(
+            nn.Conv2d(cin, classes, 3, padding=r, dilation=r, bias=bias) for r in (6, 12, 18, 24))
+
+    def forward(self, x):
+        return sum(c(x) for c in self.conv2d_list)
+
+
+class DeepLabV2(nn.Module):
+    def __init__(self, arch, classes, multi_level=True, bias=True):
+        super().__init__()
+        blocks, base = ARCHS[arch]
+        self.conv1 = nn.Conv2d(3, base, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(base)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)
+        cin = base
+        for li in range(4):
+            planes = base << li
+            layer = nn.Sequential(*[
+                Bottleneck(cin if b == 0 else planes * 4, planes, LAYER_STRIDE[li] if b == 0 else 1,
+                           LAYER_DILATION[li], b == 0) for b in range(blocks[li])])
+            setattr(self, f"layer{li + 1}", layer)
+            cin = planes * 4
+        self.multi_level = multi_level
+        if multi_level:
+            self.layer5 = ASPP(base * 16, classes, bias)
+        self.layer6 = ASPP(base * 32, classes, bias)
+
+    def forward(self, x):
+        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        x = self.layer2(self.layer1(x))
+        x3 = self.layer3(x)
+        x4 = self.layer4(x3)
+        aux = self.layer5(x3) if self.multi_level else None
+        return self.layer6(x4), aux
+
+
+def randomize(model, gen):
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(".weight") and p.dim() == 4:
+                p.copy_(torch.randn(p.shape, generator=gen) * (2.0 / (p[0].numel())) ** 0.5)
+            elif "bn" in name or "downsample.1" in name:
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen) if name.endswith("weight")
+                        else 0.1 * torch.randn(p.shape, generator=gen))
+            else:
+                p.copy_(0.01 * torch.randn(p.shape, generator=gen))
+        for name, b in model.named_buffers():
+            if name.endswith("running_mean"):
+                b.copy_(0.1 * torch.randn(b.shape, generator=gen))
+            elif name.endswith("running_var"):
+                b.copy_(0.5 + torch.rand(b.shape, generator=gen))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("outdir")
+    ap.add_argument("--arch", default="deeplabv2_tiny", choices=sorted(ARCHS))
+    ap.add_argument("--size", default="97x131", help="input HxW")
+    ap.add_argument("--classes", type=int, default=19)
+    ap.add_argument("--bn", default="frozen", choices=["frozen", "batch"],
+                    help="frozen: running statistics (eval mode); batch: batch statistics")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    h, w = (int(v) for v in args.size.lower().split("x"))
+    torch.manual_seed(args.seed)
+    gen = torch.Generator().manual_seed(args.seed)
+    model = DeepLabV2(args.arch, args.classes).double()
+    randomize(model, gen)
+    os.makedirs(args.outdir, exist_ok=True)
+    state = {k: v.float().numpy() for k, v in model.state_dict().items()
+             if not k.endswith("num_batches_tracked")}
+    st_io.save(os.path.join(args.outdir, "weights.safetensors"), state,
+               {"arch": args.arch, "num_classes": args.classes, "multi_level": 1,
+                "classifier_bias": 1, "width": 0})
+    # The reference runs in float64 from the same float32 weights: an independent oracle.
+    model = DeepLabV2(args.arch, args.classes).double()
+    model.load_state_dict({k: torch.from_numpy(v).double() for k, v in state.items()}, strict=False)
+    x = torch.randn(args.batch, 3, h, w, generator=gen).float()
+    labels = torch.randint(0, args.classes, (args.batch, h, w), generator=gen)
+    labels[torch.rand(args.batch, h, w, generator=gen) < 0.1] = 255
+    st_io.save(os.path.join(args.outdir, "inputs.safetensors"),
+               {"x": x.numpy(), "labels": labels.int().numpy()}, {"bn": args.bn})
+
+    if args.bn == "frozen":
+        model.eval()
+    else:  # AdaptSegNet: batch statistics, gamma/beta fixed
+        model.train()
+    for name, p in model.named_parameters():
+        p.requires_grad_(not ("bn" in name or "downsample.1" in name))
+    main_out, aux = model(x.double())
+    up = F.interpolate(main_out, size=(h, w), mode="bilinear", align_corners=True)
+    up_aux = F.interpolate(aux, size=(h, w), mode="bilinear", align_corners=True)
+    loss = F.cross_entropy(up, labels, ignore_index=255) + \
+        0.1 * F.cross_entropy(up_aux, labels, ignore_index=255)
+    loss.backward()
+    expected = {"logits": main_out.detach().float().numpy(), "aux": aux.detach().float().numpy(),
+                "loss": np.array([loss.item()], dtype=np.float32)}
+    heads = [p for n, p in model.named_parameters() if n.startswith(("layer5", "layer6"))]
+    backbone = [p for n, p in model.named_parameters()
+                if p.requires_grad and not n.startswith(("layer5", "layer6"))]
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            expected["grad." + n] = p.grad.float().numpy()
+    opt = torch.optim.SGD([{"params": backbone, "lr": 2.5e-4}, {"params": heads, "lr": 2.5e-3}],
+                          lr=2.5e-4, momentum=0.9, weight_decay=5e-4)
+    opt.step()
+    for n, p in model.named_parameters():
+        if p.requires_grad:
+            expected["sgd." + n] = p.detach().float().numpy()
+    if args.bn == "batch":
+        for n, b in model.named_buffers():
+            if n.endswith(("running_mean", "running_var")):
+                expected["running." + n] = b.float().numpy()
+    st_io.save(os.path.join(args.outdir, "expected.safetensors"), expected)
+    print(f"parity data: {args.arch} {h}x{w} bn={args.bn} loss={loss.item():.6f} -> {args.outdir}")
+
+
+if __name__ == "__main__":
+    main()
