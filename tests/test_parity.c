@@ -1,4 +1,4 @@
-/* test_parity.c: DeepLab-v2 in segda against the PyTorch reference (tests/torch/deeplab_ref.py,
+/* test_parity.c: DeepLab-v2 in segda against the PyTorch reference (tools/deeplab_torch.py,
  * run in float64): forward logits, the loss, the gradient of every trainable parameter after
  * one cross-entropy backward, and the parameters after one SGD step. */
 #include <math.h>
@@ -175,7 +175,7 @@ int main(int argc, char **argv)
             g_tol = atof(argv[++i]);
         else {
             printf("usage: test_parity [-b BACKEND] [-d DIR] [--tol T]\n"
-                   "  DIR holds weights/inputs/expected.safetensors from tests/torch/deeplab_ref.py\n");
+                   "  DIR holds weights/inputs/expected.safetensors from tools/deeplab_torch.py\n");
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }

@@ -1,9 +1,11 @@
-"""A PyTorch DeepLab-v2 reference (caffe-style bottleneck ResNet with ceil-mode pooling,
-ASPP heads summing dilations 6/12/18/24) with the parameter names of the AdaptSegNet/ADVENT
-state_dict, and a generator of parity data for tests/test_parity.c.
+"""DeepLab-v2 in PyTorch (caffe-style bottleneck ResNet with ceil-mode pooling, ASPP heads
+summing dilations 6/12/18/24) with the parameter names of the AdaptSegNet/ADVENT state_dict.
+segda's converter uses it for the expected names and shapes, and the parity test as the
+reference. Run as a script, it writes parity data for tests/test_parity.c:
 
-Usage: deeplab_ref.py OUTDIR --arch deeplabv2_tiny|deeplabv2_resnet101 --size HxW [--bn frozen|batch]
-Writes OUTDIR/weights.safetensors, OUTDIR/inputs.safetensors, OUTDIR/expected.safetensors."""
+  deeplab_torch.py OUTDIR --arch deeplabv2_tiny|deeplabv2_resnet101 --size HxW [--bn frozen|batch]
+
+which creates OUTDIR/weights.pth, inputs.safetensors and expected.safetensors."""
 import argparse
 import os
 import sys
@@ -117,9 +119,10 @@ def main():
     os.makedirs(args.outdir, exist_ok=True)
     state = {k: v.float().numpy() for k, v in model.state_dict().items()
              if not k.endswith("num_batches_tracked")}
-    st_io.save(os.path.join(args.outdir, "weights.safetensors"), state,
-               {"arch": args.arch, "num_classes": args.classes, "multi_level": 1,
-                "classifier_bias": 1, "width": 0})
+    # Saved the way training scripts do (wrapped, DataParallel prefix), so that the parity
+    # test also exercises tools/convert_pth.py.
+    torch.save({"state_dict": {"module." + k: torch.from_numpy(v) for k, v in state.items()}},
+               os.path.join(args.outdir, "weights.pth"))
     # The reference runs in float64 from the same float32 weights: an independent oracle.
     model = DeepLabV2(args.arch, args.classes).double()
     model.load_state_dict({k: torch.from_numpy(v).double() for k, v in state.items()}, strict=False)
