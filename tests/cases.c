@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "model/losses.h"
 
 #define TRY(expr)                                                                            \
     do {                                                                                     \
@@ -493,6 +494,124 @@ static enum seg_status f_adam(const struct h_case *c, struct seg_tensor **in,
     return SEG_STATUS_OK;
 }
 
+/* ---- composites through autograd: losses built from ops -------------------------------- */
+
+typedef enum seg_status (*ag_fn)(const struct h_case *c, struct seg_ag *ag, struct seg_var **in,
+                                 const struct seg_tensor *const *raw, struct seg_var **out);
+
+static enum seg_status ag_bce(const struct h_case *c, struct seg_ag *ag, struct seg_var **in,
+                              const struct seg_tensor *const *raw, struct seg_var **out)
+{
+    return seg_ag_bce_with_logits(ag, in[0], raw[1], out);
+}
+
+static enum seg_status ag_bce_const(const struct h_case *c, struct seg_ag *ag, struct seg_var **in,
+                                    const struct seg_tensor *const *raw, struct seg_var **out)
+{
+    return seg_ag_bce_with_logits_const(ag, in[0], c->fp[0], out);
+}
+
+static enum seg_status ag_mse(const struct h_case *c, struct seg_ag *ag, struct seg_var **in,
+                              const struct seg_tensor *const *raw, struct seg_var **out)
+{
+    return seg_ag_mse(ag, in[0], in[1], out);
+}
+
+static enum seg_status ag_kl(const struct h_case *c, struct seg_ag *ag, struct seg_var **in,
+                             const struct seg_tensor *const *raw, struct seg_var **out)
+{
+    struct seg_var *lq;
+    enum seg_status st = seg_ag_softmax(ag, in[0], 1, true, &lq);
+    return st ? st : seg_ag_kl_div(ag, lq, in[1], out);
+}
+
+static enum seg_status ag_entropy(const struct h_case *c, struct seg_ag *ag, struct seg_var **in,
+                                  const struct seg_tensor *const *raw, struct seg_var **out)
+{
+    return seg_ag_entropy(ag, in[0], out);
+}
+
+static enum seg_status ag_dropout(const struct h_case *c, struct seg_ag *ag, struct seg_var **in,
+                                  const struct seg_tensor *const *raw, struct seg_var **out)
+{
+    return seg_ag_dropout(ag, in[0], c->fp[0], 11, 5, out);
+}
+
+static enum seg_status ag_lovasz(const struct h_case *c, struct seg_ag *ag, struct seg_var **in,
+                                 const struct seg_tensor *const *raw, struct seg_var **out)
+{
+    struct seg_var *p;
+    enum seg_status st = seg_ag_softmax(ag, in[0], 1, false, &p);
+    return st ? st : seg_ag_lovasz_softmax(ag, p, raw[1], 255, out);
+}
+
+static const ag_fn ag_fns[] = {ag_bce, ag_bce_const, ag_mse, ag_kl, ag_entropy, ag_dropout, ag_lovasz};
+enum { AG_BCE, AG_BCE_CONST, AG_MSE, AG_KL, AG_ENTROPY, AG_DROPOUT, AG_LOVASZ };
+
+/* Runs the composite on a fresh tape; grads: leaves for the differentiable inputs. */
+static enum seg_status ag_run(const struct h_case *c, struct seg_tensor **in, bool grads,
+                              const struct seg_tensor *dy, struct seg_tensor **result,
+                              struct seg_tensor **din)
+{
+    struct seg_backend *be = in[0]->be;
+    struct seg_ag *ag = NULL;
+    struct seg_var *leaves[H_MAX_IN] = {0}, *y = NULL;
+    TRY(seg_ag_create(be, &ag));
+    enum seg_status st = SEG_STATUS_OK;
+    for (int i = 0; i < c->nin && !st; i++) {
+        struct seg_tensor *t = NULL;
+        st = seg_clone(in[i], &t);
+        if (!st)
+            st = seg_var_leaf_new(t, grads && !c->in[i].no_grad, &leaves[i]);
+        else
+            seg_tensor_free(t);
+    }
+    if (!st)
+        st = ag_fns[c->ip[7]](c, ag, leaves, (const struct seg_tensor *const *)in, &y);
+    if (!st && result)
+        st = seg_clone(y->value, result);
+    if (!st && grads) {
+        struct seg_tensor *dyc = NULL;
+        struct seg_var *dv, *prod, *sum;
+        st = seg_clone(dy, &dyc);
+        if (!st) st = seg_ag_const(ag, dyc, &dv);
+        else seg_tensor_free(dyc);
+        if (!st) st = seg_ag_mul(ag, y, dv, &prod);
+        if (!st) st = seg_ag_sum_all(ag, prod, &sum);
+        if (!st) st = seg_ag_backward(ag, sum);
+        for (int i = 0; i < c->nin && !st; i++)
+            if (leaves[i]->grad) {
+                din[i] = leaves[i]->grad;
+                leaves[i]->grad = NULL;
+            }
+    }
+    for (int i = 0; i < c->nin; i++)
+        seg_var_leaf_free(leaves[i]);
+    seg_ag_destroy(ag);
+    return st;
+}
+
+static enum seg_status f_ag(const struct h_case *c, struct seg_tensor **in,
+                            struct seg_tensor **out, int *nout)
+{
+    *nout = 1;
+    return ag_run(c, in, false, NULL, &out[0], NULL);
+}
+
+static enum seg_status b_ag(const struct h_case *c, struct seg_tensor **in,
+                            struct seg_tensor **out, const struct seg_tensor *dy,
+                            struct seg_tensor **din)
+{
+    return ag_run(c, in, true, dy, NULL, din);
+}
+
+static enum seg_status f_topk(const struct h_case *c, struct seg_tensor **in,
+                              struct seg_tensor **out, int *nout)
+{
+    *nout = 2;
+    return seg_topk(in[0], c->ip[0], &out[0], &out[1]);
+}
+
 /* ---- the table -------------------------------------------------------------------------- */
 
 struct builder {
@@ -914,6 +1033,39 @@ int h_cases_build(struct h_case **cases)
     c = add(&b, "ADAM_STEP", SEG_OP_ADAM_STEP, f_adam, NULL, PW, "[1000] lr=1e-3 x3");
     inputs(c, 4, F(1, 1000), IN(SEG_DTYPE_F32, H_UNIFORM, -0.1f, 0.1f, 1, 1000), FP(1, 1000), F(1, 1000));
     c->fp[0] = 1e-3f;
+
+    c = add(&b, "bce_with_logits", SEG_OP_UNARY, f_ag, b_ag, RD, "x=[2,1,9,13] target");
+    inputs(c, 2, IN(SEG_DTYPE_F32, H_UNIFORM, -4.0f, 4.0f, 4, 2, 1, 9, 13),
+           IN(SEG_DTYPE_F32, H_UNIFORM, 0.0f, 1.0f, 4, 2, 1, 9, 13));
+    c->in[1].no_grad = true;
+    c->ip[7] = AG_BCE;
+    c = add(&b, "bce_with_logits", SEG_OP_UNARY, f_ag, b_ag, RD, "x=[1,1,5,7] target=1");
+    inputs(c, 1, IN(SEG_DTYPE_F32, H_UNIFORM, -4.0f, 4.0f, 4, 1, 1, 5, 7));
+    c->fp[0] = 1.0f;
+    c->ip[7] = AG_BCE_CONST;
+    c = add(&b, "mse", SEG_OP_BINARY, f_ag, b_ag, RD, "a,b=[2,19,5,7]");
+    inputs(c, 2, F(4, 2, 19, 5, 7), F(4, 2, 19, 5, 7));
+    c->ip[7] = AG_MSE;
+    c = add(&b, "kl_div", SEG_OP_BINARY, f_ag, b_ag, RD, "log_softmax(x) vs p, [2,7,5,3]");
+    inputs(c, 2, F(4, 2, 7, 5, 3), FP(4, 2, 7, 5, 3));
+    c->ip[7] = AG_KL;
+    c = add(&b, "entropy", SEG_OP_SOFTMAX, f_ag, b_ag, RD, "logits=[2,19,7,9]");
+    inputs(c, 1, IN(SEG_DTYPE_F32, H_UNIFORM, -3.0f, 3.0f, 4, 2, 19, 7, 9));
+    c->ip[7] = AG_ENTROPY;
+    c = add(&b, "dropout", SEG_OP_RNG_UNIFORM, f_ag, b_ag, PW, "p=0.3 x=[3,64,11]");
+    inputs(c, 1, F(3, 3, 64, 11));
+    c->fp[0] = 0.3f;
+    c->ip[7] = AG_DROPOUT;
+    c = add(&b, "lovasz_softmax", SEG_OP_SORT, f_ag, b_ag, RD, "softmax(x=[2,5,9,11]) labels ignore=255");
+    inputs(c, 2, IN(SEG_DTYPE_F32, H_UNIFORM, -3.0f, 3.0f, 4, 2, 5, 9, 11), LBL(5, 3, 2, 9, 11));
+    c->ip[7] = AG_LOVASZ;
+    c->grad_eps = 1e-3; /* sorting errors: keep the step below the gaps between them */
+    c = add(&b, "lovasz_softmax", SEG_OP_SORT, f_ag, NULL, RD, "softmax(x=[1,19,65,65]) labels ignore=255");
+    inputs(c, 2, IN(SEG_DTYPE_F32, H_UNIFORM, -3.0f, 3.0f, 4, 1, 19, 65, 65), LBL(19, 3, 1, 65, 65));
+    c->ip[7] = AG_LOVASZ;
+    c = add(&b, "topk", SEG_OP_SORT, f_topk, NULL, 0, "k=5 [7,333]");
+    inputs(c, 1, F(2, 7, 333));
+    c->ip[0] = 5;
 
     *cases = b.v;
     return b.n;

@@ -725,3 +725,28 @@ enum seg_status seg_ag_cross_entropy(struct seg_ag *ag, struct seg_var *logits,
     int32_t ip[8] = {ignore_index};
     return record(ag, loss, &logits, 1, bwd_ce, 0x1u, saved, 3, ip, NULL, out);
 }
+
+static enum seg_status bwd_sort(struct seg_ag_node *n, const struct seg_tensor *g,
+                                struct seg_tensor **gin)
+{
+    return seg_sort_bwd(n->saved[0], g, &gin[0]);
+}
+
+enum seg_status seg_ag_sort(struct seg_ag *ag, struct seg_var *x, bool descending,
+                            struct seg_var **values, struct seg_var **indices)
+{
+    struct seg_tensor *v = NULL, *ix = NULL, *ixs = NULL;
+    enum seg_status st = seg_sort(x->value, descending, &v, &ix);
+    if (!st)
+        st = seg_clone(ix, &ixs);
+    if (!st)
+        st = var_new(ag, ix, indices);
+    else
+        seg_tensor_free(ix);
+    if (st) {
+        seg_tensor_free(v);
+        seg_tensor_free(ixs);
+        return st;
+    }
+    return record(ag, v, &x, 1, bwd_sort, 0, &ixs, 1, NULL, NULL, values);
+}

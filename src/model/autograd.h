@@ -85,6 +85,10 @@ enum seg_status seg_ag_maxpool2d(struct seg_ag *ag, struct seg_var *x,
 enum seg_status seg_ag_resize_bilinear(struct seg_ag *ag, struct seg_var *x, int64_t oh, int64_t ow,
                                        bool align_corners, struct seg_var **out);
 
+/* Values of x sorted along its last axis; *indices (owned by the tape) are the source positions. */
+enum seg_status seg_ag_sort(struct seg_ag *ag, struct seg_var *x, bool descending,
+                            struct seg_var **values, struct seg_var **indices);
+
 enum seg_bn_mode {
     SEG_BN_BATCH_STATS, /* statistics of the batch; running stats updated (train mode) */
     SEG_BN_FROZEN,      /* running statistics (eval mode, or fully frozen BN) */
