@@ -1,0 +1,93 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+/* MATMUL: C_b = alpha * op(A_b) * op(B_b) + beta * C_b, row-major, batched.
+ * binding 0 = C, 1 = A, 2 = B. ip/fp as ops.def (ip[0] batch, 1 M, 2 N, 3 K, 4 transA,
+ * 5 transB, 6..8 batch strides of A, B, C; fp[0] alpha, fp[1] beta).
+ * A workgroup computes a BM x BN block of C through BK-deep shared-memory tiles; each of
+ * its (BN/TN) x (BM/TM) invocations owns a TM x TN micro-tile, strided across the block
+ * (rows ty + i*LY, columns tx + j*LX) so that shared loads and global stores coalesce.
+ * Tile sizes are specialization constants (the host keeps LX = BN/TN, LY = BM/TM).
+ * Host parameters: ip[9], ip[10] = the range of K this dispatch sums over (the host splits
+ * K over several dispatches, beta = 1 after the first, where a driver limits loop trips). */
+#include "common.glsl"
+
+layout(local_size_x_id = 6, local_size_y_id = 7, local_size_z = 1) in;
+layout(constant_id = 1) const uint BM = 64;
+layout(constant_id = 2) const uint BN = 64;
+layout(constant_id = 3) const uint BK = 16;
+layout(constant_id = 4) const uint TM = 4;
+layout(constant_id = 5) const uint TN = 4;
+layout(constant_id = 6) const uint LX = 16;
+layout(constant_id = 7) const uint LY = 16;
+
+BUF_F(0, Cm)
+BUF_RF(1, Am)
+BUF_RF(2, Bm)
+
+const uint AS = BM + 1u; /* padded row pitch of the tiles in shared memory */
+const uint BS = BN + 1u;
+shared float As[BK * AS];
+shared float Bs[BK * BS];
+
+void main()
+{
+    uint batch = UP(0), M = UP(1), N = UP(2), K = UP(3);
+    bool ta = IP(4) != 0, tb = IP(5) != 0;
+    uint sa = UP(6), sb = UP(7), sc = UP(8);
+    float alpha = FP(0), beta = FP(1);
+    uint tx = gl_LocalInvocationID.x, ty = gl_LocalInvocationID.y;
+    uint tid = ty * LX + tx, T = LX * LY;
+    uint tiles_m = (M + BM - 1u) / BM, tiles_n = (N + BN - 1u) / BN;
+    uint kend = min(K, UP(10));
+
+    for (uint b = gl_WorkGroupID.z; b < batch; b += gl_NumWorkGroups.z)
+    for (uint bm = gl_WorkGroupID.y; bm < tiles_m; bm += gl_NumWorkGroups.y)
+    for (uint bn = gl_WorkGroupID.x; bn < tiles_n; bn += gl_NumWorkGroups.x) {
+        uint m0 = bm * BM, n0 = bn * BN;
+        uint abase = OFF(1) + b * sa, bbase = OFF(2) + b * sb;
+        float acc[TM * TN];
+        for (uint q = 0u; q < TM * TN; ++q) acc[q] = 0.0;
+
+        for (uint k0 = UP(9); k0 < kend; k0 += BK) {
+            for (uint l = tid; l < BM * BK; l += T) {
+                uint mm, kk;
+                if (ta) { kk = l / BM; mm = l % BM; } else { mm = l / BK; kk = l % BK; }
+                uint gm = m0 + mm, gk = k0 + kk;
+                float v = 0.0;
+                if (gm < M && gk < kend) v = Am[abase + (ta ? gk * M + gm : gm * K + gk)];
+                As[kk * AS + mm] = v;
+            }
+            for (uint l = tid; l < BN * BK; l += T) {
+                uint nn, kk;
+                if (tb) { nn = l / BK; kk = l % BK; } else { kk = l / BN; nn = l % BN; }
+                uint gn = n0 + nn, gk = k0 + kk;
+                float v = 0.0;
+                if (gn < N && gk < kend) v = Bm[bbase + (tb ? gn * K + gk : gk * N + gn)];
+                Bs[kk * BS + nn] = v;
+            }
+            barrier();
+            for (uint kk = 0u; kk < BK; ++kk) {
+                float av[TM], bv[TN];
+                for (uint i = 0u; i < TM; ++i) av[i] = As[kk * AS + ty + i * LY];
+                for (uint j = 0u; j < TN; ++j) bv[j] = Bs[kk * BS + tx + j * LX];
+                for (uint i = 0u; i < TM; ++i)
+                    for (uint j = 0u; j < TN; ++j) acc[i * TN + j] = fma(av[i], bv[j], acc[i * TN + j]);
+            }
+            barrier();
+        }
+
+        uint cbase = OFF(0) + b * sc;
+        for (uint i = 0u; i < TM; ++i) {
+            uint gm = m0 + ty + i * LY;
+            if (gm >= M) continue;
+            for (uint j = 0u; j < TN; ++j) {
+                uint gn = n0 + tx + j * LX;
+                if (gn >= N) continue;
+                uint ci = cbase + gm * N + gn;
+                float r = alpha * acc[i * TN + j];
+                if (beta != 0.0) r += beta * Cm[ci];
+                Cm[ci] = r;
+            }
+        }
+    }
+}

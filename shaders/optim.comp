@@ -1,0 +1,49 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+/* -DSGD:  0 = param, 1 = momentum buffer, 2 = grad. fp[0] lr, fp[1] momentum, fp[2] wd;
+ *         ip[0] = first step, ip[1] = n, ip[2] = has buffer (host).
+ * -DADAM: 0 = param, 1 = m, 2 = v, 3 = grad. fp as ops.def; ip[0] = n (host).
+ * Written in the CPU reference's operation order, without contraction. */
+#include "common.glsl"
+DECLARE_WG()
+#ifdef SGD
+BUF_F(0, p)
+BUF_F(1, mb)
+BUF_RF(2, g)
+void main()
+{
+    float lr = FP(0), mom = FP(1), wd = FP(2);
+    bool first = IP(0) != 0, hb = IP(2) != 0;
+    GRID_LOOP(i, UP(1)) {
+        float pv = p[OFF(0) + i];
+        precise float gg = g[OFF(2) + i] + wd * pv;
+        precise float b;
+        if (!hb || first) b = gg;
+        else b = mom * mb[OFF(1) + i] + gg;
+        if (hb) mb[OFF(1) + i] = b;
+        precise float np = pv - lr * b;
+        p[OFF(0) + i] = np;
+    }
+}
+#endif
+#ifdef ADAM
+BUF_F(0, p)
+BUF_F(1, m)
+BUF_F(2, v)
+BUF_RF(3, g)
+void main()
+{
+    float lr = FP(0), b1 = FP(1), b2 = FP(2), eps = FP(3), wd = FP(4), bc1 = FP(5), bc2 = FP(6);
+    GRID_LOOP(i, UP(0)) {
+        float pv = p[OFF(0) + i];
+        precise float gg = g[OFF(3) + i] + wd * pv;
+        precise float mm = b1 * m[OFF(1) + i] + (1.0 - b1) * gg;
+        precise float vv = b2 * v[OFF(2) + i] + (1.0 - b2) * gg * gg;
+        m[OFF(1) + i] = mm;
+        v[OFF(2) + i] = vv;
+        precise float den = sqrt(vv) / sqrt(bc2) + eps;
+        precise float np = pv - lr / bc1 * mm / den;
+        p[OFF(0) + i] = np;
+    }
+}
+#endif

@@ -1,0 +1,239 @@
+/* vk_internal.h: the Vulkan backend's private state and helpers (src/vulkan only).
+ *
+ * Design:
+ *  - Memory: big VkDeviceMemory blocks, one VkBuffer each, suballocated first-fit
+ *    (vk_memory.c); seg_buf.handle points to a struct vk_alloc {block, offset, size}.
+ *  - Every pipeline shares one descriptor-set layout of SEG_VK_BINDINGS storage buffers
+ *    and one 128-byte push-constant block (struct vk_push, mirrored by shaders/common.glsl).
+ *    A tensor is bound at its suballocation (offset aligned down to
+ *    minStorageBufferOffsetAlignment) and the remaining element offset goes in push
+ *    constants, so views at any 4-byte offset work.
+ *  - Commands: ops are recorded into a frame's command buffer with a global memory barrier
+ *    after each, and submitted in batches (vk_command.c): at sync, at a transfer, or when a
+ *    frame holds SEG_VK_BATCH_MAX commands. Two frames alternate, each with its fence and its
+ *    descriptor pool, which is reset once the fence has signalled.
+ *  - Pipelines are created lazily, once per shader variant, through a VkPipelineCache that
+ *    persists on disk (vk_pipeline.c). SPIR-V comes from the build (shaders/compile.cmake). */
+#ifndef SEGDA_VK_INTERNAL_H
+#define SEGDA_VK_INTERNAL_H
+
+#include <vulkan/vulkan.h>
+
+#include "backend/backend.h"
+#include "segda_vk_shaders.h"
+
+#define SEG_VK_BINDINGS   8
+#define SEG_VK_BATCH_MAX  256
+#define SEG_VK_FRAMES     2
+#define SEG_VK_MAX_GROUPS 65535u
+#define SEG_VK_WG         256u /* default workgroup size (specialization constant 0) */
+
+/* The push-constant block of every shader (128 bytes, the guaranteed minimum). */
+struct vk_push {
+    uint32_t off[SEG_VK_BINDINGS]; /* element offset of each binding's tensor */
+    int32_t  ip[16];
+    float    fp[8];
+};
+_Static_assert(sizeof(struct vk_push) == 128, "push constants must stay within 128 bytes");
+
+struct vk_range {
+    VkDeviceSize offset, size;
+};
+
+struct vk_block {
+    VkDeviceMemory   mem;
+    VkBuffer         buf;
+    VkDeviceSize     size;
+    void            *mapped;     /* when device memory is host-visible */
+    bool             dedicated;  /* one allocation only; released when freed */
+    struct vk_range *free;       /* sorted by offset, coalesced */
+    size_t           nfree, cap;
+    struct vk_block *next;
+};
+
+struct vk_alloc {
+    struct vk_block *block;
+    VkDeviceSize     offset, size;
+};
+
+struct vk_frame {
+    VkCommandBuffer  cmd;
+    VkFence          fence;
+    VkDescriptorPool dpool;
+    uint32_t         ncmd;       /* commands recorded in the open batch */
+    uint32_t         nsets;      /* descriptor sets allocated from dpool */
+    bool             recording;
+    bool             submitted;  /* fence not yet waited on */
+};
+
+struct vk_ctx {
+    VkInstance                       instance;
+    VkPhysicalDevice                 phys;
+    VkDevice                         dev;
+    VkQueue                          queue;
+    uint32_t                         qfamily;
+    VkPhysicalDeviceProperties       props;
+    VkPhysicalDeviceMemoryProperties memprops;
+
+    /* memory */
+    uint32_t         dev_type_bits;    /* memory types usable for storage buffers */
+    bool             host_mapped;      /* device memory is host-visible: no staging */
+    VkDeviceSize     block_size, align, max_range, max_alloc;
+    struct vk_block *blocks;
+    VkBuffer         staging_buf;
+    VkDeviceMemory   staging_mem;
+    void            *staging_ptr;
+    VkDeviceSize     staging_size;
+    struct vk_alloc *dummy;            /* bound to unused binding slots */
+    struct vk_alloc *scratch;          /* multi-pass temporaries (vk_scratch) */
+
+    /* quirks */
+    uint32_t         loop_budget;      /* max loop iterations per invocation, 0: unlimited
+                                        * (llvmpipe stops a shader's loops after 65535) */
+
+    /* commands */
+    VkCommandPool    cmd_pool;
+    struct vk_frame  frames[SEG_VK_FRAMES];
+    int              cur;
+    VkCommandBuffer  xfer_cmd;
+    VkFence          xfer_fence;
+
+    /* pipelines */
+    VkDescriptorSetLayout dsl;
+    VkPipelineLayout      playout;
+    VkPipelineCache       pcache;
+    VkPipeline            pipelines[SEG_VK_SHADER_COUNT];
+    char                  cache_path[1024];
+};
+
+static inline struct vk_ctx *vk_ctx_of(struct seg_backend *be) { return be->ctx; }
+
+/* vk_backend.c */
+const char *vk_result_name(VkResult r);
+/* Records "<what> failed: <VkResult> in <where>" and returns the matching status. */
+enum seg_status vk_fail(VkResult r, const char *what, const char *where);
+
+/* vk_memory.c */
+enum seg_status vk_memory_init(struct vk_ctx *c);
+void vk_memory_destroy(struct vk_ctx *c);
+enum seg_status vk_alloc_new(struct vk_ctx *c, size_t nbytes, struct vk_alloc **out);
+void vk_alloc_free(struct vk_ctx *c, struct vk_alloc *a);
+enum seg_status vk_buf_alloc(struct seg_backend *be, size_t nbytes, struct seg_buf *out);
+void vk_buf_free(struct seg_backend *be, struct seg_buf *b);
+enum seg_status vk_buf_write(struct seg_backend *be, struct seg_buf *dst, size_t off,
+                             const void *src, size_t n);
+enum seg_status vk_buf_read(struct seg_backend *be, const struct seg_buf *src, size_t off,
+                            void *dst, size_t n);
+enum seg_status vk_buf_copy(struct seg_backend *be, struct seg_buf *dst, size_t doff,
+                            const struct seg_buf *src, size_t soff, size_t n);
+
+/* Scratch device memory of at least nbytes for one op's intermediate results (valid until
+ * the next call; growing it waits for queued work). */
+enum seg_status vk_scratch(struct vk_ctx *c, size_t nbytes, struct vk_alloc **out);
+/* A 1-D tensor of numel elements at byte offset off of scratch allocation s. */
+static inline struct seg_tensor vk_scratch_tensor(struct vk_alloc *s, size_t off, int64_t numel,
+                                                  enum seg_dtype dtype)
+{
+    struct seg_tensor t = {.dtype = dtype, .ndim = 1, .shape = {numel}, .offset = off};
+    t.buf.handle = s;
+    t.buf.size = (size_t)s->size;
+    return t;
+}
+
+/* vk_pipeline.c */
+enum seg_status vk_pipeline_init(struct vk_ctx *c);
+void vk_pipeline_destroy(struct vk_ctx *c);
+enum seg_status vk_pipeline_get(struct vk_ctx *c, enum seg_vk_shader sh, VkPipeline *out);
+
+/* vk_command.c */
+enum seg_status vk_command_init(struct vk_ctx *c);
+void vk_command_destroy(struct vk_ctx *c);
+/* The open frame's command buffer, begun if needed (waits for the frame's previous batch). */
+enum seg_status vk_record_begin(struct vk_ctx *c, const char *where, VkCommandBuffer *out);
+/* Ends a recorded command: global barrier, and a flush when the batch is full. */
+enum seg_status vk_record_end(struct vk_ctx *c, const char *where);
+/* Submits the open batch (if any) without waiting. */
+enum seg_status vk_flush(struct vk_ctx *c, const char *where);
+/* Submits and waits for everything queued. */
+enum seg_status vk_wait_all(struct vk_ctx *c, const char *where);
+enum seg_status vk_sync(struct seg_backend *be);
+/* One-off transfer command buffer: begin, then submit and wait. */
+enum seg_status vk_xfer_begin(struct vk_ctx *c, const char *where, VkCommandBuffer *out);
+enum seg_status vk_xfer_submit(struct vk_ctx *c, const char *where);
+
+/* Records one dispatch of shader sh. t[k] is bound at binding k (NULL: a dummy buffer) and
+ * pc->off[k] is filled from it; the rest of *pc is the caller's. */
+enum seg_status vk_dispatch(struct seg_backend *be, enum seg_vk_shader sh,
+                            const struct seg_tensor *const t[SEG_VK_BINDINGS], struct vk_push *pc,
+                            uint32_t gx, uint32_t gy, uint32_t gz, const char *where);
+/* A 1-D dispatch over n items with SEG_VK_WG-wide workgroups (grid-stride beyond the cap). */
+enum seg_status vk_dispatch_n(struct seg_backend *be, enum seg_vk_shader sh,
+                              const struct seg_tensor *const t[SEG_VK_BINDINGS],
+                              struct vk_push *pc, uint64_t n, const char *where);
+
+static inline uint32_t vk_groups(uint64_t n, uint32_t per_group)
+{
+    uint64_t g = (n + per_group - 1) / per_group;
+    if (g < 1) g = 1;
+    return g > SEG_VK_MAX_GROUPS ? SEG_VK_MAX_GROUPS : (uint32_t)g;
+}
+
+/* A push block with the op's ip[] and fp[] copied in. */
+static inline struct vk_push vk_push_from(const struct seg_op_args *a)
+{
+    struct vk_push pc = {.off = {0}};
+    for (int k = 0; k < 16; k++) pc.ip[k] = a->ip[k];
+    for (int k = 0; k < 8; k++) pc.fp[k] = a->fp[k];
+    return pc;
+}
+
+/* Sizes must fit the shaders' 32-bit indices (and stay below 2^31). */
+enum seg_status vk_check_u32(uint64_t n, const char *where);
+/* Fails (UNSUPPORTED) when one invocation would loop more than the device allows. */
+enum seg_status vk_check_trips(const struct vk_ctx *c, uint64_t trips, const char *where);
+/* How many times a grid-stride loop over n items runs in one invocation. */
+static inline uint64_t vk_grid_trips(uint64_t n)
+{
+    uint64_t per = (uint64_t)SEG_VK_MAX_GROUPS * SEG_VK_WG;
+    return (n + per - 1) / per;
+}
+
+/* Kernels, one family per file. */
+#define VK_KERNEL(name) enum seg_status name(struct seg_backend *be, const struct seg_op_args *a)
+VK_KERNEL(vk_fill);
+VK_KERNEL(vk_cast);
+VK_KERNEL(vk_binary);
+VK_KERNEL(vk_expand);
+VK_KERNEL(vk_unary);
+VK_KERNEL(vk_unary_bwd);
+VK_KERNEL(vk_where);
+VK_KERNEL(vk_rng_uniform);
+VK_KERNEL(vk_reduce);
+VK_KERNEL(vk_argreduce);
+VK_KERNEL(vk_softmax);
+VK_KERNEL(vk_softmax_bwd);
+VK_KERNEL(vk_cumsum);
+VK_KERNEL(vk_sort);
+VK_KERNEL(vk_cross_entropy);
+VK_KERNEL(vk_cross_entropy_bwd);
+VK_KERNEL(vk_matmul);
+VK_KERNEL(vk_im2col);
+VK_KERNEL(vk_col2im);
+VK_KERNEL(vk_batchnorm_stats);
+VK_KERNEL(vk_batchnorm);
+VK_KERNEL(vk_batchnorm_bwd);
+VK_KERNEL(vk_maxpool2d);
+VK_KERNEL(vk_maxpool2d_bwd);
+VK_KERNEL(vk_resize_bilinear);
+VK_KERNEL(vk_resize_bilinear_bwd);
+VK_KERNEL(vk_resize_nearest);
+VK_KERNEL(vk_one_hot);
+VK_KERNEL(vk_gather);
+VK_KERNEL(vk_scatter_add);
+VK_KERNEL(vk_slice);
+VK_KERNEL(vk_slice_assign);
+VK_KERNEL(vk_permute);
+VK_KERNEL(vk_sgd_step);
+VK_KERNEL(vk_adam_step);
+
+#endif
