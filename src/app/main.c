@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bench/bench.h"
 #include "segda.h"
 
 static void human_bytes(uint64_t b, char *out, size_t n)
@@ -39,6 +40,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: segda <command> [options]\n\n"
                "commands:\n"
                "  devices   list OpenCL, Vulkan and cpu devices\n"
+               "  bench     kernel and training throughput; compare GPUs\n"
                "\nrun 'segda <command> --help' for a command's options.\n");
 }
 
@@ -50,6 +52,8 @@ int main(int argc, char **argv)
     }
     if (!strcmp(argv[1], "devices"))
         return cmd_devices();
+    if (!strcmp(argv[1], "bench"))
+        return seg_cmd_bench(argc - 2, argv + 2);
     fprintf(stderr, "segda: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

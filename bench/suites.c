@@ -1,0 +1,431 @@
+/* suites.c: the bench suites: peak bandwidth, GEMM, DeepLab-v2 convolutions, memory-bound
+ * ops and a full training step. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "bench/bench.h"
+#include "core/ops.h"
+#include "model/model.h"
+#include "model/optim.h"
+
+#define TRY(expr)                                                                            \
+    do {                                                                                     \
+        enum seg_status st_ = (expr);                                                        \
+        if (st_)                                                                             \
+            return st_;                                                                      \
+    } while (0)
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+enum seg_status bench_time(struct seg_backend *be, const struct bench_opts *o, bench_fn fn,
+                           void *ctx, struct bench_record *r)
+{
+    double times[64];
+    int n = 0, want = o->runs < 1 ? 1 : (o->runs > 64 ? 64 : o->runs);
+    /* Warm-up: kernel compilation, pool and cache fill are not measured. */
+    TRY(fn(ctx));
+    TRY(seg_backend_sync(be));
+    double start = now_ms();
+    while (n < want) {
+        double t0 = now_ms();
+        TRY(fn(ctx));
+        TRY(seg_backend_sync(be));
+        times[n++] = now_ms() - t0;
+        if (n >= 3 && (now_ms() - start) / 1e3 > o->budget_s)
+            break;
+    }
+    qsort(times, (size_t)n, sizeof *times, cmp_double);
+    r->ms_median = n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
+    r->ms_min = times[0];
+    r->ms_max = times[n - 1];
+    double s = r->ms_median / 1e3;
+    r->gflops = r->flops > 0 ? r->flops / s / 1e9 : 0;
+    r->gbps = r->bytes > 0 ? r->bytes / s / 1e9 : 0;
+    return SEG_STATUS_OK;
+}
+
+struct bench_record *bench_add(struct bench_list *l, struct seg_backend *be, const char *suite,
+                               const char *op, const char *shape, double flops, double bytes)
+{
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 64;
+        struct bench_record *v = realloc(l->v, (size_t)cap * sizeof *v);
+        if (!v)
+            return NULL;
+        l->v = v;
+        l->cap = cap;
+    }
+    struct bench_record *r = &l->v[l->n++];
+    memset(r, 0, sizeof *r);
+    const struct seg_device_info *d = seg_backend_device(be);
+    snprintf(r->suite, sizeof r->suite, "%s", suite);
+    snprintf(r->backend, sizeof r->backend, "%s", d->backend);
+    snprintf(r->device, sizeof r->device, "%s", d->name);
+    snprintf(r->driver, sizeof r->driver, "%s", d->driver);
+    snprintf(r->op, sizeof r->op, "%s", op);
+    snprintf(r->shape, sizeof r->shape, "%s", shape);
+    r->flops = flops;
+    r->bytes = bytes;
+    return r;
+}
+
+static enum seg_status random_tensor(struct seg_backend *be, int ndim, const int64_t *shape,
+                                     uint32_t seed, struct seg_tensor **out)
+{
+    TRY(seg_tensor_new(be, SEG_DTYPE_F32, ndim, shape, out));
+    enum seg_status st = seg_rng_uniform(*out, seed, 0);
+    if (st) {
+        seg_tensor_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
+/* ---- peak ----------------------------------------------------------------------------- */
+
+struct copy_ctx {
+    struct seg_tensor *a, *b, *c;
+};
+
+static enum seg_status run_copy(void *p)
+{
+    struct copy_ctx *c = p;
+    return seg_tensor_copy(c->b, c->a);
+}
+
+static enum seg_status run_add(void *p)
+{
+    struct copy_ctx *c = p;
+    struct seg_tensor *y = NULL;
+    enum seg_status st = seg_binary(SEG_BINARY_ADD, c->a, c->b, &y);
+    seg_tensor_free(y);
+    return st;
+}
+
+enum seg_status bench_suite_peak(struct seg_backend *be, const struct bench_opts *o, struct bench_list *l)
+{
+    int64_t n = o->full ? (64 << 20) : (16 << 20); /* floats: 256 MiB or 64 MiB a buffer */
+    struct copy_ctx c = {0};
+    enum seg_status st = random_tensor(be, 1, &n, 1, &c.a);
+    if (!st)
+        st = random_tensor(be, 1, &n, 2, &c.b);
+    char shape[64];
+    snprintf(shape, sizeof shape, "%lld floats", (long long)n);
+    struct bench_record *r;
+    if (!st && (r = bench_add(l, be, "peak", "copy", shape, 0, 8.0 * n))) {
+        st = bench_time(be, o, run_copy, &c, r);
+        if (!st)
+            l->peak_gbps = fmax(l->peak_gbps, r->gbps);
+    }
+    if (!st && (r = bench_add(l, be, "peak", "add (a+b)", shape, 0, 12.0 * n))) {
+        st = bench_time(be, o, run_add, &c, r);
+        if (!st)
+            l->peak_gbps = fmax(l->peak_gbps, r->gbps);
+    }
+    seg_tensor_free(c.a);
+    seg_tensor_free(c.b);
+    return st;
+}
+
+/* ---- gemm ------------------------------------------------------------------------------ */
+
+struct gemm_ctx {
+    struct seg_tensor *a, *b, *c;
+};
+
+static enum seg_status run_gemm(void *p)
+{
+    struct gemm_ctx *g = p;
+    return seg_matmul(g->a, g->b, false, false, 1.0f, 0.0f, &g->c);
+}
+
+static enum seg_status gemm_one(struct seg_backend *be, const struct bench_opts *o,
+                                struct bench_list *l, const char *op, int64_t m, int64_t n, int64_t k)
+{
+    struct gemm_ctx g = {0};
+    int64_t as[2] = {m, k}, bs[2] = {k, n}, cs[2] = {m, n};
+    enum seg_status st = random_tensor(be, 2, as, 3, &g.a);
+    if (!st) st = random_tensor(be, 2, bs, 4, &g.b);
+    if (!st) st = seg_tensor_new(be, SEG_DTYPE_F32, 2, cs, &g.c);
+    char shape[96];
+    snprintf(shape, sizeof shape, "m=%lld n=%lld k=%lld", (long long)m, (long long)n, (long long)k);
+    struct bench_record *r;
+    if (!st && (r = bench_add(l, be, "gemm", op, shape, 2.0 * m * n * k, 4.0 * (m * k + k * n + m * n))))
+        st = bench_time(be, o, run_gemm, &g, r);
+    seg_tensor_free(g.a);
+    seg_tensor_free(g.b);
+    seg_tensor_free(g.c);
+    return st;
+}
+
+/* The convolutions of DeepLab-v2 ResNet-101 on one image of h x w. */
+struct conv_shape {
+    int cin, cout, k, stride, dil, h, w;
+    const char *where;
+};
+
+static int deeplab_convs(int64_t h, int64_t w, struct conv_shape *out, int max)
+{
+    int n = 0;
+#define ADD(ci, co, kk, s, d, hh, ww, name)                                                  \
+    do {                                                                                     \
+        struct conv_shape c_ = {ci, co, kk, s, d, (int)(hh), (int)(ww), name};               \
+        bool dup_ = false;                                                                   \
+        for (int i_ = 0; i_ < n; i_++)                                                       \
+            dup_ |= !memcmp(&out[i_], &c_, offsetof(struct conv_shape, where));              \
+        if (!dup_ && n < max)                                                                \
+            out[n++] = c_;                                                                   \
+    } while (0)
+    ADD(3, 64, 7, 2, 1, h, w, "conv1");
+    int64_t ch = seg_conv2d_out_size(h, 7, 2, 3, 1), cw = seg_conv2d_out_size(w, 7, 2, 3, 1);
+    int64_t ph = seg_pool2d_out_size(ch, 3, 2, 1, true), pw = seg_pool2d_out_size(cw, 3, 2, 1, true);
+    static const char *const names[4] = {"layer1", "layer2", "layer3", "layer4"};
+    static const int strides[4] = {1, 2, 1, 1}, dils[4] = {1, 1, 2, 4};
+    int inplanes = 64;
+    for (int l = 0; l < 4; l++) {
+        int planes = 64 << l, s = strides[l], d = dils[l];
+        int64_t oh = seg_conv2d_out_size(ph, 1, s, 0, 1), ow = seg_conv2d_out_size(pw, 1, s, 0, 1);
+        ADD(inplanes, planes, 1, s, 1, ph, pw, names[l]);        /* first conv1 */
+        ADD(inplanes, planes * 4, 1, s, 1, ph, pw, names[l]);    /* downsample */
+        ADD(planes * 4, planes, 1, 1, 1, oh, ow, names[l]);      /* later conv1 */
+        ADD(planes, planes, 3, 1, d, oh, ow, names[l]);          /* conv2 */
+        ADD(planes, planes * 4, 1, 1, 1, oh, ow, names[l]);      /* conv3 */
+        inplanes = planes * 4;
+        ph = oh;
+        pw = ow;
+    }
+    for (int r = 6; r <= 24; r += 6) {
+        ADD(2048, 19, 3, 1, r, ph, pw, "layer6 (ASPP)");
+        ADD(1024, 19, 3, 1, r, ph, pw, "layer5 (ASPP)");
+    }
+#undef ADD
+    return n;
+}
+
+enum seg_status bench_suite_gemm(struct seg_backend *be, const struct bench_opts *o, struct bench_list *l)
+{
+    int sizes[] = {256, 512, 1024, 2048};
+    int nsizes = o->full ? 4 : 3;
+    for (int i = 0; i < nsizes; i++)
+        TRY(gemm_one(be, o, l, "sgemm square", sizes[i], sizes[i], sizes[i]));
+    struct conv_shape cs[64];
+    int n = deeplab_convs(321, 321, cs, 64);
+    for (int i = 0; i < n; i++) {
+        int64_t oh = seg_conv2d_out_size(cs[i].h, cs[i].k, cs[i].stride, cs[i].k / 2 * cs[i].dil, cs[i].dil);
+        int64_t ow = seg_conv2d_out_size(cs[i].w, cs[i].k, cs[i].stride, cs[i].k / 2 * cs[i].dil, cs[i].dil);
+        char op[48];
+        snprintf(op, sizeof op, "conv gemm %s", cs[i].where);
+        TRY(gemm_one(be, o, l, op, cs[i].cout, oh * ow, (int64_t)cs[i].cin * cs[i].k * cs[i].k));
+    }
+    return SEG_STATUS_OK;
+}
+
+/* ---- conv --------------------------------------------------------------------------------- */
+
+struct conv_ctx {
+    struct seg_tensor       *x, *w, *dy;
+    struct seg_conv2d_params p;
+    int                      dir; /* 0 forward, 1 backward-data, 2 backward-weight */
+};
+
+static enum seg_status run_conv(void *p)
+{
+    struct conv_ctx *c = p;
+    struct seg_tensor *y = NULL, *dw = NULL;
+    enum seg_status st;
+    if (c->dir == 0)
+        st = seg_conv2d(c->x, c->w, NULL, &c->p, &y);
+    else if (c->dir == 1)
+        st = seg_conv2d_bwd_data(c->dy, c->w, c->x->shape, &c->p, &y);
+    else
+        st = seg_conv2d_bwd_weight(c->x, c->dy, c->w->shape, &c->p, &dw, NULL);
+    seg_tensor_free(y);
+    seg_tensor_free(dw);
+    return st;
+}
+
+static enum seg_status conv_suite_at(struct seg_backend *be, const struct bench_opts *o,
+                                     struct bench_list *l, int64_t h, int64_t w)
+{
+    struct conv_shape cs[64];
+    int n = deeplab_convs(h, w, cs, 64);
+    static const char *const dirs[3] = {"fwd", "bwd-data", "bwd-weight"};
+    for (int i = 0; i < n; i++) {
+        struct conv_ctx c = {0};
+        int pad = cs[i].k / 2 * cs[i].dil;
+        c.p = (struct seg_conv2d_params){cs[i].stride, cs[i].stride, pad, pad, cs[i].dil, cs[i].dil};
+        int64_t xs[4] = {1, cs[i].cin, cs[i].h, cs[i].w}, ws[4] = {cs[i].cout, cs[i].cin, cs[i].k, cs[i].k};
+        int64_t oh = seg_conv2d_out_size(cs[i].h, cs[i].k, cs[i].stride, pad, cs[i].dil);
+        int64_t ow = seg_conv2d_out_size(cs[i].w, cs[i].k, cs[i].stride, pad, cs[i].dil);
+        int64_t ys[4] = {1, cs[i].cout, oh, ow};
+        enum seg_status st = random_tensor(be, 4, xs, 5, &c.x);
+        if (!st) st = random_tensor(be, 4, ws, 6, &c.w);
+        if (!st) st = random_tensor(be, 4, ys, 7, &c.dy);
+        double flops = 2.0 * cs[i].cout * oh * ow * cs[i].cin * cs[i].k * cs[i].k;
+        char shape[96];
+        snprintf(shape, sizeof shape, "%s x=[1,%d,%d,%d] k=%d s=%d d=%d co=%d", cs[i].where, cs[i].cin,
+                 cs[i].h, cs[i].w, cs[i].k, cs[i].stride, cs[i].dil, cs[i].cout);
+        for (int d = 0; d < 3 && !st; d++) {
+            c.dir = d;
+            struct bench_record *r = bench_add(l, be, "conv", dirs[d], shape, flops, 0);
+            if (r)
+                st = bench_time(be, o, run_conv, &c, r);
+        }
+        seg_tensor_free(c.x);
+        seg_tensor_free(c.w);
+        seg_tensor_free(c.dy);
+        TRY(st);
+    }
+    return SEG_STATUS_OK;
+}
+
+enum seg_status bench_suite_conv(struct seg_backend *be, const struct bench_opts *o, struct bench_list *l)
+{
+    TRY(conv_suite_at(be, o, l, 321, 321));
+    return o->full ? conv_suite_at(be, o, l, 512, 1024) : SEG_STATUS_OK;
+}
+
+/* ---- memory-bound ---------------------------------------------------------------------------- */
+
+struct mem_ctx {
+    struct seg_tensor *a, *b, *mean, *var;
+    int                op;
+    int64_t            oh, ow;
+};
+
+static enum seg_status run_mem(void *p)
+{
+    struct mem_ctx *c = p;
+    struct seg_tensor *y = NULL;
+    enum seg_status st;
+    switch (c->op) {
+    case 0: st = seg_softmax(c->a, 1, false, &y); break;
+    case 1: st = seg_resize_bilinear(c->a, c->oh, c->ow, true, &y); break;
+    case 2: st = seg_batchnorm(c->a, c->mean, c->var, NULL, NULL, 1e-5f, &y); break;
+    default: st = seg_binary(SEG_BINARY_ADD, c->a, c->b, &y); break;
+    }
+    seg_tensor_free(y);
+    return st;
+}
+
+enum seg_status bench_suite_memory(struct seg_backend *be, const struct bench_opts *o, struct bench_list *l)
+{
+    int64_t s = o->full ? 513 : 321;
+    int64_t lo = (s - 1) / 8 + 1;
+    struct {
+        const char *name;
+        int         op;
+        int64_t     shape[4];
+        double      bytes;
+    } cases[4] = {
+        {"softmax", 0, {1, 19, s, s}, 8.0 * 19 * s * s},
+        {"resize_bilinear", 1, {1, 19, lo, lo}, 4.0 * 19 * (lo * lo + s * s)},
+        {"batchnorm", 2, {1, 256, (s + 3) / 4, (s + 3) / 4}, 8.0 * 256 * ((s + 3) / 4) * ((s + 3) / 4)},
+        {"add", 3, {1, 256, (s + 3) / 4, (s + 3) / 4}, 12.0 * 256 * ((s + 3) / 4) * ((s + 3) / 4)},
+    };
+    for (int i = 0; i < 4; i++) {
+        struct mem_ctx c = {0};
+        c.op = cases[i].op;
+        c.oh = c.ow = s;
+        int64_t ch = cases[i].shape[1];
+        enum seg_status st = random_tensor(be, 4, cases[i].shape, 8, &c.a);
+        if (!st) st = random_tensor(be, 4, cases[i].shape, 9, &c.b);
+        if (!st) st = random_tensor(be, 1, &ch, 10, &c.mean);
+        if (!st) st = random_tensor(be, 1, &ch, 11, &c.var);
+        char shape[96];
+        snprintf(shape, sizeof shape, "[1,%lld,%lld,%lld]%s", (long long)cases[i].shape[1],
+                 (long long)cases[i].shape[2], (long long)cases[i].shape[3], c.op == 1 ? " -> full" : "");
+        struct bench_record *r;
+        if (!st && (r = bench_add(l, be, "memory", cases[i].name, shape, 0, cases[i].bytes)))
+            st = bench_time(be, o, run_mem, &c, r);
+        seg_tensor_free(c.a);
+        seg_tensor_free(c.b);
+        seg_tensor_free(c.mean);
+        seg_tensor_free(c.var);
+        TRY(st);
+    }
+    return SEG_STATUS_OK;
+}
+
+/* ---- step --------------------------------------------------------------------------------------- */
+
+struct step_ctx {
+    struct seg_model  *m;
+    struct seg_optim  *opt;
+    struct seg_ag     *ag;
+    struct seg_tensor *x, *labels;
+};
+
+/* One source-only DeepLab-v2 step: forward (batch statistics), logits upsampled to the
+ * input, cross-entropy on the main and (0.1x) auxiliary outputs, backward, SGD. */
+static enum seg_status run_step(void *p)
+{
+    struct step_ctx *c = p;
+    int64_t h = c->x->shape[2], w = c->x->shape[3];
+    struct seg_tensor *x = NULL;
+    struct seg_var *xv, *up, *upa, *l1, *l2, *l2s, *loss;
+    struct seg_model_out out;
+    seg_ag_reset(c->ag);
+    seg_model_zero_grad(c->m);
+    TRY(seg_clone(c->x, &x));
+    TRY(seg_ag_const(c->ag, x, &xv));
+    TRY(seg_model_forward(c->ag, c->m, xv, true, &out));
+    TRY(seg_ag_resize_bilinear(c->ag, out.main, h, w, true, &up));
+    TRY(seg_ag_cross_entropy(c->ag, up, c->labels, NULL, 255, &l1));
+    loss = l1;
+    if (out.aux) {
+        TRY(seg_ag_resize_bilinear(c->ag, out.aux, h, w, true, &upa));
+        TRY(seg_ag_cross_entropy(c->ag, upa, c->labels, NULL, 255, &l2));
+        TRY(seg_ag_affine(c->ag, l2, 0.1f, 0.0f, &l2s));
+        TRY(seg_ag_add(c->ag, l1, l2s, &loss));
+    }
+    TRY(seg_ag_backward(c->ag, loss));
+    TRY(seg_optim_step(c->opt, 2.5e-4f));
+    seg_ag_reset(c->ag);
+    return SEG_STATUS_OK;
+}
+
+enum seg_status bench_suite_step(struct seg_backend *be, const struct bench_opts *o, struct bench_list *l)
+{
+    int arch = seg_arch_from_name(o->step_arch);
+    if (arch < 0 || arch == SEG_ARCH_DISCRIMINATOR)
+        return seg_error(SEG_STATUS_INVALID, "bench step: unknown architecture '%s'", o->step_arch);
+    struct seg_model_config mc = {(enum seg_arch)arch, 19, true, true, SEG_BN_POLICY_FROZEN_AFFINE, 1, 0};
+    struct seg_optim_config oc = {SEG_OPTIM_SGD, 2.5e-4f, 0.9f, 5e-4f, 0, 0, 0, {1.0f, 10.0f}};
+    struct step_ctx c = {0};
+    int64_t s = o->step_size, xs[4] = {1, 3, s, s}, ls[3] = {1, s, s};
+    enum seg_status st = seg_model_create(be, &mc, &c.m);
+    if (!st) st = seg_optim_create(c.m, &oc, &c.opt);
+    if (!st) st = seg_ag_create(be, &c.ag);
+    if (!st) st = random_tensor(be, 4, xs, 12, &c.x);
+    if (!st) st = seg_tensor_new(be, SEG_DTYPE_I32, 3, ls, &c.labels);
+    if (!st) st = seg_fill_i32(c.labels, 3);
+    char shape[96];
+    snprintf(shape, sizeof shape, "%s 1x3x%lldx%lld", o->step_arch, (long long)s, (long long)s);
+    struct bench_record *r;
+    if (!st && (r = bench_add(l, be, "step", "source_only", shape, 0, 0))) {
+        seg_backend_mem_peak_reset(be);
+        st = bench_time(be, o, run_step, &c, r);
+        r->mem_mb = (double)seg_backend_mem_peak(be) / (1 << 20);
+    }
+    seg_tensor_free(c.x);
+    seg_tensor_free(c.labels);
+    seg_ag_destroy(c.ag);
+    seg_optim_destroy(c.opt);
+    seg_model_destroy(c.m);
+    return st;
+}
