@@ -38,7 +38,9 @@ __kernel void bn_forward_f32(__global float *d, int doff, __global const float *
     const int c = (g / P) % C;
     const float ga = has_gamma ? gamma[goff + c] : 1.0f;
     const float be = has_beta ? beta[boff + c] : 0.0f;
-    d[doff + g] = (x[xoff + g] - mean[moff + c]) / sqrt(var[voff + c] + eps) * ga + be;
+    /* The reference's exact order: the ReLU / max-pool decisions downstream amplify ulps. */
+    const float inv = 1.0f / sqrt(var[voff + c] + eps);
+    d[doff + g] = (x[xoff + g] - mean[moff + c]) * inv * ga + be;
 }
 
 /* One work-group per channel: dbeta = sum(dy), dgamma = sum(dy * xhat); then dx. */
@@ -80,7 +82,7 @@ __kernel void bn_backward_f32(__global float *dx, int dxoff, int has_dx, __globa
         const float g = dy[dyoff + k];
         if (batch_stats) {
             const float xhat = (x[xoff + k] - mu) * invstd;
-            dx[dxoff + k] = scale * (g - sdy / fm - xhat * (sdyx / fm));
+            dx[dxoff + k] = scale * (g - sdy / fm - xhat * sdyx / fm);
         } else {
             dx[dxoff + k] = scale * g;
         }

@@ -33,6 +33,10 @@ layout(push_constant) uniform PushConstants {
     layout(local_size_x_id = 0, local_size_y = 1, local_size_z = 1) in; \
     layout(constant_id = 0) const uint WG = 256;
 
+/* Function selector fixed at pipeline creation (host variant > 0), else -1: read ip[]. */
+#define DECLARE_FN() layout(constant_id = 10) const int SPEC_FN = -1;
+#define SELECT_FN(k) (SPEC_FN >= 0 ? SPEC_FN : IP(k))
+
 /* Grid-stride loop over [0, n): dispatches are capped at 65535 workgroups. */
 #define GRID_LOOP(i, n) \
     for (uint i = gl_GlobalInvocationID.x; i < uint(n); i += gl_NumWorkGroups.x * WG)

@@ -1,9 +1,11 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
 /* UNARY: binding 0 = dst, 1 = x. UNARY_BWD (-DBWD): 0 = dx, 1 = x, 2 = dy.
- * ip[0] = fn, fp[0], fp[1] = parameters; ip[1] = n (host). */
+ * ip[0] = fn (or specialization constant SPEC_FN), fp[0], fp[1] = parameters;
+ * ip[1] = n (host). */
 #include "common.glsl"
 DECLARE_WG()
+DECLARE_FN()
 BUF_F(0, d)
 BUF_RF(1, xs)
 #ifdef BWD
@@ -57,7 +59,7 @@ float bwd(int fn, float x, float dy, float p0, float p1)
 
 void main()
 {
-    int fn = IP(0);
+    int fn = SELECT_FN(0);
     float p0 = FP(0), p1 = FP(1);
     GRID_LOOP(i, UP(1)) {
         float x = xs[OFF(1) + i];

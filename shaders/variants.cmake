@@ -4,6 +4,7 @@
 segda_vk_shader(fill                fill.comp)
 segda_vk_shader(cast                cast.comp)
 segda_vk_shader(binary              binary.comp)
+segda_vk_shader(binary_direct       binary.comp    DIRECT)
 segda_vk_shader(expand              expand.comp)
 segda_vk_shader(unary               unary.comp)
 segda_vk_shader(unary_bwd           unary.comp     BWD)

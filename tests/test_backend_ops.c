@@ -168,6 +168,61 @@ static void rerun_hint(const struct h_case *c, const char *backend)
 
 /* ---- test mode: backend vs cpu ---------------------------------------------------------- */
 
+/* Compares one result of the backend (a) with the cpu reference (r). */
+static bool compare_outputs(const struct h_case *c, const char *bname, const char *what, int k,
+                            const struct seg_tensor *rt, const struct seg_tensor *at)
+{
+    int64_t n1, n2;
+    double *r = read_host(rt, &n1), *a = read_host(at, &n2);
+    bool ok = true;
+    if (!r || !a || n1 != n2) {
+        fprintf(stderr, "  FAIL %s(%s) [%s]: %s %d unreadable: %s\n", c->name, c->params, bname, what, k,
+                seg_last_error());
+        ok = false;
+    } else if (rt->dtype != SEG_DTYPE_F32) {
+        int64_t bad = 0, first = -1;
+        for (int64_t i = 0; i < n1; i++)
+            if (r[i] != a[i] && bad++ == 0)
+                first = i;
+        if (bad) {
+            fprintf(stderr, "  FAIL %s(%s) [%s]: %s %d: %lld of %lld integers differ (first at %lld: %g vs %g)\n",
+                    c->name, c->params, bname, what, k, (long long)bad, (long long)n1, (long long)first,
+                    a[first], r[first]);
+            ok = false;
+        }
+    } else {
+        double maxr = 0.0, maxe = 0.0;
+        int64_t at_i = 0;
+        bool nan = false;
+        for (int64_t i = 0; i < n1; i++) {
+            if (isnan(a[i]) != isnan(r[i]))
+                nan = true;
+            if (isnan(r[i]))
+                continue;
+            double e = fabs(a[i] - r[i]);
+            if (e > maxe || isnan(e)) {
+                maxe = e;
+                at_i = i;
+            }
+            maxr = fmax(maxr, fabs(r[i]));
+        }
+        /* Gradients sum many products: allow 10x the forward tolerance (at least 1e-5). */
+        double tol = strcmp(what, "gradient") ? c->tol : fmax(10.0 * c->tol, 1e-5);
+        double err = maxe / fmax(1.0, maxr);
+        if (nan || err > tol) {
+            fprintf(stderr, "  FAIL %s(%s) [%s]: %s %d: error %.3g > %.3g (at %lld: %.7g vs %.7g)%s\n", c->name,
+                    c->params, bname, what, k, err, tol, (long long)at_i, a[at_i], r[at_i],
+                    nan ? " NaN mismatch" : "");
+            ok = false;
+        } else if (g_opts.verbose) {
+            printf("  ok %s(%s) [%s] %s %d error %.3g\n", c->name, c->params, bname, what, k, err);
+        }
+    }
+    free(r);
+    free(a);
+    return ok;
+}
+
 /* Returns 1 pass, 0 fail, -1 not implemented. */
 static int run_case_vs_cpu(const struct h_case *c)
 {
@@ -201,52 +256,41 @@ static int run_case_vs_cpu(const struct h_case *c)
         result = 0;
         goto out;
     }
-    for (int k = 0; k < nc; k++) {
-        int64_t n1, n2;
-        double *r = read_host(oc[k], &n1), *a = read_host(ob[k], &n2);
-        if (!r || !a || n1 != n2) {
-            fprintf(stderr, "  FAIL %s(%s) [%s]: output %d unreadable: %s\n", c->name, c->params,
-                    bname, k, seg_last_error());
+    for (int k = 0; k < nc; k++)
+        if (!compare_outputs(c, bname, "output", k, oc[k], ob[k]))
             result = 0;
-        } else if (oc[k]->dtype != SEG_DTYPE_F32) {
-            int64_t bad = 0, first = -1;
-            for (int64_t i = 0; i < n1; i++)
-                if (r[i] != a[i] && bad++ == 0)
-                    first = i;
-            if (bad) {
-                fprintf(stderr, "  FAIL %s(%s) [%s]: output %d: %lld of %lld integers differ (first at %lld: %g vs %g)\n",
-                        c->name, c->params, bname, k, (long long)bad, (long long)n1,
-                        (long long)first, a[first], r[first]);
+    /* The backward too: the same dy on both backends, every input gradient compared. */
+    if (result && c->bwd) {
+        struct seg_tensor *dyc = NULL, *dyb = NULL, *gc[H_MAX_IN] = {0}, *gb[H_MAX_IN] = {0};
+        int64_t ny = seg_tensor_numel(oc[0]);
+        float *dy = malloc((size_t)ny * sizeof *dy);
+        uint32_t s = c->seed ^ 0x5EEDu;
+        for (int64_t i = 0; i < ny; i++)
+            dy[i] = 2.0f * xs_unit(&s) - 1.0f;
+        st = seg_tensor_new_like(oc[0], &dyc);
+        if (!st) st = seg_tensor_write(dyc, dy, (size_t)ny * sizeof *dy);
+        if (!st) st = c->bwd(c, ic, oc, dyc, gc);
+        if (!st) st = seg_tensor_new_like(ob[0], &dyb);
+        if (!st) st = seg_tensor_write(dyb, dy, (size_t)ny * sizeof *dy);
+        if (!st) st = c->bwd(c, ib, ob, dyb, gb);
+        if (st) {
+            fprintf(stderr, "  FAIL %s(%s) [%s]: backward: %s\n", c->name, c->params, bname, seg_last_error());
+            result = 0;
+        }
+        for (int i = 0; i < c->nin && result; i++) {
+            if (!gc[i] != !gb[i]) {
+                fprintf(stderr, "  FAIL %s(%s) [%s]: gradient %d present on one backend only\n",
+                        c->name, c->params, bname, i);
                 result = 0;
-            }
-        } else {
-            double maxr = 0.0, maxe = 0.0;
-            int64_t at = 0;
-            bool nan = false;
-            for (int64_t i = 0; i < n1; i++) {
-                if (isnan(a[i]) != isnan(r[i]))
-                    nan = true;
-                if (isnan(r[i]))
-                    continue;
-                double e = fabs(a[i] - r[i]);
-                if (e > maxe || isnan(e)) {
-                    maxe = e;
-                    at = i;
-                }
-                maxr = fmax(maxr, fabs(r[i]));
-            }
-            double err = maxe / fmax(1.0, maxr);
-            if (nan || err > c->tol) {
-                fprintf(stderr, "  FAIL %s(%s) [%s]: output %d: error %.3g > %.3g (at %lld: %.7g vs %.7g)%s\n",
-                        c->name, c->params, bname, k, err, c->tol, (long long)at, a[at], r[at],
-                        nan ? " NaN mismatch" : "");
+            } else if (gc[i] && !compare_outputs(c, bname, "gradient", i, gc[i], gb[i])) {
                 result = 0;
-            } else if (g_opts.verbose) {
-                printf("  ok %s(%s) [%s] output %d error %.3g\n", c->name, c->params, bname, k, err);
             }
         }
-        free(r);
-        free(a);
+        free(dy);
+        seg_tensor_free(dyc);
+        seg_tensor_free(dyb);
+        free_all(gc, H_MAX_IN);
+        free_all(gb, H_MAX_IN);
     }
     if (!result)
         rerun_hint(c, bname);

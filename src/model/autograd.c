@@ -295,9 +295,15 @@ static bool need(struct seg_ag_node *n, int i) { return n->in[i] && n->in[i]->re
 static enum seg_status bwd_binary(struct seg_ag_node *n, const struct seg_tensor *g,
                                   struct seg_tensor **gin)
 {
-    return seg_binary_bwd((enum seg_binary_fn)n->ip[0], n->in[0]->value, n->in[1]->value, g,
-                          need(n, 0) ? &gin[0] : NULL, need(n, 1) ? &gin[1] : NULL);
+    /* add/sub keep only shape tokens (saved[0..1]); the others keep both values. */
+    bool tokens = n->saved[0] != NULL;
+    const struct seg_tensor *a = tokens ? n->saved[0] : n->in[0]->value;
+    const struct seg_tensor *b = tokens ? n->saved[1] : n->in[1]->value;
+    return seg_binary_bwd((enum seg_binary_fn)n->ip[0], a, b, g, need(n, 0) ? &gin[0] : NULL,
+                          need(n, 1) ? &gin[1] : NULL);
 }
+
+static enum seg_status shape_token(const struct seg_tensor *x, struct seg_tensor **out);
 
 enum seg_status seg_ag_binary(struct seg_ag *ag, enum seg_binary_fn fn, struct seg_var *a,
                               struct seg_var *b, struct seg_var **out)
@@ -310,6 +316,19 @@ enum seg_status seg_ag_binary(struct seg_ag *ag, enum seg_binary_fn fn, struct s
     int32_t ip[8] = {fn};
     if (fn >= SEG_BINARY_EQ) /* comparisons: constants */
         return var_new(ag, y, out);
+    if (fn == SEG_BINARY_ADD || fn == SEG_BINARY_SUB) {
+        /* The gradient needs only the shapes: the inputs' values can be freed early. */
+        struct seg_tensor *tok[2] = {NULL, NULL};
+        st = shape_token(a->value, &tok[0]);
+        if (!st)
+            st = shape_token(b->value, &tok[1]);
+        if (st) {
+            seg_tensor_free(y);
+            seg_tensor_free(tok[0]);
+            return st;
+        }
+        return record(ag, y, in, 2, bwd_binary, 0, tok, 2, ip, NULL, out);
+    }
     return record(ag, y, in, 2, bwd_binary, 0x3u, NULL, 0, ip, NULL, out);
 }
 

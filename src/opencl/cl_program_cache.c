@@ -58,9 +58,17 @@ void seg_cl_tuning_init(struct seg_cl_ctx *c)
         if (sscanf((const char *)ver, "OpenCL C %d.%d", &maj, &min) == 2)
             cl12 = maj > 1 || (maj == 1 && min >= 2);
     }
+    /* Correctly rounded float division and sqrt where the device offers them (OpenCL
+     * otherwise allows 2.5 / 3 ulp): results are compared with the CPU reference. */
+    cl_device_fp_config fp = 0;
+    bool exact_div = cl12 &&
+                     clGetDeviceInfo(c->device, CL_DEVICE_SINGLE_FP_CONFIG, sizeof fp, &fp, NULL) ==
+                         CL_SUCCESS &&
+                     (fp & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT);
     snprintf(c->build_options, sizeof c->build_options,
-             "%s -DSEG_WG=%d -DSEG_RED_WG=%d -DSEG_SCAN_WG=%d -DSEG_SORT_LOCAL=%d",
-             cl12 ? "-cl-std=CL1.2" : "", t->wg, t->red_wg, t->scan_wg, t->sort_local);
+             "%s%s -DSEG_WG=%d -DSEG_RED_WG=%d -DSEG_SCAN_WG=%d -DSEG_SORT_LOCAL=%d",
+             cl12 ? "-cl-std=CL1.2" : "", exact_div ? " -cl-fp32-correctly-rounded-divide-sqrt" : "",
+             t->wg, t->red_wg, t->scan_wg, t->sort_local);
 }
 
 /* ---- on-disk binary cache ---------------------------------------------------------------- */

@@ -212,6 +212,13 @@ enum seg_status vk_dispatch(struct seg_backend *be, enum seg_vk_shader sh,
                             const struct seg_tensor *const t[SEG_VK_BINDINGS], struct vk_push *pc,
                             uint32_t gx, uint32_t gy, uint32_t gz, const char *where)
 {
+    return vk_dispatch_fn(be, sh, -1, t, pc, gx, gy, gz, where);
+}
+
+enum seg_status vk_dispatch_fn(struct seg_backend *be, enum seg_vk_shader sh, int fn,
+                               const struct seg_tensor *const t[SEG_VK_BINDINGS], struct vk_push *pc,
+                               uint32_t gx, uint32_t gy, uint32_t gz, const char *where)
+{
     struct vk_ctx *c = vk_ctx_of(be);
     VkDescriptorBufferInfo infos[SEG_VK_BINDINGS];
     for (int k = 0; k < SEG_VK_BINDINGS; k++) {
@@ -234,7 +241,7 @@ enum seg_status vk_dispatch(struct seg_backend *be, enum seg_vk_shader sh,
         pc->off[k] = (uint32_t)((toff - base) / 4);
     }
     VkPipeline pipe;
-    enum seg_status st = vk_pipeline_get(c, sh, &pipe);
+    enum seg_status st = vk_pipeline_get(c, sh, fn, &pipe);
     if (st)
         return st;
     VkCommandBuffer cmd;
@@ -268,14 +275,21 @@ enum seg_status vk_dispatch(struct seg_backend *be, enum seg_vk_shader sh,
     return vk_record_end(c, where);
 }
 
-enum seg_status vk_dispatch_n(struct seg_backend *be, enum seg_vk_shader sh,
-                              const struct seg_tensor *const t[SEG_VK_BINDINGS],
-                              struct vk_push *pc, uint64_t n, const char *where)
+enum seg_status vk_dispatch_n_fn(struct seg_backend *be, enum seg_vk_shader sh, int fn,
+                                 const struct seg_tensor *const t[SEG_VK_BINDINGS],
+                                 struct vk_push *pc, uint64_t n, const char *where)
 {
     enum seg_status st = vk_check_u32(n, where);
     if (st)
         return st;
     if (n == 0)
         return SEG_STATUS_OK;
-    return vk_dispatch(be, sh, t, pc, vk_groups(n, SEG_VK_WG), 1, 1, where);
+    return vk_dispatch_fn(be, sh, fn, t, pc, vk_groups(n, SEG_VK_WG), 1, 1, where);
+}
+
+enum seg_status vk_dispatch_n(struct seg_backend *be, enum seg_vk_shader sh,
+                              const struct seg_tensor *const t[SEG_VK_BINDINGS],
+                              struct vk_push *pc, uint64_t n, const char *where)
+{
+    return vk_dispatch_n_fn(be, sh, -1, t, pc, n, where);
 }

@@ -27,6 +27,11 @@
 #define SEG_VK_FRAMES     2
 #define SEG_VK_MAX_GROUPS 65535u
 #define SEG_VK_WG         256u /* default workgroup size (specialization constant 0) */
+/* Pipelines per shader: variant 0 is generic; variant v > 0 sets specialization constant
+ * SEG_VK_SPEC_FN to v - 1 (a shader's function selector, e.g. the unary function), so the
+ * driver compiles only that function (llvmpipe would otherwise run every case). */
+#define SEG_VK_VARIANTS   17
+#define SEG_VK_SPEC_FN    10
 
 /* The push-constant block of every shader (128 bytes, the guaranteed minimum). */
 struct vk_push {
@@ -102,7 +107,7 @@ struct vk_ctx {
     VkDescriptorSetLayout dsl;
     VkPipelineLayout      playout;
     VkPipelineCache       pcache;
-    VkPipeline            pipelines[SEG_VK_SHADER_COUNT];
+    VkPipeline            pipelines[SEG_VK_SHADER_COUNT][SEG_VK_VARIANTS];
     char                  cache_path[1024];
 };
 
@@ -143,7 +148,7 @@ static inline struct seg_tensor vk_scratch_tensor(struct vk_alloc *s, size_t off
 /* vk_pipeline.c */
 enum seg_status vk_pipeline_init(struct vk_ctx *c);
 void vk_pipeline_destroy(struct vk_ctx *c);
-enum seg_status vk_pipeline_get(struct vk_ctx *c, enum seg_vk_shader sh, VkPipeline *out);
+enum seg_status vk_pipeline_get(struct vk_ctx *c, enum seg_vk_shader sh, int fn, VkPipeline *out);
 
 /* vk_command.c */
 enum seg_status vk_command_init(struct vk_ctx *c);
@@ -166,6 +171,13 @@ enum seg_status vk_xfer_submit(struct vk_ctx *c, const char *where);
 enum seg_status vk_dispatch(struct seg_backend *be, enum seg_vk_shader sh,
                             const struct seg_tensor *const t[SEG_VK_BINDINGS], struct vk_push *pc,
                             uint32_t gx, uint32_t gy, uint32_t gz, const char *where);
+/* vk_dispatch with the pipeline specialized for function fn (-1: the generic one). */
+enum seg_status vk_dispatch_fn(struct seg_backend *be, enum seg_vk_shader sh, int fn,
+                               const struct seg_tensor *const t[SEG_VK_BINDINGS], struct vk_push *pc,
+                               uint32_t gx, uint32_t gy, uint32_t gz, const char *where);
+enum seg_status vk_dispatch_n_fn(struct seg_backend *be, enum seg_vk_shader sh, int fn,
+                                 const struct seg_tensor *const t[SEG_VK_BINDINGS],
+                                 struct vk_push *pc, uint64_t n, const char *where);
 /* A 1-D dispatch over n items with SEG_VK_WG-wide workgroups (grid-stride beyond the cap). */
 enum seg_status vk_dispatch_n(struct seg_backend *be, enum seg_vk_shader sh,
                               const struct seg_tensor *const t[SEG_VK_BINDINGS],

@@ -222,10 +222,11 @@ void vk_pipeline_destroy(struct vk_ctx *c)
 {
     cache_save(c);
     for (int i = 0; i < SEG_VK_SHADER_COUNT; i++)
-        if (c->pipelines[i]) {
-            vkDestroyPipeline(c->dev, c->pipelines[i], NULL);
-            c->pipelines[i] = VK_NULL_HANDLE;
-        }
+        for (int v = 0; v < SEG_VK_VARIANTS; v++)
+            if (c->pipelines[i][v]) {
+                vkDestroyPipeline(c->dev, c->pipelines[i][v], NULL);
+                c->pipelines[i][v] = VK_NULL_HANDLE;
+            }
     if (c->pcache)
         vkDestroyPipelineCache(c->dev, c->pcache, NULL);
     if (c->playout)
@@ -237,12 +238,14 @@ void vk_pipeline_destroy(struct vk_ctx *c)
     c->dsl = VK_NULL_HANDLE;
 }
 
-enum seg_status vk_pipeline_get(struct vk_ctx *c, enum seg_vk_shader sh, VkPipeline *out)
+enum seg_status vk_pipeline_get(struct vk_ctx *c, enum seg_vk_shader sh, int fn, VkPipeline *out)
 {
     if ((unsigned)sh >= SEG_VK_SHADER_COUNT)
         return seg_error(SEG_STATUS_INVALID, "vulkan: bad shader id %d", (int)sh);
-    if (c->pipelines[sh]) {
-        *out = c->pipelines[sh];
+    int v = fn < 0 || fn + 1 >= SEG_VK_VARIANTS ? 0 : fn + 1;
+    VkPipeline *slot = &c->pipelines[sh][v];
+    if (*slot) {
+        *out = *slot;
         return SEG_STATUS_OK;
     }
     const struct seg_vk_spirv *spv = &seg_vk_spirv_table[sh];
@@ -257,6 +260,11 @@ enum seg_status vk_pipeline_get(struct vk_ctx *c, enum seg_vk_shader sh, VkPipel
         return vk_fail(r, "vkCreateShaderModule", spv->name);
     struct vk_spec s;
     spec_for(c, sh, &s);
+    if (v > 0) {
+        s.id[s.n] = SEG_VK_SPEC_FN;
+        s.val[s.n] = (uint32_t)(v - 1);
+        s.n++;
+    }
     VkSpecializationMapEntry entries[8];
     for (uint32_t i = 0; i < s.n; i++)
         entries[i] = (VkSpecializationMapEntry){s.id[i], i * 4, 4};
@@ -278,12 +286,12 @@ enum seg_status vk_pipeline_get(struct vk_ctx *c, enum seg_vk_shader sh, VkPipel
             },
         .layout = c->playout,
     };
-    r = vkCreateComputePipelines(c->dev, c->pcache, 1, &pci, NULL, &c->pipelines[sh]);
+    r = vkCreateComputePipelines(c->dev, c->pcache, 1, &pci, NULL, slot);
     vkDestroyShaderModule(c->dev, mod, NULL);
     if (r != VK_SUCCESS) {
-        c->pipelines[sh] = VK_NULL_HANDLE;
+        *slot = VK_NULL_HANDLE;
         return vk_fail(r, "vkCreateComputePipelines", spv->name);
     }
-    *out = c->pipelines[sh];
+    *out = *slot;
     return SEG_STATUS_OK;
 }

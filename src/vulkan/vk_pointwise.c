@@ -31,7 +31,13 @@ VK_KERNEL(vk_binary)
     struct vk_push pc = vk_push_from(a);
     int64_t n = seg_numel_of(a->dst[0]);
     pc.ip[13] = (int32_t)n;
-    return vk_dispatch_n(be, SEG_VK_SHADER_BINARY, t, &pc, (uint64_t)n, "BINARY");
+    /* ip[14]: bit 0 = a is read at the element's own index, bit 1 = b is (no broadcast) */
+    int64_t st3 = 1, st2 = st3 * a->ip[4], st1 = st2 * a->ip[3], st0 = st1 * a->ip[2];
+    bool a_id = a->ip[5] == st0 && a->ip[6] == st1 && a->ip[7] == st2 && a->ip[8] == st3;
+    bool b_id = a->ip[9] == st0 && a->ip[10] == st1 && a->ip[11] == st2 && a->ip[12] == st3;
+    pc.ip[14] = (a_id ? 1 : 0) | (b_id ? 2 : 0);
+    enum seg_vk_shader sh = a_id && b_id ? SEG_VK_SHADER_BINARY_DIRECT : SEG_VK_SHADER_BINARY;
+    return vk_dispatch_n_fn(be, sh, a->ip[0], t, &pc, (uint64_t)n, "BINARY");
 }
 
 VK_KERNEL(vk_expand)
@@ -49,7 +55,7 @@ VK_KERNEL(vk_unary)
     struct vk_push pc = vk_push_from(a);
     int64_t n = seg_numel_of(a->dst[0]);
     pc.ip[1] = (int32_t)n;
-    return vk_dispatch_n(be, SEG_VK_SHADER_UNARY, t, &pc, (uint64_t)n, "UNARY");
+    return vk_dispatch_n_fn(be, SEG_VK_SHADER_UNARY, a->ip[0], t, &pc, (uint64_t)n, "UNARY");
 }
 
 VK_KERNEL(vk_unary_bwd)
@@ -58,7 +64,7 @@ VK_KERNEL(vk_unary_bwd)
     struct vk_push pc = vk_push_from(a);
     int64_t n = seg_numel_of(a->dst[0]);
     pc.ip[1] = (int32_t)n;
-    return vk_dispatch_n(be, SEG_VK_SHADER_UNARY_BWD, t, &pc, (uint64_t)n, "UNARY_BWD");
+    return vk_dispatch_n_fn(be, SEG_VK_SHADER_UNARY_BWD, a->ip[0], t, &pc, (uint64_t)n, "UNARY_BWD");
 }
 
 VK_KERNEL(vk_where)
