@@ -18,7 +18,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st_io  # noqa: E402
-from deeplab_torch import ARCHS, DeepLabV2  # noqa: E402
+from deeplab_torch import ARCHS, build  # noqa: E402
 
 PREFIXES = ("module.", "Scale.", "model.")
 
@@ -45,7 +45,7 @@ def to_safetensors(args):
     sd = unwrap(torch.load(args.input, map_location="cpu"))
     if not isinstance(sd, dict):
         sys.exit(f"{args.input}: no state_dict found")
-    ref = DeepLabV2(args.arch, args.num_classes, multi_level=not args.single_level).state_dict()
+    ref = build(args.arch, args.num_classes, multi_level=not args.single_level, width=args.width).state_dict()
     want = {k: tuple(v.shape) for k, v in ref.items() if not k.endswith("num_batches_tracked")}
     out, skipped = {}, []
     for k, v in sd.items():
@@ -62,7 +62,8 @@ def to_safetensors(args):
             out[name] = v.detach().float().cpu().numpy()
     missing = sorted(set(want) - set(out))
     meta = {"format": "segda-1", "arch": args.arch, "num_classes": args.num_classes,
-            "multi_level": int(not args.single_level), "classifier_bias": 1, "width": 0,
+            "multi_level": int(not args.single_level and args.arch != "deeplabv2_vgg16"),
+            "classifier_bias": 1, "width": args.width,
             "source": os.path.basename(args.input)}
     st_io.save(args.output, out, meta)
     print(f"{args.output}: {len(out)} tensors written")
@@ -89,6 +90,7 @@ def main():
     ap.add_argument("--arch", default="deeplabv2_resnet101", choices=sorted(ARCHS))
     ap.add_argument("--num-classes", type=int, default=19)
     ap.add_argument("--single-level", action="store_true", help="no auxiliary classifier")
+    ap.add_argument("--width", type=int, default=0, help="VGG-16 base width (0: 64)")
     args = ap.parse_args()
     if args.input.endswith(".safetensors"):
         return to_pth(args)

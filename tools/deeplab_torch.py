@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st_io  # noqa: E402
 
 ARCHS = {"deeplabv2_resnet101": ([3, 4, 23, 3], 64), "deeplabv2_resnet50": ([3, 4, 6, 3], 64),
-         "deeplabv2_tiny": ([1, 1, 1, 1], 8)}
+         "deeplabv2_tiny": ([1, 1, 1, 1], 8), "deeplabv2_vgg16": None}
 LAYER_STRIDE = [1, 2, 1, 1]
 LAYER_DILATION = [1, 1, 2, 4]
 
@@ -83,6 +83,42 @@ class DeepLabV2(nn.Module):
         return self.layer6(x4), aux
 
 
+VGG_CONV = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28]
+VGG_MULT = [1, 1, 2, 2, 4, 4, 4, 8, 8, 8, 8, 8, 8]
+
+
+class DeepLabV2VGG(nn.Module):
+    """SDCA's VGG-16 DeepLab-v2: torchvision vgg16.features without pool4/pool5, conv5
+    dilated by 2, fc6/fc7 as 3x3 convs (dilation 4) to 16 x base channels, one ASPP head."""
+
+    def __init__(self, classes, base=64, bias=True):
+        super().__init__()
+        feats, cin = {}, 3
+        for idx, mult in zip(VGG_CONV, VGG_MULT):
+            d = 2 if idx >= 24 else 1
+            feats[str(idx)] = nn.Conv2d(cin, base * mult, 3, padding=d, dilation=d)
+            cin = base * mult
+        self.features = nn.ModuleDict(feats)
+        self.fc6 = nn.Conv2d(cin, base * 16, 3, padding=4, dilation=4)
+        self.fc7 = nn.Conv2d(base * 16, base * 16, 3, padding=4, dilation=4)
+        self.layer6 = ASPP(base * 16, classes, bias)
+        self.multi_level = False
+
+    def forward(self, x):
+        for idx in VGG_CONV:
+            x = F.relu(self.features[str(idx)](x))
+            if idx in (2, 7, 14):
+                x = F.max_pool2d(x, 2, 2)
+        x = F.relu(self.fc7(F.relu(self.fc6(x))))
+        return self.layer6(x), None
+
+
+def build(arch, classes, multi_level=True, width=0):
+    if arch == "deeplabv2_vgg16":
+        return DeepLabV2VGG(classes, base=width or 64)
+    return DeepLabV2(arch, classes, multi_level)
+
+
 def randomize(model, gen):
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -110,11 +146,12 @@ def main():
                     help="frozen: running statistics (eval mode); batch: batch statistics")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--width", type=int, default=0, help="VGG-16 base width (0: 64)")
     args = ap.parse_args()
     h, w = (int(v) for v in args.size.lower().split("x"))
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    model = DeepLabV2(args.arch, args.classes).double()
+    model = build(args.arch, args.classes, width=args.width).double()
     randomize(model, gen)
     os.makedirs(args.outdir, exist_ok=True)
     state = {k: v.float().numpy() for k, v in model.state_dict().items()
@@ -124,7 +161,7 @@ def main():
     torch.save({"state_dict": {"module." + k: torch.from_numpy(v) for k, v in state.items()}},
                os.path.join(args.outdir, "weights.pth"))
     # The reference runs in float64 from the same float32 weights: an independent oracle.
-    model = DeepLabV2(args.arch, args.classes).double()
+    model = build(args.arch, args.classes, width=args.width).double()
     model.load_state_dict({k: torch.from_numpy(v).double() for k, v in state.items()}, strict=False)
     x = torch.randn(args.batch, 3, h, w, generator=gen).float()
     labels = torch.randint(0, args.classes, (args.batch, h, w), generator=gen)
@@ -140,12 +177,15 @@ def main():
         p.requires_grad_(not ("bn" in name or "downsample.1" in name))
     main_out, aux = model(x.double())
     up = F.interpolate(main_out, size=(h, w), mode="bilinear", align_corners=True)
-    up_aux = F.interpolate(aux, size=(h, w), mode="bilinear", align_corners=True)
-    loss = F.cross_entropy(up, labels, ignore_index=255) + \
-        0.1 * F.cross_entropy(up_aux, labels, ignore_index=255)
+    loss = F.cross_entropy(up, labels, ignore_index=255)
+    if aux is not None:
+        up_aux = F.interpolate(aux, size=(h, w), mode="bilinear", align_corners=True)
+        loss = loss + 0.1 * F.cross_entropy(up_aux, labels, ignore_index=255)
     loss.backward()
-    expected = {"logits": main_out.detach().float().numpy(), "aux": aux.detach().float().numpy(),
+    expected = {"logits": main_out.detach().float().numpy(),
                 "loss": np.array([loss.item()], dtype=np.float32)}
+    if aux is not None:
+        expected["aux"] = aux.detach().float().numpy()
     heads = [p for n, p in model.named_parameters() if n.startswith(("layer5", "layer6"))]
     backbone = [p for n, p in model.named_parameters()
                 if p.requires_grad and not n.startswith(("layer5", "layer6"))]

@@ -13,6 +13,7 @@ static const char *const arch_names[SEG_ARCH_COUNT] = {
     [SEG_ARCH_DEEPLABV2_RESNET101] = "deeplabv2_resnet101",
     [SEG_ARCH_DEEPLABV2_RESNET50] = "deeplabv2_resnet50",
     [SEG_ARCH_DEEPLABV2_TINY] = "deeplabv2_tiny",
+    [SEG_ARCH_DEEPLABV2_VGG16] = "deeplabv2_vgg16",
     [SEG_ARCH_DISCRIMINATOR] = "discriminator",
 };
 
@@ -202,6 +203,29 @@ static enum seg_status build_resnet(struct seg_model *m, struct initrng *r)
     return st;
 }
 
+/* torchvision's vgg16.features indices of the 13 convs (pools at 4, 9, 16, 23, 30);
+ * pool4 (23) and pool5 (30) are removed, conv5 (24, 26, 28) dilated by 2. */
+static const int vgg_conv_index[13] = {0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28};
+static const int vgg_conv_mult[13] = {1, 1, 2, 2, 4, 4, 4, 8, 8, 8, 8, 8, 8};
+
+static int vgg_base(const struct seg_model_config *c) { return c->width > 0 ? c->width : 64; }
+
+static enum seg_status build_vgg(struct seg_model *m, struct initrng *r)
+{
+    int base = vgg_base(&m->cfg), cin = 3;
+    char name[64];
+    enum seg_status st = SEG_STATUS_OK;
+    for (int i = 0; i < 13 && !st; i++) {
+        snprintf(name, sizeof name, "features.%d", vgg_conv_index[i]);
+        st = add_conv(m, r, 0, base * vgg_conv_mult[i], cin, 3, true, name);
+        cin = base * vgg_conv_mult[i];
+    }
+    if (!st) st = add_conv(m, r, 0, base * 16, cin, 3, true, "fc6");
+    if (!st) st = add_conv(m, r, 0, base * 16, base * 16, 3, true, "fc7");
+    if (!st) st = add_aspp(m, r, base * 16, "layer6");
+    return st;
+}
+
 static enum seg_status build_discriminator(struct seg_model *m, struct initrng *r)
 {
     int ndf = m->cfg.width > 0 ? m->cfg.width : 64;
@@ -230,12 +254,15 @@ enum seg_status seg_model_create(struct seg_backend *be, const struct seg_model_
     if (!m)
         return seg_error(SEG_STATUS_OUT_OF_MEMORY, "model: out of host memory");
     m->cfg = *cfg;
+    if (cfg->arch == SEG_ARCH_DEEPLABV2_VGG16 || cfg->arch == SEG_ARCH_DISCRIMINATOR)
+        m->cfg.multi_level = false; /* single-level networks */
     m->be = be;
     struct initrng r = {0x9E3779B97F4A7C15ull ^ ((uint64_t)cfg->seed * 0xBF58476D1CE4E5B9ull)};
     if (!r.s)
         r.s = 1;
     enum seg_status st = cfg->arch == SEG_ARCH_DISCRIMINATOR ? build_discriminator(m, &r)
-                                                             : build_resnet(m, &r);
+                         : cfg->arch == SEG_ARCH_DEEPLABV2_VGG16 ? build_vgg(m, &r)
+                                                                 : build_resnet(m, &r);
     if (st) {
         seg_model_destroy(m);
         return st;
@@ -415,6 +442,32 @@ static enum seg_status forward_discriminator(struct seg_ag *ag, struct seg_model
     return SEG_STATUS_OK;
 }
 
+static enum seg_status forward_vgg(struct seg_ag *ag, struct seg_model *m, struct seg_var *x,
+                                   struct seg_model_out *out)
+{
+    struct seg_pool2d_params pool = {2, 2, 2, 2, 0, 0, false};
+    struct seg_var *h = x;
+    char name[64];
+    for (int i = 0; i < 13; i++) {
+        struct seg_var *c, *a;
+        int d = i >= 10 ? 2 : 1;
+        snprintf(name, sizeof name, "features.%d", vgg_conv_index[i]);
+        TRY(conv(ag, m, h, name, 1, d, d, true, &c));
+        TRY(seg_ag_relu(ag, c, &a));
+        h = a;
+        if (i == 1 || i == 3 || i == 6) { /* pool1..pool3 */
+            TRY(seg_ag_maxpool2d(ag, h, &pool, &a));
+            h = a;
+        }
+    }
+    struct seg_var *f6, *r6, *f7;
+    TRY(conv(ag, m, h, "fc6", 1, 4, 4, true, &f6));
+    TRY(seg_ag_relu(ag, f6, &r6));
+    TRY(conv(ag, m, r6, "fc7", 1, 4, 4, true, &f7));
+    TRY(seg_ag_relu(ag, f7, &out->features));
+    return aspp(ag, m, out->features, "layer6", &out->main);
+}
+
 enum seg_status seg_model_forward(struct seg_ag *ag, struct seg_model *m, struct seg_var *x,
                                   bool train, struct seg_model_out *out)
 {
@@ -423,5 +476,7 @@ enum seg_status seg_model_forward(struct seg_ag *ag, struct seg_model *m, struct
         return seg_error(SEG_STATUS_INVALID, "model: input must be [N, C, H, W]");
     if (m->cfg.arch == SEG_ARCH_DISCRIMINATOR)
         return forward_discriminator(ag, m, x, out);
+    if (m->cfg.arch == SEG_ARCH_DEEPLABV2_VGG16)
+        return forward_vgg(ag, m, x, out);
     return forward_resnet(ag, m, x, train, out);
 }

@@ -12,6 +12,8 @@ enum seg_arch {
     SEG_ARCH_DEEPLABV2_RESNET101,
     SEG_ARCH_DEEPLABV2_RESNET50,
     SEG_ARCH_DEEPLABV2_TINY,      /* one bottleneck per layer, width 8: tests and the demo */
+    SEG_ARCH_DEEPLABV2_VGG16,     /* SDCA's VGG-16: pool4/pool5 removed, conv5 dilation 2,
+                                     fc6/fc7 as 3x3 convs to 1024 with dilation 4 */
     SEG_ARCH_DISCRIMINATOR,       /* AdaptSegNet's fully-convolutional discriminator */
     SEG_ARCH_COUNT
 };

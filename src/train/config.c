@@ -1,0 +1,233 @@
+/* config.c: the key table and the INI reader/writer. */
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "train/config.h"
+
+static const struct seg_config_key keys[] = {
+    {"method.name", "source_only", "source_only | adaptsegnet | plca | sdca | bida | pixintra"},
+    {"model.arch", "deeplabv2_resnet101", "deeplabv2_resnet101 | deeplabv2_resnet50 | deeplabv2_tiny"},
+    {"model.num_classes", "19", "19 (GTA5), 16 (SYNTHIA), 13 (Cross-City)"},
+    {"model.multi_level", "true", "auxiliary classifier on layer3"},
+    {"model.init", "", "initial weights (.safetensors), e.g. the converted ImageNet DeepLab init"},
+    {"model.bn", "frozen_affine", "frozen_affine | frozen | trainable"},
+    {"model.width", "0", "0: the architecture's width (tiny: 8)"},
+    {"data.source", "gta5", "gta5 | synthia | cityscapes | synth"},
+    {"data.source_root", "", "source dataset folder"},
+    {"data.source_list", "", "optional file list (one relative path a line)"},
+    {"data.target", "cityscapes", "cityscapes | crosscity | synth"},
+    {"data.target_root", "", "target dataset folder"},
+    {"data.target_list", "", "optional file list"},
+    {"data.val_list", "", "optional target val list"},
+    {"data.source_size", "1280x720", "source train size WxH"},
+    {"data.target_size", "1024x512", "target train size WxH"},
+    {"data.eval_size", "1024x512", "network input size for evaluation"},
+    {"data.batch", "1", "images per domain per iteration"},
+    {"data.workers", "2", "loader threads"},
+    {"data.mirror", "true", "random horizontal flip"},
+    {"solver.iterations", "250000", "schedule length (poly decay horizon)"},
+    {"solver.stop", "0", "stop after this many iterations (0: solver.iterations)"},
+    {"solver.lr", "2.5e-4", "base learning rate"},
+    {"solver.momentum", "0.9", "SGD momentum"},
+    {"solver.weight_decay", "5e-4", "SGD weight decay"},
+    {"solver.power", "0.9", "poly decay power"},
+    {"solver.head_lr_mult", "10", "learning-rate multiplier of the classifier heads"},
+    {"loss.aux_weight", "0.1", "weight of the auxiliary segmentation loss"},
+    {"adaptsegnet.lambda_adv_main", "0.001", "adversarial weight on the main output"},
+    {"adaptsegnet.lambda_adv_aux", "0.0002", "adversarial weight on the auxiliary output"},
+    {"adaptsegnet.lr_d", "1e-4", "discriminator learning rate (Adam 0.9/0.99)"},
+    {"adaptsegnet.d_width", "64", "discriminator base width (ndf)"},
+    {"train.seed", "1234", "random seed"},
+    {"train.out", "runs/default", "output folder (checkpoints, metrics, config)"},
+    {"train.eval_every", "2000", "evaluate on the target val set every N iterations (0: never)"},
+    {"train.save_every", "2000", "checkpoint every N iterations"},
+    {"train.log_every", "10", "metrics line every N iterations"},
+    {"train.eval_max", "0", "evaluate on at most N val images (0: all)"},
+    {"train.device", "auto", "cpu | opencl[:P.D] | vulkan[:N] | auto"},
+};
+#define NKEYS ((int)(sizeof keys / sizeof keys[0]))
+
+const struct seg_config_key *seg_config_keys(int *n)
+{
+    *n = NKEYS;
+    return keys;
+}
+
+static int find(const char *name)
+{
+    for (int i = 0; i < NKEYS; i++)
+        if (!strcmp(keys[i].name, name))
+            return i;
+    return -1;
+}
+
+enum seg_status seg_config_init(struct seg_config *c)
+{
+    c->n = NKEYS;
+    c->names = calloc(NKEYS, sizeof *c->names);
+    c->values = calloc(NKEYS, sizeof *c->values);
+    if (!c->names || !c->values)
+        return seg_error(SEG_STATUS_OUT_OF_MEMORY, "config: out of host memory");
+    for (int i = 0; i < NKEYS; i++) {
+        c->names[i] = (char *)keys[i].name;
+        c->values[i] = strdup(keys[i].def);
+        if (!c->values[i])
+            return seg_error(SEG_STATUS_OUT_OF_MEMORY, "config: out of host memory");
+    }
+    return SEG_STATUS_OK;
+}
+
+void seg_config_free(struct seg_config *c)
+{
+    for (int i = 0; c->values && i < c->n; i++)
+        free(c->values[i]);
+    free(c->values);
+    free(c->names);
+    memset(c, 0, sizeof *c);
+}
+
+static enum seg_status put(struct seg_config *c, const char *name, const char *value, const char *where)
+{
+    int i = find(name);
+    if (i < 0)
+        return seg_error(SEG_STATUS_INVALID, "%s: unknown key '%s' (see segda train --help-config)",
+                         where, name);
+    char *v = strdup(value);
+    if (!v)
+        return seg_error(SEG_STATUS_OUT_OF_MEMORY, "config: out of host memory");
+    free(c->values[i]);
+    c->values[i] = v;
+    return SEG_STATUS_OK;
+}
+
+struct ini_ctx {
+    struct seg_config *c;
+    const char        *path;
+    enum seg_status    st;
+    int                line;
+};
+
+static int on_entry(void *user, const char *section, const char *name, const char *value)
+{
+    struct ini_ctx *x = user;
+    char key[160], where[1100];
+    snprintf(key, sizeof key, "%s.%s", section, name);
+    snprintf(where, sizeof where, "%s", x->path);
+    x->st = put(x->c, key, value, where);
+    return x->st == SEG_STATUS_OK;
+}
+
+enum seg_status seg_config_load(struct seg_config *c, const char *path)
+{
+    struct ini_ctx x = {c, path, SEG_STATUS_OK, 0};
+    int r = ini_parse(path, on_entry, &x);
+    if (r < 0)
+        return seg_error(SEG_STATUS_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (x.st) {
+        char msg[1024];
+        snprintf(msg, sizeof msg, "%s", seg_last_error());
+        return seg_error(x.st, "%s (line %d)", msg, r);
+    }
+    if (r > 0)
+        return seg_error(SEG_STATUS_FORMAT, "%s:%d: not an INI line (expected [section] or key = value)",
+                         path, r);
+    return SEG_STATUS_OK;
+}
+
+enum seg_status seg_config_set(struct seg_config *c, const char *assignment)
+{
+    const char *eq = strchr(assignment, '=');
+    if (!eq || eq == assignment)
+        return seg_error(SEG_STATUS_INVALID, "--set '%s': expected section.key=value", assignment);
+    char name[160];
+    snprintf(name, sizeof name, "%.*s", (int)(eq - assignment), assignment);
+    return put(c, name, eq + 1, "--set");
+}
+
+const char *seg_config_str(const struct seg_config *c, const char *name)
+{
+    int i = find(name);
+    return i < 0 ? "" : c->values[i];
+}
+
+enum seg_status seg_config_int(const struct seg_config *c, const char *name, long *out)
+{
+    const char *v = seg_config_str(c, name);
+    char *end;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (!*v || *end || errno)
+        return seg_error(SEG_STATUS_INVALID, "config %s = '%s': not an integer", name, v);
+    *out = x;
+    return SEG_STATUS_OK;
+}
+
+enum seg_status seg_config_float(const struct seg_config *c, const char *name, double *out)
+{
+    const char *v = seg_config_str(c, name);
+    char *end;
+    double x = strtod(v, &end);
+    if (!*v || *end)
+        return seg_error(SEG_STATUS_INVALID, "config %s = '%s': not a number", name, v);
+    *out = x;
+    return SEG_STATUS_OK;
+}
+
+enum seg_status seg_config_bool(const struct seg_config *c, const char *name, bool *out)
+{
+    const char *v = seg_config_str(c, name);
+    if (!strcmp(v, "true") || !strcmp(v, "1") || !strcmp(v, "yes"))
+        *out = true;
+    else if (!strcmp(v, "false") || !strcmp(v, "0") || !strcmp(v, "no"))
+        *out = false;
+    else
+        return seg_error(SEG_STATUS_INVALID, "config %s = '%s': expected true or false", name, v);
+    return SEG_STATUS_OK;
+}
+
+enum seg_status seg_config_size(const struct seg_config *c, const char *name, int *w, int *h)
+{
+    const char *v = seg_config_str(c, name);
+    char tail;
+    if (sscanf(v, "%dx%d%c", w, h, &tail) != 2 || *w < 1 || *h < 1)
+        return seg_error(SEG_STATUS_INVALID, "config %s = '%s': expected WxH", name, v);
+    return SEG_STATUS_OK;
+}
+
+static void write_ini(const struct seg_config *c, FILE *f)
+{
+    char section[64] = "";
+    for (int i = 0; i < c->n; i++) {
+        const char *dot = strchr(c->names[i], '.');
+        int sl = (int)(dot - c->names[i]);
+        if (strncmp(section, c->names[i], (size_t)sl) || section[sl]) {
+            snprintf(section, sizeof section, "%.*s", sl, c->names[i]);
+            fprintf(f, "%s[%s]\n", i ? "\n" : "", section);
+        }
+        fprintf(f, "%s = %s\n", dot + 1, c->values[i]);
+    }
+}
+
+void seg_config_print(const struct seg_config *c, void *file) { write_ini(c, file); }
+
+enum seg_status seg_config_save(const struct seg_config *c, const char *path)
+{
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return seg_error(SEG_STATUS_IO, "%s: cannot write: %s", tmp, strerror(errno));
+    fprintf(f, "; effective configuration written by segda train\n");
+    write_ini(c, f);
+    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return seg_error(SEG_STATUS_IO, "%s: cannot write: %s", path, strerror(errno));
+    }
+    return SEG_STATUS_OK;
+}

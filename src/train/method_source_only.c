@@ -1,0 +1,65 @@
+/* method_source_only.c: supervised training on the source domain only (the baseline every
+ * adaptation method starts from): cross-entropy on logits upsampled to the input, plus the
+ * auxiliary classifier's loss weighted by loss.aux_weight. */
+#include "train/methods.h"
+
+enum seg_status seg_segmentation_loss(struct seg_trainer *t, struct seg_var *images,
+                                      const struct seg_tensor *labels, struct seg_model_out *out,
+                                      struct seg_var **loss, struct seg_losses *losses)
+{
+    double aux_w;
+    struct seg_var *up, *l_main, *upa, *l_aux, *scaled;
+    int64_t h = images->value->shape[2], w = images->value->shape[3];
+    TRY(seg_config_float(&t->cfg, "loss.aux_weight", &aux_w));
+    TRY(seg_model_forward(t->ag, t->model, images, true, out));
+    TRY(seg_ag_resize_bilinear(t->ag, out->main, h, w, true, &up));
+    TRY(seg_ag_cross_entropy(t->ag, up, labels, NULL, 255, &l_main));
+    TRY(seg_losses_add_var(losses, "seg", l_main));
+    *loss = l_main;
+    if (out->aux && aux_w != 0.0) {
+        TRY(seg_ag_resize_bilinear(t->ag, out->aux, h, w, true, &upa));
+        TRY(seg_ag_cross_entropy(t->ag, upa, labels, NULL, 255, &l_aux));
+        TRY(seg_losses_add_var(losses, "seg_aux", l_aux));
+        TRY(seg_ag_affine(t->ag, l_aux, (float)aux_w, 0.0f, &scaled));
+        TRY(seg_ag_add(t->ag, l_main, scaled, loss));
+    }
+    return SEG_STATUS_OK;
+}
+
+enum seg_status seg_losses_add_var(struct seg_losses *l, const char *name, struct seg_var *v)
+{
+    float x;
+    seg_var_keep(v);
+    TRY(seg_tensor_read(v->value, &x, sizeof x));
+    seg_losses_add(l, name, x);
+    return SEG_STATUS_OK;
+}
+
+static enum seg_status source_only_step(struct seg_trainer *t, const struct seg_batch *src,
+                                        const struct seg_batch *tgt, struct seg_losses *losses)
+{
+    struct seg_var *x, *loss;
+    struct seg_tensor *labels = NULL;
+    struct seg_model_out out;
+    seg_model_zero_grad(t->model);
+    TRY(seg_batch_upload(t, src, &x, &labels));
+    enum seg_status st = seg_segmentation_loss(t, x, labels, &out, &loss, losses);
+    if (!st)
+        st = seg_check_finite(losses);
+    if (!st)
+        st = seg_ag_backward(t->ag, loss);
+    seg_tensor_free(labels);
+    if (!st)
+        st = seg_optim_step(t->opt, (float)t->lr);
+    return st;
+}
+
+enum seg_status seg_check_finite(const struct seg_losses *l)
+{
+    for (int i = 0; i < l->n; i++)
+        if (!isfinite(l->value[i]))
+            return seg_error(SEG_STATUS_INVALID, "loss term '%s' is %g", l->name[i], l->value[i]);
+    return SEG_STATUS_OK;
+}
+
+const struct seg_method seg_method_source_only = {"source_only", NULL, source_only_step};

@@ -1,0 +1,27 @@
+/* methods.h: helpers shared by the training methods. */
+#ifndef SEGDA_METHODS_H
+#define SEGDA_METHODS_H
+
+#include <math.h>
+
+#include "model/losses.h"
+#include "train/trainer.h"
+
+#define TRY(expr)                                                                            \
+    do {                                                                                     \
+        enum seg_status st_ = (expr);                                                        \
+        if (st_)                                                                             \
+            return st_;                                                                      \
+    } while (0)
+
+/* Forward of the segmentation network in training mode and its supervised loss:
+ * CE(main) + loss.aux_weight * CE(aux), logits upsampled to the input (align_corners). */
+enum seg_status seg_segmentation_loss(struct seg_trainer *t, struct seg_var *images,
+                                      const struct seg_tensor *labels, struct seg_model_out *out,
+                                      struct seg_var **loss, struct seg_losses *losses);
+/* Records a [1] loss variable's value (and keeps it past backward). */
+enum seg_status seg_losses_add_var(struct seg_losses *l, const char *name, struct seg_var *v);
+/* SEG_STATUS_INVALID naming the first NaN or infinite term. */
+enum seg_status seg_check_finite(const struct seg_losses *l);
+
+#endif

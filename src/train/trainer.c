@@ -1,0 +1,347 @@
+/* trainer.c: models and optimizers from the configuration, one iteration, checkpoints. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "model/safetensors.h"
+#include "train/trainer.h"
+
+#define TRY(expr)                                                                            \
+    do {                                                                                     \
+        enum seg_status st_ = (expr);                                                        \
+        if (st_)                                                                             \
+            return st_;                                                                      \
+    } while (0)
+
+void seg_losses_add(struct seg_losses *l, const char *name, double value)
+{
+    if (l->n < SEG_MAX_TERMS) {
+        l->name[l->n] = name;
+        l->value[l->n++] = value;
+    }
+}
+
+extern const struct seg_method seg_method_source_only, seg_method_adaptsegnet;
+static const struct seg_method *const methods[] = {&seg_method_source_only, &seg_method_adaptsegnet};
+
+const struct seg_method *seg_method_find(const char *name)
+{
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+        if (!strcmp(methods[i]->name, name))
+            return methods[i];
+    return NULL;
+}
+
+const char *seg_method_names(void) { return "source_only, adaptsegnet"; }
+
+static enum seg_status model_config(const struct seg_config *c, struct seg_model_config *mc)
+{
+    memset(mc, 0, sizeof *mc);
+    const char *arch = seg_config_str(c, "model.arch"), *bn = seg_config_str(c, "model.bn");
+    int a = seg_arch_from_name(arch);
+    if (a < 0 || a == SEG_ARCH_DISCRIMINATOR)
+        return seg_error(SEG_STATUS_INVALID, "config model.arch = '%s': unknown architecture", arch);
+    long nc, width;
+    TRY(seg_config_int(c, "model.num_classes", &nc));
+    TRY(seg_config_int(c, "model.width", &width));
+    TRY(seg_config_bool(c, "model.multi_level", &mc->multi_level));
+    if (nc < 1 || nc > 255)
+        return seg_error(SEG_STATUS_INVALID, "config model.num_classes = %ld: 1 to 255", nc);
+    mc->arch = (enum seg_arch)a;
+    mc->num_classes = (int)nc;
+    mc->width = (int)width;
+    mc->classifier_bias = true;
+    if (!strcmp(bn, "frozen_affine"))
+        mc->bn = SEG_BN_POLICY_FROZEN_AFFINE;
+    else if (!strcmp(bn, "frozen"))
+        mc->bn = SEG_BN_POLICY_FROZEN;
+    else if (!strcmp(bn, "trainable"))
+        mc->bn = SEG_BN_POLICY_TRAINABLE;
+    else
+        return seg_error(SEG_STATUS_INVALID, "config model.bn = '%s': frozen_affine, frozen or trainable", bn);
+    long seed;
+    TRY(seg_config_int(c, "train.seed", &seed));
+    mc->seed = (uint32_t)seed;
+    return SEG_STATUS_OK;
+}
+
+enum seg_status seg_trainer_create(const struct seg_config *cfg, struct seg_backend *be,
+                                   struct seg_trainer **out)
+{
+    *out = NULL;
+    const char *mname = seg_config_str(cfg, "method.name");
+    const struct seg_method *m = seg_method_find(mname);
+    if (!m)
+        return seg_error(SEG_STATUS_INVALID, "config method.name = '%s': available methods are %s",
+                         mname, seg_method_names());
+    struct seg_trainer *t = calloc(1, sizeof *t);
+    if (!t)
+        return seg_error(SEG_STATUS_OUT_OF_MEMORY, "trainer: out of host memory");
+    /* The trainer keeps its own copy of the configuration. */
+    enum seg_status st = seg_config_init(&t->cfg);
+    for (int i = 0; !st && i < cfg->n; i++) {
+        char kv[4096];
+        snprintf(kv, sizeof kv, "%s=%s", cfg->names[i], cfg->values[i]);
+        st = seg_config_set(&t->cfg, kv);
+    }
+    t->method = m;
+    t->be = be;
+    struct seg_model_config mc;
+    double lr, mom, wd, head;
+    long iters, seed;
+    if (!st) st = model_config(cfg, &mc);
+    if (!st) st = seg_config_float(cfg, "solver.lr", &lr);
+    if (!st) st = seg_config_float(cfg, "solver.momentum", &mom);
+    if (!st) st = seg_config_float(cfg, "solver.weight_decay", &wd);
+    if (!st) st = seg_config_float(cfg, "solver.head_lr_mult", &head);
+    if (!st) st = seg_config_int(cfg, "solver.iterations", &iters);
+    if (!st) st = seg_config_int(cfg, "train.seed", &seed);
+    if (!st && iters < 1)
+        st = seg_error(SEG_STATUS_INVALID, "config solver.iterations = %ld: must be positive", iters);
+    if (!st) st = seg_ag_create(be, &t->ag);
+    if (!st) st = seg_model_create(be, &mc, &t->model);
+    const char *init = seg_config_str(cfg, "model.init");
+    if (!st && init[0])
+        st = seg_model_load(t->model, init, false);
+    if (!st) {
+        struct seg_optim_config oc = {SEG_OPTIM_SGD, (float)lr, (float)mom, (float)wd, 0, 0, 0,
+                                      {1.0f, (float)head}};
+        st = seg_optim_create(t->model, &oc, &t->opt);
+    }
+    t->iterations = iters;
+    t->rng = (uint64_t)seed * 0x9E3779B97F4A7C15ull + 1;
+    if (!st && m->init)
+        st = m->init(t);
+    if (st) {
+        seg_trainer_destroy(t);
+        return st;
+    }
+    *out = t;
+    return SEG_STATUS_OK;
+}
+
+void seg_trainer_destroy(struct seg_trainer *t)
+{
+    if (!t)
+        return;
+    for (int i = 0; i < t->naux; i++) {
+        seg_optim_destroy(t->aux_opt[i]);
+        seg_model_destroy(t->aux[i]);
+    }
+    seg_optim_destroy(t->opt);
+    seg_model_destroy(t->model);
+    seg_ag_destroy(t->ag);
+    seg_config_free(&t->cfg);
+    free(t);
+}
+
+enum seg_status seg_trainer_step(struct seg_trainer *t, const struct seg_batch *src,
+                                 const struct seg_batch *tgt, struct seg_losses *losses)
+{
+    double power;
+    TRY(seg_config_float(&t->cfg, "solver.power", &power));
+    t->lr = seg_poly_lr(t->opt->cfg.lr, t->iter, t->iterations, (float)power);
+    if (t->naux)
+        t->lr_aux = seg_poly_lr(t->aux_opt[0]->cfg.lr, t->iter, t->iterations, (float)power);
+    memset(losses, 0, sizeof *losses);
+    enum seg_status st = t->method->step(t, src, tgt, losses);
+    seg_ag_reset(t->ag);
+    if (st)
+        return st;
+    t->iter++;
+    return SEG_STATUS_OK;
+}
+
+enum seg_status seg_batch_upload(struct seg_trainer *t, const struct seg_batch *b,
+                                 struct seg_var **images, struct seg_tensor **labels)
+{
+    int64_t xs[4] = {b->n, 3, b->h, b->w}, ls[3] = {b->n, b->h, b->w};
+    struct seg_tensor *x = NULL;
+    TRY(seg_tensor_new(t->be, SEG_DTYPE_F32, 4, xs, &x));
+    enum seg_status st = seg_tensor_write(x, b->images, (size_t)b->n * 3 * b->h * b->w * sizeof(float));
+    if (st) {
+        seg_tensor_free(x);
+        return st;
+    }
+    TRY(seg_ag_const(t->ag, x, images));
+    if (labels) {
+        *labels = NULL;
+        if (!b->labels)
+            return seg_error(SEG_STATUS_INVALID, "trainer: the batch has no labels");
+        TRY(seg_tensor_new(t->be, SEG_DTYPE_I32, 3, ls, labels));
+        st = seg_tensor_write(*labels, b->labels, (size_t)b->n * b->h * b->w * sizeof(int32_t));
+        if (st) {
+            seg_tensor_free(*labels);
+            *labels = NULL;
+        }
+    }
+    return st;
+}
+
+/* ---- checkpoints ----------------------------------------------------------------------------- */
+
+struct ckpt {
+    struct seg_st_tensor *t;
+    void                **bufs;
+    char                **names;
+    int                   n, cap;
+};
+
+static enum seg_status ckpt_add(struct ckpt *c, const char *name, const struct seg_tensor *x)
+{
+    if (c->n == c->cap) {
+        int cap = c->cap ? c->cap * 2 : 512;
+        struct seg_st_tensor *t = realloc(c->t, (size_t)cap * sizeof *t);
+        void **b = realloc(c->bufs, (size_t)cap * sizeof *b);
+        char **nm = realloc(c->names, (size_t)cap * sizeof *nm);
+        if (t) c->t = t;
+        if (b) c->bufs = b;
+        if (nm) c->names = nm;
+        if (!t || !b || !nm)
+            return seg_error(SEG_STATUS_OUT_OF_MEMORY, "checkpoint: out of host memory");
+        c->cap = cap;
+    }
+    size_t nb = seg_tensor_nbytes(x);
+    void *buf = malloc(nb ? nb : 1);
+    char *nm = strdup(name);
+    if (!buf || !nm) {
+        free(buf);
+        free(nm);
+        return seg_error(SEG_STATUS_OUT_OF_MEMORY, "checkpoint: out of host memory");
+    }
+    enum seg_status st = seg_tensor_read(x, buf, nb);
+    if (st) {
+        free(buf);
+        free(nm);
+        return st;
+    }
+    struct seg_st_tensor *e = &c->t[c->n];
+    memset(e, 0, sizeof *e);
+    e->name = nm;
+    e->dtype = SEG_ST_F32;
+    e->ndim = x->ndim;
+    for (int d = 0; d < x->ndim; d++)
+        e->shape[d] = x->shape[d];
+    e->data = buf;
+    e->nbytes = nb;
+    c->bufs[c->n] = buf;
+    c->names[c->n++] = nm;
+    return SEG_STATUS_OK;
+}
+
+static enum seg_status ckpt_model(struct ckpt *c, const char *prefix, const struct seg_model *m,
+                                  const struct seg_optim *o)
+{
+    char name[160];
+    for (int i = 0; i < m->nparams; i++) {
+        snprintf(name, sizeof name, "%s%s", prefix, m->params[i].name);
+        TRY(ckpt_add(c, name, m->params[i].var->value));
+        if (o && o->state1[i]) {
+            snprintf(name, sizeof name, "optim.%s%s.s1", prefix, m->params[i].name);
+            TRY(ckpt_add(c, name, o->state1[i]));
+        }
+        if (o && o->state2[i]) {
+            snprintf(name, sizeof name, "optim.%s%s.s2", prefix, m->params[i].name);
+            TRY(ckpt_add(c, name, o->state2[i]));
+        }
+    }
+    return SEG_STATUS_OK;
+}
+
+enum seg_status seg_trainer_save(const struct seg_trainer *t, const char *path)
+{
+    struct ckpt c = {0};
+    enum seg_status st = ckpt_model(&c, "", t->model, t->opt);
+    for (int i = 0; !st && i < t->naux; i++) {
+        char prefix[16];
+        snprintf(prefix, sizeof prefix, "aux%d.", i);
+        st = ckpt_model(&c, prefix, t->aux[i], t->aux_opt[i]);
+    }
+    char iter[32], rng[32], step[32], nc[16], ml[8], width[16];
+    snprintf(iter, sizeof iter, "%" PRId64, t->iter);
+    snprintf(rng, sizeof rng, "%" PRIu64, t->rng);
+    snprintf(step, sizeof step, "%d", t->opt->step);
+    snprintf(nc, sizeof nc, "%d", t->model->cfg.num_classes);
+    snprintf(ml, sizeof ml, "%d", t->model->cfg.multi_level);
+    snprintf(width, sizeof width, "%d", t->model->cfg.width);
+    struct seg_st_meta meta[] = {
+        {"format", "segda-1"}, {"arch", (char *)seg_arch_name(t->model->cfg.arch)},
+        {"num_classes", nc}, {"multi_level", ml}, {"classifier_bias", "1"}, {"width", width},
+        {"method", (char *)t->method->name}, {"iteration", iter}, {"rng", rng}, {"optim_step", step},
+    };
+    if (!st)
+        st = seg_st_write(path, c.t, c.n, meta, (int)(sizeof meta / sizeof meta[0]));
+    for (int i = 0; i < c.n; i++) {
+        free(c.bufs[i]);
+        free(c.names[i]);
+    }
+    free(c.t);
+    free(c.bufs);
+    free(c.names);
+    return st;
+}
+
+static enum seg_status load_into(const struct seg_st_file *f, const char *path, const char *name,
+                                 struct seg_tensor *t)
+{
+    const struct seg_st_tensor *s = seg_st_find(f, name);
+    if (!s)
+        return seg_error(SEG_STATUS_FORMAT, "%s: tensor '%s' is missing", path, name);
+    if (s->dtype != SEG_ST_F32 || s->nbytes != seg_tensor_nbytes(t))
+        return seg_error(SEG_STATUS_FORMAT, "%s: tensor '%s' has the wrong type or size", path, name);
+    return seg_tensor_write(t, s->data, s->nbytes);
+}
+
+static enum seg_status resume_model(const struct seg_st_file *f, const char *path,
+                                    const char *prefix, struct seg_model *m, struct seg_optim *o)
+{
+    char name[160];
+    for (int i = 0; i < m->nparams; i++) {
+        snprintf(name, sizeof name, "%s%s", prefix, m->params[i].name);
+        TRY(load_into(f, path, name, m->params[i].var->value));
+        for (int k = 1; o && k <= 2; k++) {
+            snprintf(name, sizeof name, "optim.%s%s.s%d", prefix, m->params[i].name, k);
+            struct seg_tensor **slot = k == 1 ? &o->state1[i] : &o->state2[i];
+            if (!seg_st_find(f, name)) {
+                seg_tensor_free(*slot);
+                *slot = NULL;
+                continue;
+            }
+            if (!*slot)
+                TRY(seg_tensor_new_like(m->params[i].var->value, slot));
+            TRY(load_into(f, path, name, *slot));
+        }
+    }
+    return SEG_STATUS_OK;
+}
+
+enum seg_status seg_trainer_resume(struct seg_trainer *t, const char *path)
+{
+    struct seg_st_file f;
+    TRY(seg_st_read(path, &f));
+    const char *method = seg_st_meta_get(&f, "method"), *iter = seg_st_meta_get(&f, "iteration");
+    const char *rng = seg_st_meta_get(&f, "rng"), *step = seg_st_meta_get(&f, "optim_step");
+    enum seg_status st = SEG_STATUS_OK;
+    if (!method || strcmp(method, t->method->name) || !iter || !rng || !step)
+        st = seg_error(SEG_STATUS_FORMAT, "%s: not a %s training checkpoint (method %s)", path,
+                       t->method->name, method ? method : "missing");
+    if (!st)
+        st = resume_model(&f, path, "", t->model, t->opt);
+    for (int i = 0; !st && i < t->naux; i++) {
+        char prefix[16];
+        snprintf(prefix, sizeof prefix, "aux%d.", i);
+        st = resume_model(&f, path, prefix, t->aux[i], t->aux_opt[i]);
+    }
+    if (!st) {
+        t->iter = strtoll(iter, NULL, 10);
+        t->rng = strtoull(rng, NULL, 10);
+        t->opt->step = atoi(step);
+        for (int i = 0; i < t->naux; i++)
+            t->aux_opt[i]->step = t->opt->step;
+    }
+    seg_st_free(&f);
+    return st;
+}

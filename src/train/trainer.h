@@ -1,0 +1,74 @@
+/* trainer.h: the training loop's state and the method interface. A method sees the
+ * trainer (models, optimizers, configuration) and one source and one target batch per
+ * iteration; it adds its loss terms by name so that the loop can log them and stop on the
+ * first non-finite one. */
+#ifndef SEGDA_TRAINER_H
+#define SEGDA_TRAINER_H
+
+#include "model/model.h"
+#include "model/optim.h"
+#include "train/config.h"
+
+/* One batch on the host: preprocessed images and optional labels. */
+struct seg_batch {
+    int      n, h, w;
+    float   *images;  /* N x 3 x H x W */
+    int32_t *labels;  /* N x H x W, 255 = ignore; NULL when unlabelled */
+};
+
+#define SEG_MAX_TERMS 16
+struct seg_losses {
+    int         n;
+    const char *name[SEG_MAX_TERMS];
+    double      value[SEG_MAX_TERMS];
+};
+void seg_losses_add(struct seg_losses *l, const char *name, double value);
+
+struct seg_trainer;
+
+struct seg_method {
+    const char *name;
+    /* Creates the method's own models (discriminators, ...) in t. */
+    enum seg_status (*init)(struct seg_trainer *t);
+    /* One iteration: forward, backward and every optimizer step. */
+    enum seg_status (*step)(struct seg_trainer *t, const struct seg_batch *src,
+                            const struct seg_batch *tgt, struct seg_losses *losses);
+};
+const struct seg_method *seg_method_find(const char *name);
+/* "source_only, adaptsegnet" */
+const char *seg_method_names(void);
+
+#define SEG_MAX_AUX_MODELS 4
+struct seg_trainer {
+    struct seg_config        cfg;
+    const struct seg_method *method;
+    struct seg_backend      *be;
+    struct seg_ag           *ag;
+    struct seg_model        *model;          /* the segmentation network */
+    struct seg_optim        *opt;
+    struct seg_model        *aux[SEG_MAX_AUX_MODELS]; /* discriminators */
+    struct seg_optim        *aux_opt[SEG_MAX_AUX_MODELS];
+    int                      naux;
+    int64_t                  iter;           /* iterations done */
+    int64_t                  iterations;     /* poly horizon */
+    double                   lr, lr_aux;     /* current rates */
+    uint64_t                 rng;            /* the method's own randomness */
+};
+
+/* Builds the models and optimizers the configuration asks for, on be. */
+enum seg_status seg_trainer_create(const struct seg_config *cfg, struct seg_backend *be,
+                                   struct seg_trainer **out);
+void seg_trainer_destroy(struct seg_trainer *t);
+/* One iteration at the poly learning rate of t->iter, then t->iter++. */
+enum seg_status seg_trainer_step(struct seg_trainer *t, const struct seg_batch *src,
+                                 const struct seg_batch *tgt, struct seg_losses *losses);
+/* Checkpoint: every model's weights, every optimizer's state, the iteration and RNG state,
+ * in one safetensors file written atomically. */
+enum seg_status seg_trainer_save(const struct seg_trainer *t, const char *path);
+enum seg_status seg_trainer_resume(struct seg_trainer *t, const char *path);
+
+/* Uploads a host batch as a tape constant [N, 3, H, W] (and its labels, if any). */
+enum seg_status seg_batch_upload(struct seg_trainer *t, const struct seg_batch *b,
+                                 struct seg_var **images, struct seg_tensor **labels);
+
+#endif
