@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "app/app.h"
 #include "bench/bench.h"
 #include "segda.h"
 
@@ -13,8 +14,13 @@ static void human_bytes(uint64_t b, char *out, size_t n)
         snprintf(out, n, "%.0f MiB", (double)b / (1ull << 20));
 }
 
-static int cmd_devices(void)
+int seg_cmd_devices(int argc, char **argv)
 {
+    if (argc > 0) {
+        printf("usage: segda devices\n\nLists every OpenCL platform and device, every Vulkan device and the cpu\n"
+               "backend: the name --device takes, memory, compute units, fp16, subgroup size, driver.\n");
+        return strcmp(argv[0], "--help") && strcmp(argv[0], "-h") ? 2 : 0;
+    }
     struct seg_device_info devs[64];
     int n = 0;
     char notes[2048];
@@ -35,13 +41,25 @@ static int cmd_devices(void)
     return 0;
 }
 
+static const struct {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} commands[] = {
+    {"devices", seg_cmd_devices, "list OpenCL, Vulkan and cpu devices"},
+    {"infer", seg_cmd_infer, "run a model on one image, save the raw logits (.npy)"},
+    {"bench", seg_cmd_bench, "kernel and training throughput; compare GPUs"},
+};
+#define NCOMMANDS ((int)(sizeof commands / sizeof commands[0]))
+
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: segda <command> [options]\n\n"
-               "commands:\n"
-               "  devices   list OpenCL, Vulkan and cpu devices\n"
-               "  bench     kernel and training throughput; compare GPUs\n"
-               "\nrun 'segda <command> --help' for a command's options.\n");
+    fprintf(f, "usage: segda <command> [options]\n\ncommands:\n");
+    for (int i = 0; i < NCOMMANDS; i++)
+        fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nrun 'segda <command> --help' for a command's options.\n"
+               "exit codes: 0 ok, 1 failure, 2 usage, 3 no device, 4 bad input file, 5 training diverged,\n"
+               "130 interrupted (state saved).\n");
 }
 
 int main(int argc, char **argv)
@@ -50,10 +68,9 @@ int main(int argc, char **argv)
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
     }
-    if (!strcmp(argv[1], "devices"))
-        return cmd_devices();
-    if (!strcmp(argv[1], "bench"))
-        return seg_cmd_bench(argc - 2, argv + 2);
+    for (int i = 0; i < NCOMMANDS; i++)
+        if (!strcmp(argv[1], commands[i].name))
+            return commands[i].fn(argc - 2, argv + 2);
     fprintf(stderr, "segda: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -1,0 +1,171 @@
+/* cmd_infer.c: `segda infer`: one image through a model at its own size, raw classifier
+ * output (before any upsampling) saved as .npy N x C x h x w. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <stb/stb_image.h>
+
+#include "app/app.h"
+#include "model/model.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: segda infer --weights W.safetensors --input IMG --save-logits OUT.npy\n"
+               "                   [--device D] [--preprocess deeplab|imagenet] [--aux]\n\n"
+               "Runs the model stored in W (its architecture comes from the file's metadata) on one\n"
+               "image at the image's own size, with batch-norm running statistics, and saves the raw\n"
+               "classifier output before any upsampling as a float32 NumPy array 1 x C x h x w.\n"
+               "  --preprocess deeplab   RGB->BGR, 0-255, minus (104.00698793, 116.66876762, 122.67891434) [default]\n"
+               "  --preprocess imagenet  RGB/255, minus (0.485, 0.456, 0.406), over (0.229, 0.224, 0.225)\n"
+               "  --aux                  save the auxiliary classifier's output instead of the main one\n"
+               "  --device D             cpu, opencl[:P.D], vulkan[:N] or auto [default auto]\n");
+}
+
+enum seg_status seg_image_read_rgb(const char *path, float **planar, int *w, int *h)
+{
+    int c = 0;
+    unsigned char *px = stbi_load(path, w, h, &c, 3);
+    if (!px)
+        return seg_error(SEG_STATUS_FORMAT, "%s: cannot decode the image: %s", path, stbi_failure_reason());
+    size_t n = (size_t)*w * *h;
+    *planar = malloc(3 * n * sizeof **planar);
+    if (!*planar) {
+        stbi_image_free(px);
+        return seg_error(SEG_STATUS_OUT_OF_MEMORY, "%s: out of host memory", path);
+    }
+    for (size_t i = 0; i < n; i++)
+        for (int k = 0; k < 3; k++)
+            (*planar)[k * n + i] = px[3 * i + k];
+    stbi_image_free(px);
+    return SEG_STATUS_OK;
+}
+
+void seg_preprocess(float *x, int n, int h, int w, enum seg_preprocess mode)
+{
+    size_t plane = (size_t)h * w;
+    static const float caffe_bgr[3] = {104.00698793f, 116.66876762f, 122.67891434f};
+    static const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
+    for (int b = 0; b < n; b++) {
+        float *img = x + (size_t)b * 3 * plane;
+        if (mode == SEG_PRE_DEEPLAB) {
+            for (size_t i = 0; i < plane; i++) { /* swap R and B, subtract the BGR mean */
+                float r = img[i], g = img[plane + i], bl = img[2 * plane + i];
+                img[i] = bl - caffe_bgr[0];
+                img[plane + i] = g - caffe_bgr[1];
+                img[2 * plane + i] = r - caffe_bgr[2];
+            }
+        } else {
+            for (int k = 0; k < 3; k++)
+                for (size_t i = 0; i < plane; i++)
+                    img[k * plane + i] = (img[k * plane + i] / 255.0f - mean[k]) / std[k];
+        }
+    }
+}
+
+int seg_exit_code(enum seg_status st)
+{
+    switch (st) {
+    case SEG_STATUS_OK: return SEG_EXIT_OK;
+    case SEG_STATUS_NO_DEVICE: return SEG_EXIT_NO_DEVICE;
+    case SEG_STATUS_FORMAT:
+    case SEG_STATUS_IO: return SEG_EXIT_BAD_INPUT;
+    case SEG_STATUS_INVALID: return SEG_EXIT_USAGE;
+    default: return SEG_EXIT_FAIL;
+    }
+}
+
+int seg_cmd_infer(int argc, char **argv)
+{
+    const char *weights = NULL, *input = NULL, *out = NULL, *device = "auto";
+    enum seg_preprocess pre = SEG_PRE_DEEPLAB;
+    bool aux = false;
+    for (int i = 0; i < argc; i++) {
+        bool more = i + 1 < argc;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return SEG_EXIT_OK;
+        } else if (!strcmp(argv[i], "--weights") && more) {
+            weights = argv[++i];
+        } else if (!strcmp(argv[i], "--input") && more) {
+            input = argv[++i];
+        } else if (!strcmp(argv[i], "--save-logits") && more) {
+            out = argv[++i];
+        } else if (!strcmp(argv[i], "--device") && more) {
+            device = argv[++i];
+        } else if (!strcmp(argv[i], "--aux")) {
+            aux = true;
+        } else if (!strcmp(argv[i], "--preprocess") && more) {
+            const char *p = argv[++i];
+            if (!strcmp(p, "deeplab"))
+                pre = SEG_PRE_DEEPLAB;
+            else if (!strcmp(p, "imagenet"))
+                pre = SEG_PRE_IMAGENET;
+            else {
+                fprintf(stderr, "segda infer: --preprocess '%s': deeplab or imagenet\n", p);
+                return SEG_EXIT_USAGE;
+            }
+        } else {
+            fprintf(stderr, "segda infer: unknown option '%s'\n", argv[i]);
+            usage(stderr);
+            return SEG_EXIT_USAGE;
+        }
+    }
+    if (!weights || !input || !out) {
+        fprintf(stderr, "segda infer: --weights, --input and --save-logits are required\n");
+        usage(stderr);
+        return SEG_EXIT_USAGE;
+    }
+    struct seg_model_config cfg;
+    struct seg_backend *be = NULL;
+    struct seg_model *m = NULL;
+    struct seg_ag *ag = NULL;
+    float *img = NULL, *logits = NULL;
+    int w = 0, h = 0;
+    enum seg_status st = seg_model_config_from_file(weights, &cfg);
+    if (!st) {
+        cfg.bn = SEG_BN_POLICY_FROZEN; /* inference: running statistics */
+        st = seg_image_read_rgb(input, &img, &w, &h);
+    }
+    if (!st) st = seg_backend_create(device, &be);
+    if (!st) st = seg_model_create(be, &cfg, &m);
+    if (!st) st = seg_model_load(m, weights, true);
+    if (!st) st = seg_ag_create(be, &ag);
+    struct seg_var *x = NULL;
+    struct seg_model_out o;
+    if (!st) {
+        seg_ag_set_grad_enabled(ag, false);
+        seg_preprocess(img, 1, h, w, pre);
+        int64_t xs[4] = {1, 3, h, w};
+        struct seg_tensor *t = NULL;
+        st = seg_tensor_new(be, SEG_DTYPE_F32, 4, xs, &t);
+        if (!st) st = seg_tensor_write(t, img, (size_t)3 * w * h * sizeof(float));
+        if (!st) st = seg_ag_const(ag, t, &x);
+        else seg_tensor_free(t);
+    }
+    if (!st) st = seg_model_forward(ag, m, x, false, &o);
+    const struct seg_tensor *y = NULL;
+    if (!st) {
+        y = aux ? (o.aux ? o.aux->value : NULL) : o.main->value;
+        if (!y)
+            st = seg_error(SEG_STATUS_INVALID, "%s: the model has no auxiliary classifier", weights);
+    }
+    if (!st) {
+        logits = malloc(seg_tensor_nbytes(y));
+        st = logits ? seg_tensor_read(y, logits, seg_tensor_nbytes(y))
+                    : seg_error(SEG_STATUS_OUT_OF_MEMORY, "out of host memory");
+    }
+    if (!st) st = seg_npy_write_f32(out, logits, y->ndim, y->shape);
+    if (!st)
+        printf("%s: %s on %s (%dx%d) -> %lldx%lldx%lldx%lld logits in %s\n", input,
+               seg_arch_name(cfg.arch), seg_backend_device(be)->spec, w, h, (long long)y->shape[0],
+               (long long)y->shape[1], (long long)y->shape[2], (long long)y->shape[3], out);
+    else
+        fprintf(stderr, "segda infer: %s\n", seg_last_error());
+    free(img);
+    free(logits);
+    seg_ag_destroy(ag);
+    seg_model_destroy(m);
+    seg_backend_destroy(be);
+    return seg_exit_code(st);
+}
