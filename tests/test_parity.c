@@ -17,6 +17,9 @@
 
 static const char *g_backend = "cpu", *g_dir = ".";
 static double g_tol = 1e-3;
+/* Gradients: max |a - r| / max |r| (default) or ||a - r||_2 / ||r||_2 (--l2), the latter
+ * for deep networks where a pre-activation within one float32 ulp of zero flips a ReLU. */
+static bool g_l2 = false;
 
 struct worst {
     double err;
@@ -35,15 +38,17 @@ static double rel_error(const struct seg_tensor *t, const struct seg_st_tensor *
         return INFINITY;
     }
     const float *r = ref->data;
-    double maxe = 0, maxr = 1e-12;
+    double maxe = 0, maxr = 1e-12, se = 0, sr = 1e-30;
     for (int64_t i = 0; i < n; i++) {
         double e = fabs((double)a[i] - r[i]);
         if (!(e <= maxe))
             maxe = e; /* NaN sticks */
         maxr = fmax(maxr, fabs(r[i]));
+        se += e * e;
+        sr += (double)r[i] * r[i];
     }
     free(a);
-    return maxe / maxr;
+    return g_l2 ? sqrt(se / sr) : maxe / maxr;
 }
 
 static void note(struct worst *w, double e, const char *name)
@@ -133,7 +138,10 @@ static void test_parity(void **state)
         }
         if (!ref || !p->var->grad)
             fail_msg("no gradient for %s", p->name);
-        note(&wg, rel_error(p->var->grad, ref), p->name);
+        double e = rel_error(p->var->grad, ref);
+        if (getenv("SEGDA_PARITY_VERBOSE"))
+            printf("  grad %-40s %.2e\n", p->name, e);
+        note(&wg, e, p->name);
         ngrad++;
     }
     struct seg_optim_config oc = {SEG_OPTIM_SGD, 2.5e-4f, 0.9f, 5e-4f, 0, 0, 0, {1.0f, 10.0f}};
@@ -156,9 +164,11 @@ static void test_parity(void **state)
            "after SGD %.2e (worst %s)%s%.2e\n",
            g_backend, seg_arch_name(cfg.arch), batch ? "batch" : "frozen", e_logits, e_aux, e_loss,
            ngrad, wg.err, wg.name, ws.err, ws.name, batch ? ", running stats " : "", batch ? wr.err : 0.0);
-    assert_true(e_logits <= g_tol);
-    assert_true(e_aux <= g_tol);
-    assert_true(e_loss <= g_tol);
+    /* The forward is held to 1e-3 whatever --tol says (that is for the gradients). */
+    double ftol = g_tol < 1e-3 ? g_tol : 1e-3;
+    assert_true(e_logits <= ftol);
+    assert_true(e_aux <= ftol);
+    assert_true(e_loss <= ftol);
     assert_true(wg.err <= g_tol);
     assert_true(ws.err <= g_tol);
     assert_true(wr.err <= g_tol);
@@ -180,8 +190,10 @@ int main(int argc, char **argv)
             g_dir = argv[++i];
         else if (!strcmp(argv[i], "--tol") && i + 1 < argc)
             g_tol = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--l2"))
+            g_l2 = true;
         else {
-            printf("usage: test_parity [-b BACKEND] [-d DIR] [--tol T]\n"
+            printf("usage: test_parity [-b BACKEND] [-d DIR] [--tol T] [--l2]\n"
                    "  DIR holds weights/inputs/expected.safetensors from tools/deeplab_torch.py\n");
             return strcmp(argv[i], "--help") ? 2 : 0;
         }

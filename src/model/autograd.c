@@ -112,6 +112,14 @@ void seg_var_zero_grad(struct seg_var *v)
 
 void seg_var_keep(struct seg_var *v) { v->keep = true; }
 
+void seg_var_done(struct seg_var *v)
+{
+    if (v && !v->leaf && !v->keep && v->pending == 0) {
+        seg_tensor_free(v->value);
+        v->value = NULL;
+    }
+}
+
 /* A tape-owned variable around t (taken over; freed on failure). */
 static enum seg_status var_new(struct seg_ag *ag, struct seg_tensor *t, struct seg_var **out)
 {
@@ -349,10 +357,20 @@ enum seg_status seg_ag_div(struct seg_ag *ag, struct seg_var *a, struct seg_var 
     return seg_ag_binary(ag, SEG_BINARY_DIV, a, b, out);
 }
 
+/* ReLU and leaky ReLU (slope >= 0) keep their output instead of their input: y > 0 exactly
+ * where x > 0, so the gradient is the same and the input (usually a batch-norm output) can
+ * be freed as soon as the next layer has used it. */
+static bool unary_keeps_output(enum seg_unary_fn fn, float p0)
+{
+    return fn == SEG_UNARY_RELU || (fn == SEG_UNARY_LEAKY_RELU && p0 >= 0.0f);
+}
+
 static enum seg_status bwd_unary(struct seg_ag_node *n, const struct seg_tensor *g,
                                  struct seg_tensor **gin)
 {
-    return seg_unary_bwd((enum seg_unary_fn)n->ip[0], n->in[0]->value, g, n->fp[0], n->fp[1], &gin[0]);
+    enum seg_unary_fn fn = (enum seg_unary_fn)n->ip[0];
+    const struct seg_tensor *at = unary_keeps_output(fn, n->fp[0]) ? n->out->value : n->in[0]->value;
+    return seg_unary_bwd(fn, at, g, n->fp[0], n->fp[1], &gin[0]);
 }
 
 enum seg_status seg_ag_unary(struct seg_ag *ag, enum seg_unary_fn fn, struct seg_var *x, float p0,
@@ -364,7 +382,8 @@ enum seg_status seg_ag_unary(struct seg_ag *ag, enum seg_unary_fn fn, struct seg
         return st;
     int32_t ip[8] = {fn};
     float fp[4] = {p0, p1};
-    return record(ag, y, &x, 1, bwd_unary, 0x1u, NULL, 0, ip, fp, out);
+    return record(ag, y, &x, 1, bwd_unary, unary_keeps_output(fn, p0) ? 0x80u : 0x1u, NULL, 0, ip,
+                  fp, out);
 }
 
 enum seg_status seg_ag_affine(struct seg_ag *ag, struct seg_var *x, float scale, float shift,

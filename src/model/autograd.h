@@ -37,6 +37,9 @@ void seg_var_leaf_free(struct seg_var *v);
 void seg_var_zero_grad(struct seg_var *v);
 /* Marks an intermediate so backward keeps its value (for metrics, pseudo labels, ...). */
 void seg_var_keep(struct seg_var *v);
+/* The caller will not read v's value again: it is freed now if no recorded node needs it,
+ * else as soon as the last one has run its backward (forward-time memory saving). */
+void seg_var_done(struct seg_var *v);
 
 /* A constant owned by the tape (takes over t). */
 enum seg_status seg_ag_const(struct seg_ag *ag, struct seg_tensor *t, struct seg_var **out);

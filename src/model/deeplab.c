@@ -350,7 +350,12 @@ static enum seg_status bn(struct seg_ag *ag, struct seg_model *m, struct seg_var
     struct seg_var *t = NULL;
     TRY(seg_ag_batchnorm(ag, x, P(m, "%s.weight", prefix), P(m, "%s.bias", prefix),
                          rm->var->value, rv->var->value, mode, 0.1f, 1e-5f, relu ? &t : y));
-    return relu ? seg_ag_relu(ag, t, y) : SEG_STATUS_OK;
+    seg_var_done(x);
+    if (!relu)
+        return SEG_STATUS_OK;
+    TRY(seg_ag_relu(ag, t, y));
+    seg_var_done(t);
+    return SEG_STATUS_OK;
 }
 
 static enum seg_status bottleneck(struct seg_ag *ag, struct seg_model *m, struct seg_var *x, int l,
@@ -380,7 +385,15 @@ static enum seg_status bottleneck(struct seg_ag *ag, struct seg_model *m, struct
         TRY(bn(ag, m, d0, pb, train, false, &res));
     }
     TRY(seg_ag_add(ag, t6, res, &sum));
-    return seg_ag_relu(ag, sum, y);
+    seg_var_done(t6);
+    seg_var_done(t2);
+    seg_var_done(t4);
+    if (res != x)
+        seg_var_done(res);
+    seg_var_done(x);
+    TRY(seg_ag_relu(ag, sum, y));
+    seg_var_done(sum);
+    return SEG_STATUS_OK;
 }
 
 static enum seg_status aspp(struct seg_ag *ag, struct seg_model *m, struct seg_var *x,
@@ -394,6 +407,8 @@ static enum seg_status aspp(struct seg_ag *ag, struct seg_model *m, struct seg_v
         TRY(conv(ag, m, x, name, 1, aspp_rates[i], aspp_rates[i], m->cfg.classifier_bias, &o));
         if (acc) {
             TRY(seg_ag_add(ag, acc, o, &s));
+            seg_var_done(acc);
+            seg_var_done(o);
             acc = s;
         } else {
             acc = o;
@@ -412,10 +427,13 @@ static enum seg_status forward_resnet(struct seg_ag *ag, struct seg_model *m, st
     TRY(bn(ag, m, t, "bn1", train, true, &u));
     struct seg_pool2d_params pool = {3, 3, 2, 2, 1, 1, true};
     TRY(seg_ag_maxpool2d(ag, u, &pool, &h));
+    seg_var_done(u);
     for (int l = 0; l < 4; l++) {
         for (int b = 0; b < s.blocks[l]; b++) {
             struct seg_var *o;
             TRY(bottleneck(ag, m, h, l, b, train, &o));
+            if (!(l == 2 && b == s.blocks[2] - 1 && m->cfg.multi_level))
+                seg_var_done(h);
             h = o;
         }
         if (l == 2 && m->cfg.multi_level)
