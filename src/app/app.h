@@ -7,6 +7,16 @@
 /* Command entry points: argv[0] is the first option (the command name is stripped). */
 int seg_cmd_devices(int argc, char **argv);
 int seg_cmd_infer(int argc, char **argv);
+int seg_cmd_train(int argc, char **argv);
+int seg_cmd_eval(int argc, char **argv);
+int seg_cmd_predict(int argc, char **argv);
+int seg_cmd_demo(int argc, char **argv);
+int seg_cmd_pseudo_label(int argc, char **argv);
+
+struct seg_config;
+/* Runs a training configuration to its end; returns an exit code. best_miou (optional)
+ * receives the best target mIoU evaluated (-1 if none). */
+int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, double *best_miou);
 
 enum seg_status seg_npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape);
 

@@ -4,6 +4,7 @@
 
 #include "app/app.h"
 #include "bench/bench.h"
+#include "data/data.h"
 #include "segda.h"
 
 static void human_bytes(uint64_t b, char *out, size_t n)
@@ -47,6 +48,12 @@ static const struct {
     const char *summary;
 } commands[] = {
     {"devices", seg_cmd_devices, "list OpenCL, Vulkan and cpu devices"},
+    {"demo", seg_cmd_demo, "the synthetic benchmark end to end: train, adapt, compare"},
+    {"train", seg_cmd_train, "train a method from an INI configuration (resumable)"},
+    {"eval", seg_cmd_eval, "mIoU of a checkpoint on the target validation set"},
+    {"predict", seg_cmd_predict, "colorized predictions and overlays for images"},
+    {"pseudo-label", seg_cmd_pseudo_label, "class-wise thresholded pseudo labels of the target set"},
+    {"synth", seg_cmd_synth, "generate the synthetic domain-shift benchmark"},
     {"infer", seg_cmd_infer, "run a model on one image, save the raw logits (.npy)"},
     {"bench", seg_cmd_bench, "kernel and training throughput; compare GPUs"},
 };

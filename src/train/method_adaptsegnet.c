@@ -110,6 +110,7 @@ static enum seg_status adaptsegnet_step(struct seg_trainer *t, const struct seg_
             if (!st) st = seg_ag_const(t->ag, copy, &v);
             if (!st) st = adversarial(t, t->aux[level], v, b->h, b->w, (float)dom, &l);
             if (!st) st = seg_losses_add_var(losses, dnames[level][dom], l);
+            if (!st) st = seg_check_finite(losses);
             if (!st) st = seg_ag_affine(t->ag, l, 0.5f, 0.0f, &half);
             if (!st) st = seg_ag_backward(t->ag, half);
             seg_ag_reset(t->ag);

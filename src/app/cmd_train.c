@@ -1,0 +1,385 @@
+/* cmd_train.c: `segda train`: the training loop with progress, metrics (JSON Lines),
+ * periodic evaluation keeping the best checkpoint, atomic checkpoints (every N iterations
+ * and on SIGINT/SIGTERM), exact resume, and a stop with a report on a non-finite loss. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "app/app.h"
+#include "app/data_setup.h"
+#include "train/evaluate.h"
+#include "train/trainer.h"
+
+/* The only mutable global of the program: set by the signal handler, read by the loop. */
+static volatile sig_atomic_t g_stop_signal;
+
+static void on_signal(int sig) { g_stop_signal = sig; }
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: segda train --config FILE.ini [--set section.key=value ...] [--resume CKPT|auto]\n"
+               "                   [--device D] [--out DIR] [--quiet] [--check]\n"
+               "       segda train --help-config      list every configuration key with its default\n"
+               "--check validates the configuration and builds its models, without data.\n\n"
+               "Trains the method of the configuration (method.name: %s).\n"
+               "The effective configuration is printed and saved as OUT/config.ini. OUT gets\n"
+               "last.safetensors (every train.save_every iterations, on SIGINT/SIGTERM and at the\n"
+               "end; weights, optimizer state, iteration and RNG: --resume continues exactly),\n"
+               "best.safetensors (best target mIoU), metrics.jsonl and eval JSON/CSV tables.\n"
+               "Exit codes: 0 done, 2 bad configuration, 3 no device, 4 bad data, 5 a loss or gradient\n"
+               "became NaN/Inf (the last good checkpoint is kept), 130 interrupted (state saved).\n",
+            seg_method_names());
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+static void to_batch(const struct seg_data_batch *d, struct seg_batch *b)
+{
+    b->n = d->n;
+    b->h = d->h;
+    b->w = d->w;
+    b->images = d->images;
+    b->labels = d->labels;
+}
+
+struct run {
+    struct seg_trainer *t;
+    struct seg_domain   src, tgt, val;
+    bool                has_val;
+    const char         *out;
+    FILE               *metrics;
+    int                 num_classes;
+    double              best;
+};
+
+static void path_in(char *buf, size_t n, const char *dir, const char *name)
+{
+    snprintf(buf, n, "%s/%s", dir, name);
+}
+
+static enum seg_status evaluate_now(struct run *r, bool progress, struct seg_metrics_report *rep)
+{
+    long eval_max;
+    enum seg_status st = seg_config_int(&r->t->cfg, "train.eval_max", &eval_max);
+    struct seg_confusion conf;
+    if (!st) st = seg_confusion_init(&conf, r->num_classes);
+    if (st)
+        return st;
+    struct seg_domain val;
+    long seed = 0;
+    seg_config_int(&r->t->cfg, "train.seed", &seed);
+    st = seg_domain_open(&r->t->cfg, SEG_ROLE_VAL, (uint64_t)seed, &val); /* a fresh pass */
+    struct seg_eval_opts eo = {false, (int)eval_max, progress};
+    if (!st) st = seg_evaluate(r->t->model, val.loader, &eo, &conf);
+    if (!st) seg_metrics_compute(&conf, rep);
+    seg_domain_close(&val);
+    seg_confusion_free(&conf);
+    return st;
+}
+
+static void log_losses(FILE *f, const struct seg_losses *l)
+{
+    fprintf(f, "{");
+    for (int i = 0; i < l->n; i++)
+        fprintf(f, "%s\"%s\": %.6g", i ? ", " : "", l->name[i], l->value[i]);
+    fprintf(f, "}");
+}
+
+static void progress_line(struct run *r, const struct seg_losses *l, double it_s, bool tty, int64_t total)
+{
+    int64_t it = r->t->iter;
+    double eta = it_s > 0 ? (double)(total - it) / it_s : 0;
+    char losses[256] = "";
+    size_t used = 0;
+    for (int i = 0; i < l->n && i < 4 && used < sizeof losses; i++)
+        used += (size_t)snprintf(losses + used, sizeof losses - used, " %s %.4f", l->name[i], l->value[i]);
+    if (tty) {
+        int width = 24, fill = total ? (int)(width * it / total) : 0;
+        char bar[32];
+        for (int i = 0; i < width; i++)
+            bar[i] = i < fill ? '#' : '.';
+        bar[width] = '\0';
+        fprintf(stderr, "\r[%s] %" PRId64 "/%" PRId64 " %.2f it/s ETA %02d:%02d:%02d lr %.2e%s  ", bar, it, total,
+                it_s, (int)(eta / 3600), (int)(eta / 60) % 60, (int)eta % 60, r->t->lr, losses);
+    } else {
+        fprintf(stderr, "iter %" PRId64 "/%" PRId64 " %.2f it/s eta %.0fs lr %.2e%s\n", it, total, it_s, eta,
+                r->t->lr, losses);
+    }
+    fflush(stderr);
+}
+
+int seg_cmd_train(int argc, char **argv)
+{
+    const char *config = NULL, *resume = NULL, *device = NULL, *out = NULL;
+    const char *sets[64];
+    int nsets = 0;
+    bool quiet = false, check = false;
+    for (int i = 0; i < argc; i++) {
+        bool more = i + 1 < argc;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return SEG_EXIT_OK;
+        } else if (!strcmp(argv[i], "--help-config")) {
+            int n;
+            const struct seg_config_key *k = seg_config_keys(&n);
+            for (int j = 0; j < n; j++)
+                printf("%-30s %-22s %s\n", k[j].name, k[j].def[0] ? k[j].def : "\"\"", k[j].help);
+            return SEG_EXIT_OK;
+        } else if (!strcmp(argv[i], "--config") && more) {
+            config = argv[++i];
+        } else if (!strcmp(argv[i], "--set") && more && nsets < 64) {
+            sets[nsets++] = argv[++i];
+        } else if (!strcmp(argv[i], "--resume") && more) {
+            resume = argv[++i];
+        } else if (!strcmp(argv[i], "--device") && more) {
+            device = argv[++i];
+        } else if (!strcmp(argv[i], "--out") && more) {
+            out = argv[++i];
+        } else if (!strcmp(argv[i], "--quiet")) {
+            quiet = true;
+        } else if (!strcmp(argv[i], "--check")) {
+            check = true;
+        } else {
+            fprintf(stderr, "segda train: unknown option '%s'\n", argv[i]);
+            usage(stderr);
+            return SEG_EXIT_USAGE;
+        }
+    }
+    struct seg_config cfg;
+    enum seg_status st = seg_config_init(&cfg);
+    if (!st && config) st = seg_config_load(&cfg, config);
+    for (int i = 0; !st && i < nsets; i++)
+        st = seg_config_set(&cfg, sets[i]);
+    char kv[4200];
+    if (!st && device) {
+        snprintf(kv, sizeof kv, "train.device=%s", device);
+        st = seg_config_set(&cfg, kv);
+    }
+    if (!st && out) {
+        snprintf(kv, sizeof kv, "train.out=%s", out);
+        st = seg_config_set(&cfg, kv);
+    }
+    if (st) {
+        fprintf(stderr, "segda train: %s\n", seg_last_error());
+        seg_config_free(&cfg);
+        return seg_exit_code(st);
+    }
+    if (check) { /* validate every key and build the models on the cpu, without data */
+        struct seg_backend *be = NULL;
+        struct seg_trainer *t = NULL;
+        st = seg_config_set(&cfg, "model.init=");
+        if (!st) st = seg_backend_create("cpu", &be);
+        if (!st) st = seg_trainer_create(&cfg, be, &t);
+        if (!st)
+            printf("%s: ok (%s, %s, %lld trainable parameters)\n", config ? config : "defaults", t->method->name,
+                   seg_arch_name(t->model->cfg.arch), (long long)seg_model_num_params(t->model, true));
+        else
+            fprintf(stderr, "segda train: %s: %s\n", config ? config : "defaults", seg_last_error());
+        seg_trainer_destroy(t);
+        seg_backend_destroy(be);
+        seg_config_free(&cfg);
+        return seg_exit_code(st);
+    }
+    int rc = seg_train_run(&cfg, resume, quiet, NULL);
+    seg_config_free(&cfg);
+    return rc;
+}
+
+int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, double *best_miou)
+{
+    struct run r = {0};
+    struct seg_backend *be = NULL;
+    r.best = -1.0;
+    r.out = seg_config_str(cfg, "train.out");
+    long seed = 0, stop = 0, save_every = 0, eval_every = 0, log_every = 1, nc = 19;
+    enum seg_status st = SEG_STATUS_OK;
+    const char *key[] = {"train.seed", "solver.stop", "train.save_every", "train.eval_every",
+                         "train.log_every", "model.num_classes"};
+    long *dst[] = {&seed, &stop, &save_every, &eval_every, &log_every, &nc};
+    for (int i = 0; !st && i < 6; i++)
+        st = seg_config_int(cfg, key[i], dst[i]);
+    r.num_classes = (int)nc;
+    char path[4200];
+    if (!st) st = seg_dir_create(r.out);
+    if (!st) {
+        if (!quiet) {
+            printf("; segda train: effective configuration\n");
+            seg_config_print(cfg, stdout);
+            fflush(stdout);
+        }
+        path_in(path, sizeof path, r.out, "config.ini");
+        st = seg_config_save(cfg, path);
+    }
+    if (!st) st = seg_backend_create(seg_config_str(cfg, "train.device"), &be);
+    if (!st) st = seg_trainer_create(cfg, be, &r.t);
+    if (!st && resume) {
+        if (!strcmp(resume, "auto"))
+            path_in(path, sizeof path, r.out, "last.safetensors");
+        else
+            snprintf(path, sizeof path, "%s", resume);
+        if (!strcmp(resume, "auto") && access(path, F_OK) != 0) {
+            if (!quiet)
+                fprintf(stderr, "segda train: no %s yet, starting from scratch\n", path);
+        } else {
+            st = seg_trainer_resume(r.t, path);
+            if (!st && !quiet)
+                fprintf(stderr, "segda train: resumed from %s at iteration %" PRId64 "\n", path, r.t->iter);
+        }
+    }
+    if (!st) st = seg_domain_open(cfg, SEG_ROLE_SOURCE, (uint64_t)seed, &r.src);
+    bool needs_target = strcmp(r.t ? r.t->method->name : "", "source_only") != 0;
+    if (!st && needs_target) st = seg_domain_open(cfg, SEG_ROLE_TARGET, (uint64_t)seed, &r.tgt);
+    if (st) {
+        fprintf(stderr, "segda train: %s\n", seg_last_error());
+        goto done;
+    }
+    if (!quiet)
+        fprintf(stderr, "segda train: %s on %s (%s), %s, %lld trainable parameters, %d source images\n",
+                r.t->method->name, seg_backend_device(be)->spec, seg_backend_device(be)->name,
+                seg_arch_name(r.t->model->cfg.arch), (long long)seg_model_num_params(r.t->model, true),
+                r.src.ds->n);
+    /* The data order continues exactly: the loaders replay the batches already consumed. */
+    for (int64_t i = 0; i < r.t->iter && !st; i++) {
+        struct seg_data_batch *b = NULL;
+        st = seg_loader_next(r.src.loader, &b);
+        if (b) seg_loader_release(r.src.loader, b);
+        if (!st && r.tgt.loader) {
+            st = seg_loader_next(r.tgt.loader, &b);
+            if (b) seg_loader_release(r.tgt.loader, b);
+        }
+    }
+    path_in(path, sizeof path, r.out, "metrics.jsonl");
+    r.metrics = fopen(path, r.t->iter ? "a" : "w");
+    if (!r.metrics && !st)
+        st = seg_error(SEG_STATUS_IO, "%s: %s", path, strerror(errno));
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    g_stop_signal = 0;
+    int64_t end = stop > 0 && stop < r.t->iterations ? stop : r.t->iterations;
+    bool tty = isatty(STDERR_FILENO) && !quiet;
+    double t0 = now_s(), last_log = t0;
+    int64_t it0 = r.t->iter;
+    struct seg_losses losses = {0};
+    while (!st && r.t->iter < end && !g_stop_signal) {
+        struct seg_data_batch *sb = NULL, *tb = NULL;
+        struct seg_batch s, t;
+        st = seg_loader_next(r.src.loader, &sb);
+        if (!st && r.tgt.loader)
+            st = seg_loader_next(r.tgt.loader, &tb);
+        if (st)
+            break;
+        to_batch(sb, &s);
+        if (tb)
+            to_batch(tb, &t);
+        st = seg_trainer_step(r.t, &s, tb ? &t : &s, &losses);
+        seg_loader_release(r.src.loader, sb);
+        if (tb)
+            seg_loader_release(r.tgt.loader, tb);
+        if (st == SEG_STATUS_INVALID && strstr(seg_last_error(), "loss term")) {
+            char msg[1100];
+            snprintf(msg, sizeof msg, "%s", seg_last_error());
+            path_in(path, sizeof path, r.out, "last.safetensors");
+            enum seg_status s2 = seg_trainer_save(r.t, path);
+            fprintf(stderr, "\nsegda train: diverged at iteration %" PRId64 ": %s; last good state %s %s\n",
+                    r.t->iter + 1, msg, s2 ? "could not be saved:" : "saved in", s2 ? seg_last_error() : path);
+            fprintf(r.metrics, "{\"iter\": %" PRId64 ", \"diverged\": \"%s\"}\n", r.t->iter + 1, msg);
+            fclose(r.metrics);
+            r.metrics = NULL;
+            seg_trainer_destroy(r.t);
+            r.t = NULL;
+            seg_domain_close(&r.src);
+            seg_domain_close(&r.tgt);
+            seg_backend_destroy(be);
+            return SEG_EXIT_DIVERGED;
+        }
+        if (st)
+            break;
+        double now = now_s(), it_s = (double)(r.t->iter - it0) / fmax(now - t0, 1e-9);
+        if (r.t->iter % log_every == 0 || r.t->iter == end) {
+            fprintf(r.metrics, "{\"iter\": %" PRId64 ", \"lr\": %.6g, \"it_s\": %.4g, \"mem_mb\": %.1f, \"loss\": ",
+                    r.t->iter, r.t->lr, it_s, (double)seg_backend_mem_peak(be) / (1 << 20));
+            log_losses(r.metrics, &losses);
+            fprintf(r.metrics, "}\n");
+            fflush(r.metrics);
+        }
+        if (!quiet && (tty ? now - last_log > 0.2 : r.t->iter % log_every == 0)) {
+            progress_line(&r, &losses, it_s, tty, end);
+            last_log = now;
+        }
+        if (save_every > 0 && r.t->iter % save_every == 0) {
+            path_in(path, sizeof path, r.out, "last.safetensors");
+            st = seg_trainer_save(r.t, path);
+        }
+        if (!st && eval_every > 0 && (r.t->iter % eval_every == 0 || r.t->iter == end)) {
+            struct seg_metrics_report rep;
+            if (tty)
+                fprintf(stderr, "\n");
+            st = evaluate_now(&r, tty, &rep);
+            if (!st) {
+                double miou = rep.nviews ? rep.view_miou[0] : NAN;
+                fprintf(r.metrics, "{\"iter\": %" PRId64 ", \"eval\": {", r.t->iter);
+                for (int v = 0; v < rep.nviews; v++)
+                    fprintf(r.metrics, "%s\"%s\": %.4f", v ? ", " : "", rep.view_name[v], rep.view_miou[v]);
+                fprintf(r.metrics, ", \"pixel_acc\": %.4f}}\n", rep.pixel_acc);
+                fflush(r.metrics);
+                if (!quiet)
+                    fprintf(stderr, "segda train: iteration %" PRId64 ": target %s %.2f (best %.2f)\n", r.t->iter,
+                            rep.nviews ? rep.view_name[0] : "mIoU", 100 * miou, 100 * fmax(r.best, miou));
+                if (miou > r.best) {
+                    r.best = miou;
+                    path_in(path, sizeof path, r.out, "best.safetensors");
+                    const char *meta[] = {"method", r.t->method->name};
+                    st = seg_model_save(r.t->model, path, meta, 1);
+                    path_in(path, sizeof path, r.out, "best_eval.json");
+                    if (!st) st = seg_metrics_save_json(&rep, path);
+                    path_in(path, sizeof path, r.out, "best_eval.csv");
+                    if (!st) st = seg_metrics_save_csv(&rep, path);
+                }
+            }
+        }
+    }
+    if (tty)
+        fprintf(stderr, "\n");
+    if (!st || g_stop_signal) {
+        enum seg_status s2;
+        path_in(path, sizeof path, r.out, "last.safetensors");
+        s2 = seg_trainer_save(r.t, path);
+        if (!st)
+            st = s2;
+        path_in(path, sizeof path, r.out, "final.safetensors");
+        const char *meta[] = {"method", r.t->method->name};
+        if (!st) st = seg_model_save(r.t->model, path, meta, 1);
+    }
+    if (st)
+        fprintf(stderr, "segda train: %s\n", seg_last_error());
+    else if (g_stop_signal && !quiet)
+        fprintf(stderr, "segda train: interrupted at iteration %" PRId64 "; state saved in %s/last.safetensors\n",
+                r.t->iter, r.out);
+done:
+    if (best_miou)
+        *best_miou = r.best;
+    if (r.metrics)
+        fclose(r.metrics);
+    seg_domain_close(&r.src);
+    seg_domain_close(&r.tgt);
+    seg_trainer_destroy(r.t);
+    seg_backend_destroy(be);
+    if (!st && g_stop_signal)
+        return SEG_EXIT_INTERRUPTED;
+    return seg_exit_code(st);
+}

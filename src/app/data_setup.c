@@ -1,0 +1,75 @@
+/* data_setup.c: configuration keys to datasets and loaders. */
+#include <string.h>
+
+#include "app/data_setup.h"
+
+enum seg_status seg_domain_open(const struct seg_config *c, enum seg_domain_role role, uint64_t seed,
+                                struct seg_domain *out)
+{
+    memset(out, 0, sizeof *out);
+    bool src = role == SEG_ROLE_SOURCE;
+    bool labelled = role == SEG_ROLE_SOURCE || role == SEG_ROLE_VAL;
+    if (role == SEG_ROLE_TARGET_PASS)
+        role = SEG_ROLE_VAL; /* everything else as a validation pass */
+    const char *kind = seg_config_str(c, src ? "data.source" : "data.target");
+    const char *root = seg_config_str(c, src ? "data.source_root" : "data.target_root");
+    const char *list = seg_config_str(c, src ? "data.source_list" : role == SEG_ROLE_VAL ? "data.val_list" : "data.target_list");
+    const char *norm = seg_config_str(c, "data.norm");
+    int k = seg_dataset_kind_from_name(kind);
+    if (k < 0)
+        return seg_error(SEG_STATUS_INVALID, "config data.%s = '%s': gta5, synthia, cityscapes or crosscity",
+                         src ? "source" : "target", kind);
+    if (!root[0])
+        return seg_error(SEG_STATUS_INVALID, "config data.%s_root is empty: point it at the dataset folder",
+                         src ? "source" : "target");
+    long nc, batch, workers;
+    enum seg_status st = seg_config_int(c, "model.num_classes", &nc);
+    if (!st) st = seg_config_int(c, "data.batch", &batch);
+    if (!st) st = seg_config_int(c, "data.workers", &workers);
+    if (st)
+        return st;
+    if (!strcmp(norm, "deeplab"))
+        out->norm = SEG_NORM_DEEPLAB;
+    else if (!strcmp(norm, "imagenet"))
+        out->norm = SEG_NORM_IMAGENET;
+    else
+        return seg_error(SEG_STATUS_INVALID, "config data.norm = '%s': deeplab or imagenet", norm);
+    struct seg_dataset_opts o = {0};
+    o.kind = (enum seg_dataset_kind)k;
+    o.root = root;
+    o.split = role == SEG_ROLE_VAL ? seg_config_str(c, "data.val_split") : "train";
+    o.city = seg_config_str(c, "data.city");
+    o.list = list[0] ? list : NULL;
+    o.num_classes = (int)nc;
+    o.labels = labelled;
+    if ((st = seg_dataset_open(&o, &out->ds)))
+        return st;
+    struct seg_loader_opts lo;
+    seg_loader_opts_defaults(&lo);
+    lo.ds = out->ds;
+    lo.batch = role == SEG_ROLE_VAL ? 1 : (int)batch;
+    lo.workers = (int)workers;
+    lo.prefetch = 2;
+    lo.seed = seed + (uint64_t)role * 1000003u;
+    lo.norm = out->norm;
+    lo.repeat = role != SEG_ROLE_VAL;
+    lo.sampling = role == SEG_ROLE_VAL ? SEG_SAMPLING_SEQUENTIAL : SEG_SAMPLING_SHUFFLE;
+    seg_augment_defaults(&lo.aug);
+    const char *size_key = src ? "data.source_size" : role == SEG_ROLE_VAL ? "data.eval_size" : "data.target_size";
+    st = seg_config_size(c, size_key, &lo.aug.resize_w, &lo.aug.resize_h);
+    if (!st && role != SEG_ROLE_VAL)
+        st = seg_config_bool(c, "data.mirror", &lo.aug.flip);
+    lo.aug.label_full_res = role == SEG_ROLE_VAL;
+    if (!st)
+        st = seg_loader_create(&lo, &out->loader);
+    if (st)
+        seg_domain_close(out);
+    return st;
+}
+
+void seg_domain_close(struct seg_domain *d)
+{
+    seg_loader_destroy(d->loader);
+    seg_dataset_close(d->ds);
+    memset(d, 0, sizeof *d);
+}

@@ -1,0 +1,29 @@
+/* data_setup.h: datasets and loaders of a training configuration (shared by train, eval,
+ * pseudo-label and demo). */
+#ifndef SEGDA_DATA_SETUP_H
+#define SEGDA_DATA_SETUP_H
+
+#include "data/data.h"
+#include "train/config.h"
+
+enum seg_domain_role {
+    SEG_ROLE_SOURCE,
+    SEG_ROLE_TARGET,
+    SEG_ROLE_VAL,         /* data.val_split of the target, labelled, one pass */
+    SEG_ROLE_TARGET_PASS, /* the same one pass, unlabelled */
+};
+
+struct seg_domain {
+    struct seg_dataset *ds;
+    struct seg_loader  *loader;
+    enum seg_norm       norm;
+};
+
+/* Opens the role's dataset and its loader: source (labelled, resized to data.source_size,
+ * shuffled, endless), target (unlabelled, data.target_size, endless) or val (labelled,
+ * data.eval_size with labels at full resolution, one pass, in order). */
+enum seg_status seg_domain_open(const struct seg_config *c, enum seg_domain_role role, uint64_t seed,
+                                struct seg_domain *out);
+void seg_domain_close(struct seg_domain *d);
+
+#endif
