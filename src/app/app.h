@@ -20,14 +20,6 @@ int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, 
 
 enum seg_status seg_npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape);
 
-/* Decodes an 8-bit RGB image (PNG, JPEG, ...) into planar float 0..255 [3, h, w] (malloc'ed). */
-enum seg_status seg_image_read_rgb(const char *path, float **planar, int *w, int *h);
-
-enum seg_preprocess { SEG_PRE_DEEPLAB, SEG_PRE_IMAGENET };
-/* In place on [n, 3, h, w] RGB 0..255: DeepLab-v2 (BGR order, minus the caffe mean) or
- * ImageNet (RGB / 255, minus mean, over std). */
-void seg_preprocess(float *x, int n, int h, int w, enum seg_preprocess mode);
-
 /* Exit codes of every command. */
 enum { SEG_EXIT_OK = 0, SEG_EXIT_FAIL = 1, SEG_EXIT_USAGE = 2, SEG_EXIT_NO_DEVICE = 3,
        SEG_EXIT_BAD_INPUT = 4, SEG_EXIT_DIVERGED = 5, SEG_EXIT_INTERRUPTED = 130 };

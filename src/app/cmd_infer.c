@@ -4,9 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <stb/stb_image.h>
-
 #include "app/app.h"
+#include "data/data.h"
 #include "model/model.h"
 
 static void usage(FILE *f)
@@ -20,47 +19,6 @@ static void usage(FILE *f)
                "  --preprocess imagenet  RGB/255, minus (0.485, 0.456, 0.406), over (0.229, 0.224, 0.225)\n"
                "  --aux                  save the auxiliary classifier's output instead of the main one\n"
                "  --device D             cpu, opencl[:P.D], vulkan[:N] or auto [default auto]\n");
-}
-
-enum seg_status seg_image_read_rgb(const char *path, float **planar, int *w, int *h)
-{
-    int c = 0;
-    unsigned char *px = stbi_load(path, w, h, &c, 3);
-    if (!px)
-        return seg_error(SEG_STATUS_FORMAT, "%s: cannot decode the image: %s", path, stbi_failure_reason());
-    size_t n = (size_t)*w * *h;
-    *planar = malloc(3 * n * sizeof **planar);
-    if (!*planar) {
-        stbi_image_free(px);
-        return seg_error(SEG_STATUS_OUT_OF_MEMORY, "%s: out of host memory", path);
-    }
-    for (size_t i = 0; i < n; i++)
-        for (int k = 0; k < 3; k++)
-            (*planar)[k * n + i] = px[3 * i + k];
-    stbi_image_free(px);
-    return SEG_STATUS_OK;
-}
-
-void seg_preprocess(float *x, int n, int h, int w, enum seg_preprocess mode)
-{
-    size_t plane = (size_t)h * w;
-    static const float caffe_bgr[3] = {104.00698793f, 116.66876762f, 122.67891434f};
-    static const float mean[3] = {0.485f, 0.456f, 0.406f}, std[3] = {0.229f, 0.224f, 0.225f};
-    for (int b = 0; b < n; b++) {
-        float *img = x + (size_t)b * 3 * plane;
-        if (mode == SEG_PRE_DEEPLAB) {
-            for (size_t i = 0; i < plane; i++) { /* swap R and B, subtract the BGR mean */
-                float r = img[i], g = img[plane + i], bl = img[2 * plane + i];
-                img[i] = bl - caffe_bgr[0];
-                img[plane + i] = g - caffe_bgr[1];
-                img[2 * plane + i] = r - caffe_bgr[2];
-            }
-        } else {
-            for (int k = 0; k < 3; k++)
-                for (size_t i = 0; i < plane; i++)
-                    img[k * plane + i] = (img[k * plane + i] / 255.0f - mean[k]) / std[k];
-        }
-    }
 }
 
 int seg_exit_code(enum seg_status st)
@@ -78,7 +36,7 @@ int seg_exit_code(enum seg_status st)
 int seg_cmd_infer(int argc, char **argv)
 {
     const char *weights = NULL, *input = NULL, *out = NULL, *device = "auto";
-    enum seg_preprocess pre = SEG_PRE_DEEPLAB;
+    enum seg_norm pre = SEG_NORM_DEEPLAB;
     bool aux = false;
     for (int i = 0; i < argc; i++) {
         bool more = i + 1 < argc;
@@ -98,9 +56,9 @@ int seg_cmd_infer(int argc, char **argv)
         } else if (!strcmp(argv[i], "--preprocess") && more) {
             const char *p = argv[++i];
             if (!strcmp(p, "deeplab"))
-                pre = SEG_PRE_DEEPLAB;
+                pre = SEG_NORM_DEEPLAB;
             else if (!strcmp(p, "imagenet"))
-                pre = SEG_PRE_IMAGENET;
+                pre = SEG_NORM_IMAGENET;
             else {
                 fprintf(stderr, "segda infer: --preprocess '%s': deeplab or imagenet\n", p);
                 return SEG_EXIT_USAGE;
@@ -121,11 +79,22 @@ int seg_cmd_infer(int argc, char **argv)
     struct seg_model *m = NULL;
     struct seg_ag *ag = NULL;
     float *img = NULL, *logits = NULL;
+    struct seg_image im = {0};
     int w = 0, h = 0;
     enum seg_status st = seg_model_config_from_file(weights, &cfg);
     if (!st) {
         cfg.bn = SEG_BN_POLICY_FROZEN; /* inference: running statistics */
-        st = seg_image_read_rgb(input, &img, &w, &h);
+        st = seg_image_load(input, &im);
+    }
+    if (!st) { /* interleaved 8-bit RGB to planar floats */
+        w = im.w;
+        h = im.h;
+        img = malloc((size_t)3 * w * h * sizeof *img);
+        if (!img)
+            st = seg_error(SEG_STATUS_OUT_OF_MEMORY, "%s: out of host memory", input);
+        for (size_t p = 0; img && p < (size_t)w * h; p++)
+            for (int k = 0; k < 3; k++)
+                img[(size_t)k * w * h + p] = im.data[p * 3 + k];
     }
     if (!st) st = seg_backend_create(device, &be);
     if (!st) st = seg_model_create(be, &cfg, &m);
@@ -135,7 +104,7 @@ int seg_cmd_infer(int argc, char **argv)
     struct seg_model_out o;
     if (!st) {
         seg_ag_set_grad_enabled(ag, false);
-        seg_preprocess(img, 1, h, w, pre);
+        seg_data_normalize(img, 1, h, w, pre);
         int64_t xs[4] = {1, 3, h, w};
         struct seg_tensor *t = NULL;
         st = seg_tensor_new(be, SEG_DTYPE_F32, 4, xs, &t);
@@ -164,6 +133,7 @@ int seg_cmd_infer(int argc, char **argv)
         fprintf(stderr, "segda infer: %s\n", seg_last_error());
     free(img);
     free(logits);
+    seg_image_free(&im);
     seg_ag_destroy(ag);
     seg_model_destroy(m);
     seg_backend_destroy(be);
