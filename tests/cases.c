@@ -612,6 +612,23 @@ static enum seg_status f_topk(const struct h_case *c, struct seg_tensor **in,
     return seg_topk(in[0], c->ip[0], &out[0], &out[1]);
 }
 
+/* bench kernels: PEAK_FMA (b = 0.75, c = 0.25: the chains stay finite) and CONV2D_DIRECT
+ * (ip as conv2d's cases; a third input is the bias). */
+static enum seg_status f_peak_fma(const struct h_case *c, struct seg_tensor **in,
+                                  struct seg_tensor **out, int *nout)
+{
+    *nout = 1;
+    return seg_peak_fma(in[0], c->ip[0], c->fp[0], c->fp[1], &out[0]);
+}
+
+static enum seg_status f_conv_direct(const struct h_case *c, struct seg_tensor **in,
+                                     struct seg_tensor **out, int *nout)
+{
+    struct seg_conv2d_params p = conv_p(c);
+    *nout = 1;
+    return seg_conv2d_direct(in[0], in[1], c->nin > 2 ? in[2] : NULL, &p, &out[0]);
+}
+
 /* ---- the table -------------------------------------------------------------------------- */
 
 struct builder {
@@ -1066,6 +1083,37 @@ int h_cases_build(struct h_case **cases)
     c = add(&b, "topk", SEG_OP_SORT, f_topk, NULL, 0, "k=5 [7,333]");
     inputs(c, 1, F(2, 7, 333));
     c->ip[0] = 5;
+
+    /* bench kernels */
+    struct { int n, k; } pk[] = {{1000, 13}, {4099, 40}, {17, 0}};
+    for (size_t i = 0; i < sizeof pk / sizeof pk[0]; i++) {
+        c = add(&b, "PEAK_FMA", SEG_OP_PEAK_FMA, f_peak_fma, NULL, PW, "[%d] K=%d b=0.75 c=0.25",
+                pk[i].n, pk[i].k);
+        inputs(c, 1, F(1, pk[i].n));
+        c->ip[0] = pk[i].k;
+        c->fp[0] = 0.75f;
+        c->fp[1] = 0.25f;
+    }
+    /* The conv2d shapes above (DeepLab's 7x7/2 stem, 1x1/2, dilations 2..24) plus tile edges. */
+    struct { int n, ci, h, w, co, k, s, p, d; } cd[] = {
+        {1, 3, 37, 45, 8, 7, 2, 3, 1}, {2, 8, 17, 19, 12, 1, 2, 0, 1}, {1, 8, 23, 21, 8, 3, 1, 2, 2},
+        {1, 6, 29, 31, 5, 3, 1, 4, 4}, {1, 4, 41, 37, 3, 3, 1, 6, 6}, {1, 4, 53, 49, 3, 3, 1, 12, 12},
+        {1, 4, 65, 61, 3, 3, 1, 18, 18}, {1, 4, 73, 67, 3, 3, 1, 24, 24}, {2, 5, 13, 11, 7, 1, 1, 0, 1},
+        {1, 3, 97, 131, 4, 3, 1, 1, 1}, {1, 70, 19, 23, 67, 3, 1, 1, 1}, {2, 33, 11, 9, 130, 1, 1, 0, 1},
+    };
+    for (size_t i = 0; i < sizeof cd / sizeof cd[0]; i++) {
+        c = add(&b, "CONV2D_DIRECT", SEG_OP_CONV2D_DIRECT, f_conv_direct, NULL, MM,
+                "x=[%d,%d,%d,%d] w=[%d,%d,%d,%d] s=%d p=%d d=%d%s", cd[i].n, cd[i].ci, cd[i].h, cd[i].w,
+                cd[i].co, cd[i].ci, cd[i].k, cd[i].k, cd[i].s, cd[i].p, cd[i].d, i % 2 ? " bias" : "");
+        c->in[0] = F(4, cd[i].n, cd[i].ci, cd[i].h, cd[i].w);
+        c->in[1] = F(4, cd[i].co, cd[i].ci, cd[i].k, cd[i].k);
+        c->in[2] = F(1, cd[i].co);
+        c->nin = i % 2 ? 3 : 2;
+        c->ip[0] = c->ip[1] = cd[i].k;
+        c->ip[2] = cd[i].s;
+        c->ip[3] = cd[i].p;
+        c->ip[4] = cd[i].d;
+    }
 
     *cases = b.v;
     return b.n;

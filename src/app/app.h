@@ -2,6 +2,8 @@
 #ifndef SEGDA_APP_H
 #define SEGDA_APP_H
 
+#include <stdio.h>
+
 #include "segda.h"
 
 /* Command entry points: argv[0] is the first option (the command name is stripped). */
@@ -19,6 +21,29 @@ struct seg_config;
 int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, double *best_miou);
 
 enum seg_status seg_npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape);
+
+/* Options of a command: a table, parsed by seg_args_parse. */
+enum seg_arg_kind { SEG_ARG_STR, SEG_ARG_FLAG, SEG_ARG_LONG, SEG_ARG_DOUBLE, SEG_ARG_LIST };
+#define SEG_ARG_LIST_MAX 64
+struct seg_arg_list {
+    const char *v[SEG_ARG_LIST_MAX];
+    int         n;
+};
+struct seg_arg {
+    const char       *name; /* "--weights" */
+    enum seg_arg_kind kind;
+    void             *dst;  /* const char **, bool *, long *, double * or struct seg_arg_list * */
+};
+/* Returns -1 to go on, or the exit code to return (0 after --help, 2 on a bad option). */
+int seg_args_parse(const char *cmd, int argc, char **argv, const struct seg_arg *args, int nargs,
+                   void (*usage)(FILE *));
+
+struct seg_backend;
+struct seg_model;
+/* The model stored in weights (architecture from its metadata, BN on running statistics)
+ * on a new backend for device. */
+enum seg_status seg_app_open_model(const char *weights, const char *device, struct seg_backend **be,
+                                   struct seg_model **m);
 
 /* Exit codes of every command. */
 enum { SEG_EXIT_OK = 0, SEG_EXIT_FAIL = 1, SEG_EXIT_USAGE = 2, SEG_EXIT_NO_DEVICE = 3,

@@ -54,7 +54,6 @@ static enum seg_status set(struct seg_config *c, const char *fmt, ...)
 static enum seg_status write_grids(const char *weights, const char *target, const char *device,
                                    const char *outdir, int n)
 {
-    struct seg_model_config mc;
     struct seg_backend *be = NULL;
     struct seg_model *m = NULL;
     struct seg_ag *ag = NULL;
@@ -66,13 +65,7 @@ static enum seg_status write_grids(const char *weights, const char *target, cons
     o.num_classes = 19;
     o.labels = true;
     o.max_items = n;
-    enum seg_status st = seg_model_config_from_file(weights, &mc);
-    if (!st) {
-        mc.bn = SEG_BN_POLICY_FROZEN;
-        st = seg_backend_create(device, &be);
-    }
-    if (!st) st = seg_model_create(be, &mc, &m);
-    if (!st) st = seg_model_load(m, weights, true);
+    enum seg_status st = seg_app_open_model(weights, device, &be, &m);
     if (!st) st = seg_ag_create(be, &ag);
     if (!st) st = seg_dataset_open(&o, &ds);
     for (int i = 0; !st && i < ds->n && i < n; i++) {
@@ -162,29 +155,18 @@ int seg_cmd_demo(int argc, char **argv)
     const char *dir = "demo", *device = "auto", *json = NULL;
     long iters = 300;
     int w = 128, h = 64;
-    for (int i = 0; i < argc; i++) {
-        bool more = i + 1 < argc;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return SEG_EXIT_OK;
-        } else if (!strcmp(argv[i], "--dir") && more) {
-            dir = argv[++i];
-        } else if (!strcmp(argv[i], "--device") && more) {
-            device = argv[++i];
-        } else if (!strcmp(argv[i], "--iters") && more) {
-            iters = atol(argv[++i]);
-        } else if (!strcmp(argv[i], "--json") && more) {
-            json = argv[++i];
-        } else if (!strcmp(argv[i], "--size") && more) {
-            if (sscanf(argv[++i], "%dx%d", &w, &h) != 2) {
-                fprintf(stderr, "segda demo: --size expects WxH\n");
-                return SEG_EXIT_USAGE;
-            }
-        } else {
-            fprintf(stderr, "segda demo: unknown option '%s'\n", argv[i]);
-            usage(stderr);
-            return SEG_EXIT_USAGE;
-        }
+    const char *size = NULL;
+    const struct seg_arg args[] = {
+        {"--dir", SEG_ARG_STR, &dir},     {"--device", SEG_ARG_STR, &device},
+        {"--iters", SEG_ARG_LONG, &iters}, {"--json", SEG_ARG_STR, &json},
+        {"--size", SEG_ARG_STR, &size},
+    };
+    int rc = seg_args_parse("demo", argc, argv, args, (int)(sizeof args / sizeof args[0]), usage);
+    if (rc >= 0)
+        return rc;
+    if (size && sscanf(size, "%dx%d", &w, &h) != 2) {
+        fprintf(stderr, "segda demo: --size expects WxH\n");
+        return SEG_EXIT_USAGE;
     }
     if (iters < 1) {
         fprintf(stderr, "segda demo: --iters must be positive\n");

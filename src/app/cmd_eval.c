@@ -22,42 +22,24 @@ static void usage(FILE *f)
 int seg_cmd_eval(int argc, char **argv)
 {
     const char *weights = NULL, *config = NULL, *device = "auto", *out = ".";
-    const char *sets[64];
-    int nsets = 0;
+    struct seg_arg_list sets = {{0}, 0};
     long max = 0;
     bool flip = false;
-    for (int i = 0; i < argc; i++) {
-        bool more = i + 1 < argc;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return SEG_EXIT_OK;
-        } else if (!strcmp(argv[i], "--weights") && more) {
-            weights = argv[++i];
-        } else if (!strcmp(argv[i], "--config") && more) {
-            config = argv[++i];
-        } else if (!strcmp(argv[i], "--set") && more && nsets < 64) {
-            sets[nsets++] = argv[++i];
-        } else if (!strcmp(argv[i], "--device") && more) {
-            device = argv[++i];
-        } else if (!strcmp(argv[i], "--out") && more) {
-            out = argv[++i];
-        } else if (!strcmp(argv[i], "--max") && more) {
-            max = atol(argv[++i]);
-        } else if (!strcmp(argv[i], "--flip")) {
-            flip = true;
-        } else {
-            fprintf(stderr, "segda eval: unknown option '%s'\n", argv[i]);
-            usage(stderr);
-            return SEG_EXIT_USAGE;
-        }
-    }
+    const struct seg_arg args[] = {
+        {"--weights", SEG_ARG_STR, &weights}, {"--config", SEG_ARG_STR, &config},
+        {"--set", SEG_ARG_LIST, &sets},       {"--device", SEG_ARG_STR, &device},
+        {"--out", SEG_ARG_STR, &out},         {"--max", SEG_ARG_LONG, &max},
+        {"--flip", SEG_ARG_FLAG, &flip},
+    };
+    int rc = seg_args_parse("eval", argc, argv, args, (int)(sizeof args / sizeof args[0]), usage);
+    if (rc >= 0)
+        return rc;
     if (!weights || !config) {
         fprintf(stderr, "segda eval: --weights and --config are required\n");
         usage(stderr);
         return SEG_EXIT_USAGE;
     }
     struct seg_config cfg;
-    struct seg_model_config mc;
     struct seg_backend *be = NULL;
     struct seg_model *m = NULL;
     struct seg_domain val = {0};
@@ -66,17 +48,11 @@ int seg_cmd_eval(int argc, char **argv)
     char path[4200];
     enum seg_status st = seg_config_init(&cfg);
     if (!st) st = seg_config_load(&cfg, config);
-    for (int i = 0; !st && i < nsets; i++)
-        st = seg_config_set(&cfg, sets[i]);
-    if (!st) st = seg_model_config_from_file(weights, &mc);
-    if (!st) {
-        mc.bn = SEG_BN_POLICY_FROZEN;
-        st = seg_backend_create(device, &be);
-    }
-    if (!st) st = seg_model_create(be, &mc, &m);
-    if (!st) st = seg_model_load(m, weights, true);
+    for (int i = 0; !st && i < sets.n; i++)
+        st = seg_config_set(&cfg, sets.v[i]);
+    if (!st) st = seg_app_open_model(weights, device, &be, &m);
     if (!st) st = seg_domain_open(&cfg, SEG_ROLE_VAL, 0, &val);
-    if (!st) st = seg_confusion_init(&conf, mc.num_classes);
+    if (!st) st = seg_confusion_init(&conf, m->cfg.num_classes);
     struct seg_eval_opts eo = {flip, (int)max, true};
     if (!st) st = seg_evaluate(m, val.loader, &eo, &conf);
     if (!st) {

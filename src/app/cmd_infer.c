@@ -38,54 +38,33 @@ int seg_cmd_infer(int argc, char **argv)
     const char *weights = NULL, *input = NULL, *out = NULL, *device = "auto";
     enum seg_norm pre = SEG_NORM_DEEPLAB;
     bool aux = false;
-    for (int i = 0; i < argc; i++) {
-        bool more = i + 1 < argc;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return SEG_EXIT_OK;
-        } else if (!strcmp(argv[i], "--weights") && more) {
-            weights = argv[++i];
-        } else if (!strcmp(argv[i], "--input") && more) {
-            input = argv[++i];
-        } else if (!strcmp(argv[i], "--save-logits") && more) {
-            out = argv[++i];
-        } else if (!strcmp(argv[i], "--device") && more) {
-            device = argv[++i];
-        } else if (!strcmp(argv[i], "--aux")) {
-            aux = true;
-        } else if (!strcmp(argv[i], "--preprocess") && more) {
-            const char *p = argv[++i];
-            if (!strcmp(p, "deeplab"))
-                pre = SEG_NORM_DEEPLAB;
-            else if (!strcmp(p, "imagenet"))
-                pre = SEG_NORM_IMAGENET;
-            else {
-                fprintf(stderr, "segda infer: --preprocess '%s': deeplab or imagenet\n", p);
-                return SEG_EXIT_USAGE;
-            }
-        } else {
-            fprintf(stderr, "segda infer: unknown option '%s'\n", argv[i]);
-            usage(stderr);
-            return SEG_EXIT_USAGE;
-        }
+    const char *prep = "deeplab";
+    const struct seg_arg args[] = {
+        {"--weights", SEG_ARG_STR, &weights}, {"--input", SEG_ARG_STR, &input},
+        {"--save-logits", SEG_ARG_STR, &out}, {"--device", SEG_ARG_STR, &device},
+        {"--aux", SEG_ARG_FLAG, &aux},         {"--preprocess", SEG_ARG_STR, &prep},
+    };
+    int rc = seg_args_parse("infer", argc, argv, args, (int)(sizeof args / sizeof args[0]), usage);
+    if (rc >= 0)
+        return rc;
+    if (!strcmp(prep, "imagenet"))
+        pre = SEG_NORM_IMAGENET;
+    else if (strcmp(prep, "deeplab")) {
+        fprintf(stderr, "segda infer: --preprocess '%s': deeplab or imagenet\n", prep);
+        return SEG_EXIT_USAGE;
     }
     if (!weights || !input || !out) {
         fprintf(stderr, "segda infer: --weights, --input and --save-logits are required\n");
         usage(stderr);
         return SEG_EXIT_USAGE;
     }
-    struct seg_model_config cfg;
     struct seg_backend *be = NULL;
     struct seg_model *m = NULL;
     struct seg_ag *ag = NULL;
     float *img = NULL, *logits = NULL;
     struct seg_image im = {0};
     int w = 0, h = 0;
-    enum seg_status st = seg_model_config_from_file(weights, &cfg);
-    if (!st) {
-        cfg.bn = SEG_BN_POLICY_FROZEN; /* inference: running statistics */
-        st = seg_image_load(input, &im);
-    }
+    enum seg_status st = seg_image_load(input, &im);
     if (!st) { /* interleaved 8-bit RGB to planar floats */
         w = im.w;
         h = im.h;
@@ -96,9 +75,7 @@ int seg_cmd_infer(int argc, char **argv)
             for (int k = 0; k < 3; k++)
                 img[(size_t)k * w * h + p] = im.data[p * 3 + k];
     }
-    if (!st) st = seg_backend_create(device, &be);
-    if (!st) st = seg_model_create(be, &cfg, &m);
-    if (!st) st = seg_model_load(m, weights, true);
+    if (!st) st = seg_app_open_model(weights, device, &be, &m);
     if (!st) st = seg_ag_create(be, &ag);
     struct seg_var *x = NULL;
     struct seg_model_out o;
@@ -127,7 +104,7 @@ int seg_cmd_infer(int argc, char **argv)
     if (!st) st = seg_npy_write_f32(out, logits, y->ndim, y->shape);
     if (!st)
         printf("%s: %s on %s (%dx%d) -> %lldx%lldx%lldx%lld logits in %s\n", input,
-               seg_arch_name(cfg.arch), seg_backend_device(be)->spec, w, h, (long long)y->shape[0],
+               seg_arch_name(m->cfg.arch), seg_backend_device(be)->spec, w, h, (long long)y->shape[0],
                (long long)y->shape[1], (long long)y->shape[2], (long long)y->shape[3], out);
     else
         fprintf(stderr, "segda infer: %s\n", seg_last_error());

@@ -83,34 +83,17 @@ int seg_cmd_predict(int argc, char **argv)
     const char *weights = NULL, *input = NULL, *out = NULL, *device = "auto", *size = NULL;
     enum seg_norm norm = SEG_NORM_DEEPLAB;
     bool overlay = false, flip = false;
-    for (int i = 0; i < argc; i++) {
-        bool more = i + 1 < argc;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return SEG_EXIT_OK;
-        } else if (!strcmp(argv[i], "--weights") && more) {
-            weights = argv[++i];
-        } else if (!strcmp(argv[i], "--input") && more) {
-            input = argv[++i];
-        } else if (!strcmp(argv[i], "--out") && more) {
-            out = argv[++i];
-        } else if (!strcmp(argv[i], "--device") && more) {
-            device = argv[++i];
-        } else if (!strcmp(argv[i], "--size") && more) {
-            size = argv[++i];
-        } else if (!strcmp(argv[i], "--overlay")) {
-            overlay = true;
-        } else if (!strcmp(argv[i], "--flip")) {
-            flip = true;
-        } else if (!strcmp(argv[i], "--norm") && more) {
-            const char *v = argv[++i];
-            norm = !strcmp(v, "imagenet") ? SEG_NORM_IMAGENET : SEG_NORM_DEEPLAB;
-        } else {
-            fprintf(stderr, "segda predict: unknown option '%s'\n", argv[i]);
-            usage(stderr);
-            return SEG_EXIT_USAGE;
-        }
-    }
+    const char *norm_name = "deeplab";
+    const struct seg_arg args[] = {
+        {"--weights", SEG_ARG_STR, &weights}, {"--input", SEG_ARG_STR, &input},
+        {"--out", SEG_ARG_STR, &out},         {"--device", SEG_ARG_STR, &device},
+        {"--size", SEG_ARG_STR, &size},       {"--overlay", SEG_ARG_FLAG, &overlay},
+        {"--flip", SEG_ARG_FLAG, &flip},      {"--norm", SEG_ARG_STR, &norm_name},
+    };
+    int rc = seg_args_parse("predict", argc, argv, args, (int)(sizeof args / sizeof args[0]), usage);
+    if (rc >= 0)
+        return rc;
+    norm = !strcmp(norm_name, "imagenet") ? SEG_NORM_IMAGENET : SEG_NORM_DEEPLAB;
     if (!weights || !input || !out) {
         fprintf(stderr, "segda predict: --weights, --input and --out are required\n");
         usage(stderr);
@@ -123,18 +106,11 @@ int seg_cmd_predict(int argc, char **argv)
     }
     char **paths = NULL;
     int n = 0;
-    struct seg_model_config mc;
     struct seg_backend *be = NULL;
     struct seg_model *m = NULL;
     struct seg_ag *ag = NULL;
     enum seg_status st = collect(input, &paths, &n);
-    if (!st) st = seg_model_config_from_file(weights, &mc);
-    if (!st) {
-        mc.bn = SEG_BN_POLICY_FROZEN;
-        st = seg_backend_create(device, &be);
-    }
-    if (!st) st = seg_model_create(be, &mc, &m);
-    if (!st) st = seg_model_load(m, weights, true);
+    if (!st) st = seg_app_open_model(weights, device, &be, &m);
     if (!st) st = seg_ag_create(be, &ag);
     if (!st) st = seg_dir_create(out);
     for (int i = 0; !st && i < n; i++) {
@@ -163,7 +139,7 @@ int seg_cmd_predict(int argc, char **argv)
         char *dot = strrchr(base, '.');
         if (dot)
             *dot = '\0';
-        if (!st) st = seg_colorize(pred, im.w, im.h, mc.num_classes, &col);
+        if (!st) st = seg_colorize(pred, im.w, im.h, m->cfg.num_classes, &col);
         snprintf(path, sizeof path, "%s/%s_pred.png", out, base);
         if (!st) st = seg_image_write_png(path, &col);
         if (!st && overlay) {

@@ -54,47 +54,26 @@ static enum seg_status bag_add(struct conf_bag *b, float x)
 int seg_cmd_pseudo_label(int argc, char **argv)
 {
     const char *weights = NULL, *config = NULL, *out = NULL, *device = "auto";
-    const char *sets[64];
-    int nsets = 0;
+    struct seg_arg_list sets = {{0}, 0};
     double portion = 0.5, cap = 0.9;
     long max = 0;
     bool report = false;
-    for (int i = 0; i < argc; i++) {
-        bool more = i + 1 < argc;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return SEG_EXIT_OK;
-        } else if (!strcmp(argv[i], "--weights") && more) {
-            weights = argv[++i];
-        } else if (!strcmp(argv[i], "--config") && more) {
-            config = argv[++i];
-        } else if (!strcmp(argv[i], "--out") && more) {
-            out = argv[++i];
-        } else if (!strcmp(argv[i], "--device") && more) {
-            device = argv[++i];
-        } else if (!strcmp(argv[i], "--set") && more && nsets < 64) {
-            sets[nsets++] = argv[++i];
-        } else if (!strcmp(argv[i], "--portion") && more) {
-            portion = atof(argv[++i]);
-        } else if (!strcmp(argv[i], "--cap") && more) {
-            cap = atof(argv[++i]);
-        } else if (!strcmp(argv[i], "--max") && more) {
-            max = atol(argv[++i]);
-        } else if (!strcmp(argv[i], "--report")) {
-            report = true;
-        } else {
-            fprintf(stderr, "segda pseudo-label: unknown option '%s'\n", argv[i]);
-            usage(stderr);
-            return SEG_EXIT_USAGE;
-        }
-    }
+    const struct seg_arg args[] = {
+        {"--weights", SEG_ARG_STR, &weights},  {"--config", SEG_ARG_STR, &config},
+        {"--out", SEG_ARG_STR, &out},          {"--device", SEG_ARG_STR, &device},
+        {"--set", SEG_ARG_LIST, &sets},        {"--portion", SEG_ARG_DOUBLE, &portion},
+        {"--cap", SEG_ARG_DOUBLE, &cap},       {"--max", SEG_ARG_LONG, &max},
+        {"--report", SEG_ARG_FLAG, &report},
+    };
+    int rc = seg_args_parse("pseudo-label", argc, argv, args, (int)(sizeof args / sizeof args[0]), usage);
+    if (rc >= 0)
+        return rc;
     if (!weights || !config || !out || !(portion > 0 && portion <= 1)) {
         fprintf(stderr, "segda pseudo-label: --weights, --config, --out required; 0 < --portion <= 1\n");
         usage(stderr);
         return SEG_EXIT_USAGE;
     }
     struct seg_config cfg;
-    struct seg_model_config mc;
     struct seg_backend *be = NULL;
     struct seg_model *m = NULL;
     struct seg_ag *ag = NULL;
@@ -103,8 +82,8 @@ int seg_cmd_pseudo_label(int argc, char **argv)
     uint64_t kept[SEG_METRICS_MAX_CLASSES] = {0}, right[SEG_METRICS_MAX_CLASSES] = {0}, total_px = 0;
     enum seg_status st = seg_config_init(&cfg);
     if (!st) st = seg_config_load(&cfg, config);
-    for (int i = 0; !st && i < nsets; i++)
-        st = seg_config_set(&cfg, sets[i]);
+    for (int i = 0; !st && i < sets.n; i++)
+        st = seg_config_set(&cfg, sets.v[i]);
     /* The target training split, labelled when --report asks for accuracy. */
     if (!st) st = seg_config_set(&cfg, "data.val_split=train");
     if (!st) { /* the target's training list, not the validation one */
@@ -112,18 +91,13 @@ int seg_cmd_pseudo_label(int argc, char **argv)
         snprintf(kv, sizeof kv, "data.val_list=%s", seg_config_str(&cfg, "data.target_list"));
         st = seg_config_set(&cfg, kv);
     }
-    if (!st) st = seg_model_config_from_file(weights, &mc);
-    if (!st && mc.num_classes > SEG_METRICS_MAX_CLASSES)
-        st = seg_error(SEG_STATUS_INVALID, "%s: %d classes (at most %d)", weights, mc.num_classes, SEG_METRICS_MAX_CLASSES);
-    if (!st) {
-        mc.bn = SEG_BN_POLICY_FROZEN;
-        st = seg_backend_create(device, &be);
-    }
-    if (!st) st = seg_model_create(be, &mc, &m);
-    if (!st) st = seg_model_load(m, weights, true);
+    if (!st) st = seg_app_open_model(weights, device, &be, &m);
+    if (!st && m->cfg.num_classes > SEG_METRICS_MAX_CLASSES)
+        st = seg_error(SEG_STATUS_INVALID, "%s: %d classes (at most %d)", weights, m->cfg.num_classes,
+                       SEG_METRICS_MAX_CLASSES);
     if (!st) st = seg_ag_create(be, &ag);
     if (!st) st = seg_dir_create(out);
-    int k = mc.num_classes;
+    int k = m ? m->cfg.num_classes : 0;
     for (int pass = 0; pass < 2 && !st; pass++) {
         struct seg_domain d;
         st = seg_domain_open(&cfg, report ? SEG_ROLE_VAL : SEG_ROLE_TARGET_PASS, 0, &d);

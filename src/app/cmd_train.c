@@ -123,45 +123,29 @@ static void progress_line(struct run *r, const struct seg_losses *l, double it_s
 int seg_cmd_train(int argc, char **argv)
 {
     const char *config = NULL, *resume = NULL, *device = NULL, *out = NULL;
-    const char *sets[64];
-    int nsets = 0;
-    bool quiet = false, check = false;
-    for (int i = 0; i < argc; i++) {
-        bool more = i + 1 < argc;
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return SEG_EXIT_OK;
-        } else if (!strcmp(argv[i], "--help-config")) {
-            int n;
-            const struct seg_config_key *k = seg_config_keys(&n);
-            for (int j = 0; j < n; j++)
-                printf("%-30s %-22s %s\n", k[j].name, k[j].def[0] ? k[j].def : "\"\"", k[j].help);
-            return SEG_EXIT_OK;
-        } else if (!strcmp(argv[i], "--config") && more) {
-            config = argv[++i];
-        } else if (!strcmp(argv[i], "--set") && more && nsets < 64) {
-            sets[nsets++] = argv[++i];
-        } else if (!strcmp(argv[i], "--resume") && more) {
-            resume = argv[++i];
-        } else if (!strcmp(argv[i], "--device") && more) {
-            device = argv[++i];
-        } else if (!strcmp(argv[i], "--out") && more) {
-            out = argv[++i];
-        } else if (!strcmp(argv[i], "--quiet")) {
-            quiet = true;
-        } else if (!strcmp(argv[i], "--check")) {
-            check = true;
-        } else {
-            fprintf(stderr, "segda train: unknown option '%s'\n", argv[i]);
-            usage(stderr);
-            return SEG_EXIT_USAGE;
-        }
+    struct seg_arg_list sets = {{0}, 0};
+    bool quiet = false, check = false, help_config = false;
+    const struct seg_arg args[] = {
+        {"--config", SEG_ARG_STR, &config}, {"--set", SEG_ARG_LIST, &sets},
+        {"--resume", SEG_ARG_STR, &resume}, {"--device", SEG_ARG_STR, &device},
+        {"--out", SEG_ARG_STR, &out},       {"--quiet", SEG_ARG_FLAG, &quiet},
+        {"--check", SEG_ARG_FLAG, &check},  {"--help-config", SEG_ARG_FLAG, &help_config},
+    };
+    int rc = seg_args_parse("train", argc, argv, args, (int)(sizeof args / sizeof args[0]), usage);
+    if (rc >= 0)
+        return rc;
+    if (help_config) {
+        int n;
+        const struct seg_config_key *k = seg_config_keys(&n);
+        for (int j = 0; j < n; j++)
+            printf("%-30s %-22s %s\n", k[j].name, k[j].def[0] ? k[j].def : "\"\"", k[j].help);
+        return SEG_EXIT_OK;
     }
     struct seg_config cfg;
     enum seg_status st = seg_config_init(&cfg);
     if (!st && config) st = seg_config_load(&cfg, config);
-    for (int i = 0; !st && i < nsets; i++)
-        st = seg_config_set(&cfg, sets[i]);
+    for (int i = 0; !st && i < sets.n; i++)
+        st = seg_config_set(&cfg, sets.v[i]);
     char kv[4200];
     if (!st && device) {
         snprintf(kv, sizeof kv, "train.device=%s", device);
@@ -192,7 +176,7 @@ int seg_cmd_train(int argc, char **argv)
         seg_config_free(&cfg);
         return seg_exit_code(st);
     }
-    int rc = seg_train_run(&cfg, resume, quiet, NULL);
+    rc = seg_train_run(&cfg, resume, quiet, NULL);
     seg_config_free(&cfg);
     return rc;
 }

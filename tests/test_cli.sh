@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The commands a user runs after training, end to end on a tiny synthetic run: eval (table,
+# JSON in percent, CSV; the same mIoU as the training's own final evaluation, a fraction), predict (PNGs), pseudo-label
+# (labels, confidences, thresholds, report) and infer (.npy); plus --help on every command.
+# usage: test_cli.sh SEGDA WORKDIR
+set -u
+segda=$1 work=$2
+rm -rf "$work" && mkdir -p "$work"
+fail() { echo "FAIL: $*"; exit 1; }
+for c in devices demo train eval predict pseudo-label synth infer bench; do
+  "$segda" $c --help >/dev/null || fail "$c --help"
+done
+"$segda" synth --out "$work/synth" --count 8 --seed 5 >/dev/null 2>&1 || fail synth
+set_args=(--set "data.source_root=$work/synth/source" --set "data.target_root=$work/synth/target"
+          --set data.source_size=64x32 --set data.target_size=64x32 --set data.eval_size=64x32 --device cpu)
+"$segda" train --config configs/synth_source_only.ini "${set_args[@]}" --set solver.iterations=8 \
+    --set train.eval_every=8 --out "$work/run" --quiet || fail train
+w="$work/run/final.safetensors"
+"$segda" eval --weights "$w" --config configs/synth_source_only.ini "${set_args[@]}" --out "$work/eval" \
+    > "$work/eval.txt" 2>/dev/null || fail eval
+[ -s "$work/eval/eval.json" ] && [ -s "$work/eval/eval.csv" ] || fail "eval JSON/CSV"
+trained=$(grep '"eval"' "$work/run/metrics.jsonl" | tail -1 | sed 's/.*"mIoU": \([0-9.]*\).*/\1/')
+evaluated=$(sed 's/.*"mIoU": *\([0-9.]*\).*/\1/' <<<"$(tr -d '\n' < "$work/eval/eval.json")")
+python3 -c "import sys; a,b=float(sys.argv[1])*100,float(sys.argv[2]); sys.exit(abs(a-b)>0.1)" "$trained" "$evaluated" \
+    || fail "eval mIoU $evaluated differs from training's $trained"
+"$segda" predict --weights "$w" --input "$work/synth/source/images" --out "$work/pred" --overlay --device cpu \
+    2>/dev/null || fail predict
+[ "$(ls "$work/pred" | grep -c _pred.png)" -eq 8 ] && [ "$(ls "$work/pred" | grep -c _overlay.png)" -eq 8 ] || fail "predict outputs"
+"$segda" pseudo-label --weights "$w" --config configs/synth_source_only.ini "${set_args[@]}" --out "$work/pl" \
+    --report > "$work/pl.txt" 2>/dev/null || fail pseudo-label
+grep -q "density" "$work/pl.txt" && [ -s "$work/pl/thresholds.txt" ] && ls "$work/pl" | grep -q _conf.png || fail "pseudo-label outputs"
+img=$(ls "$work"/synth/source/images/*.png | head -1)
+"$segda" infer --weights "$w" --input "$img" --save-logits "$work/l.npy" --device cpu >/dev/null || fail infer
+[ -s "$work/l.npy" ] || fail "infer output"
+"$segda" infer --weights "$work/synth/README.txt" --input "$img" --save-logits "$work/x.npy" 2>/dev/null
+[ $? -eq 4 ] || fail "a non-safetensors weights file must exit 4"
+echo "cli: eval $evaluated (= training's $trained), predict, pseudo-label, infer, --help all ok"
