@@ -248,6 +248,13 @@ static void test_gta5(void **state)
     assert_int_equal(ds->n, 1);
     assert_string_equal(ds->names[0], "00001");
     seg_dataset_close(ds);
+    char abs_list[2048]; /* absolute paths stand alone */
+    snprintf(abs_list, sizeof abs_list, "%s/gta/images/00002.png %s/gta/labels/00002.png\n", root, root);
+    write_text(P("gta/list3.txt"), abs_list);
+    ds = open_ds(SEG_DATASET_GTA5, P("gta"), NULL, NULL, P("gta/list3.txt"), 19, true);
+    assert_int_equal(ds->n, 1);
+    assert_string_equal(ds->names[0], "00002");
+    seg_dataset_close(ds);
 }
 
 static void test_synthia(void **state)

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "data/data.h"
 
@@ -41,13 +42,27 @@ static bool parse_int(const char *s, int lo, int hi, int *v)
     return true;
 }
 
+/* "WxH", 16..8192 each */
+static bool parse_size(const char *s, int *w, int *h)
+{
+    int end = 0;
+    return sscanf(s, "%dx%d%n", w, h, &end) == 2 && !s[end] && *w >= 16 && *h >= 16 && *w <= 8192 &&
+           *h <= 8192;
+}
+
 struct progress {
     const char *last;
+    bool        tty;   /* redraw one line; else a line per quarter */
 };
 
 static void on_progress(void *ctx, const char *what, int done, int total)
 {
     struct progress *p = ctx;
+    if (!p->tty) {
+        if (done == total || done % ((total + 3) / 4) == 0)
+            printf("synth: %-12s %5d / %d\n", what, done, total);
+        return;
+    }
     if (p->last != what) {
         if (p->last)
             fputc('\n', stdout);
@@ -83,7 +98,7 @@ int seg_cmd_synth(int argc, char **argv)
         else if (!strcmp(a, "--seed"))
             ok = parse_u64(v, &u) && ((o.seed = u), true);
         else if (!strcmp(a, "--size"))
-            ok = sscanf(v, "%dx%d", &o.w, &o.h) == 2 && o.w >= 16 && o.h >= 16 && o.w <= 8192 && o.h <= 8192;
+            ok = parse_size(v, &o.w, &o.h);
         else if (!strcmp(a, "--count"))
             ok = parse_int(v, 1, 1000000, &o.n_source) && ((o.n_target = o.n_source), true);
         else if (!strcmp(a, "--val-count"))
@@ -104,7 +119,7 @@ int seg_cmd_synth(int argc, char **argv)
         return 2;
     }
     o.n_val = val >= 0 ? val : (o.n_target / 4 > 0 ? o.n_target / 4 : 1);
-    struct progress p = {0};
+    struct progress p = {.tty = isatty(fileno(stdout))};
     o.progress = on_progress;
     o.progress_ctx = &p;
     printf("synth: %dx%d, seed %llu -> %s\n", o.w, o.h, (unsigned long long)o.seed, o.out);

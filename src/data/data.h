@@ -250,14 +250,18 @@ struct seg_data_batch {
 
 struct seg_loader;
 /* The same seed gives the same batches whatever `workers`: sample k of epoch e draws its
- * randomness from (seed, e, k) and batches are delivered in order. */
+ * randomness from (seed, e, k) and batches are delivered in order. Batches of more than
+ * one need one size: the crop's, else (no random size) the first sample's; a sample of
+ * another size is an error. With skip_bad, a sample that fails to load is replaced by the
+ * next index that loads (counted in ds->skipped). */
 enum seg_status seg_loader_create(const struct seg_loader_opts *o, struct seg_loader **out);
-/* The next batch, valid until released; *out = NULL at the end of a one-epoch stream. A
- * failed sample (unless skip_bad) fails this call and every later one. */
+/* The next batch, valid until released (at most `prefetch` may be held); *out = NULL at
+ * the end of a one-epoch stream. A failed sample (unless skip_bad) fails this call and
+ * every later one. */
 enum seg_status seg_loader_next(struct seg_loader *l, struct seg_data_batch **out);
 void seg_loader_release(struct seg_loader *l, struct seg_data_batch *b);
 void seg_loader_destroy(struct seg_loader *l);
-/* Batches per epoch (rounded up), or -1 for an endless stream. */
+/* Batches in a one-epoch stream (the last may be partial), or -1 for an endless one. */
 int64_t seg_loader_batches(const struct seg_loader *l);
 
 /* Item i of a batch back to 8-bit RGB (undoing norm). */

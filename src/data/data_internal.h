@@ -14,7 +14,8 @@ enum seg_status seg_strv_push_owned(struct seg_strv *s, char *str);  /* takes st
 void seg_strv_sort(struct seg_strv *s);
 void seg_strv_free(struct seg_strv *s);
 
-/* malloc'ed "a/b" (either may be empty). NULL when out of memory. */
+/* malloc'ed "a/b" (either may be empty; an absolute b is returned as is). NULL when out
+ * of memory. */
 char *seg_path_join(const char *a, const char *b);
 char *seg_path_join3(const char *a, const char *b, const char *c);
 char *seg_strdup(const char *s);

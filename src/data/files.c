@@ -146,6 +146,8 @@ enum seg_status seg_file_write_atomic(const char *path, const void *data, size_t
 
 enum seg_status seg_dir_create(const char *path)
 {
+    if (!path[0])
+        return seg_error(SEG_STATUS_INVALID, "cannot create a folder with an empty name");
     char *p = seg_strdup(path);
     if (!p)
         return seg_error(SEG_STATUS_OUT_OF_MEMORY, "%s: out of host memory", path);
@@ -183,6 +185,8 @@ char *seg_strdup(const char *s)
 
 char *seg_path_join(const char *a, const char *b)
 {
+    if (b[0] == '/') /* absolute paths (list entries) stand alone */
+        return seg_strdup(b);
     size_t na = strlen(a), nb = strlen(b);
     char *r = malloc(na + nb + 2);
     if (!r)
