@@ -2,22 +2,25 @@
 #ifndef SEGDA_BENCH_H
 #define SEGDA_BENCH_H
 
+#include "core/ops.h"
 #include "segda.h"
 
 struct bench_record {
     char   suite[16], backend[16], device[128], driver[128], op[48], shape[96];
     double flops, bytes;          /* per run */
     double ms_median, ms_min, ms_max;
+    double ms_device;             /* median device time (timestamps), 0: not available */
     double gflops, gbps;
     double peak_pct;              /* of the peak measured in the same run (0: none) */
     double mem_mb;                /* step suite: peak device memory */
+    bool   tuned;                 /* the backend ran with tuned GEMM parameters */
 };
 
 struct bench_opts {
     int    runs;          /* timed runs after the warm-up */
     double budget_s;      /* a test stops adding runs past this */
     bool   full;          /* full-size shapes (512x1024 conv, big GEMMs) */
-    int    step_size;     /* step suite input side (square) */
+    int    step_h, step_w; /* step suite input size */
     const char *step_arch;
 };
 
@@ -25,7 +28,14 @@ struct bench_list {
     struct bench_record *v;
     int                  n, cap;
     double               peak_gflops, peak_gbps; /* of the device being measured */
+    const char          *filter; /* --filter: only tests whose op or shape contain it */
 };
+
+/* The FP32 FMA peak alone (the peak suite runs it too): for gemm / conv runs without peak. */
+enum seg_status bench_fma_peak(struct seg_backend *be, const struct bench_opts *o, struct bench_list *l);
+/* The distinct GEMM shapes of DeepLab-v2 ResNet-101's convolutions on a 321x321 image
+ * (forward; with bwd also the backward-data and backward-weight GEMMs). Returns the count. */
+int bench_deeplab_gemm_shapes(bool bwd, struct seg_tune_shape *out, int max);
 
 /* Each suite appends records for one backend. */
 enum seg_status bench_suite_peak(struct seg_backend *be, const struct bench_opts *o, struct bench_list *l);
@@ -39,9 +49,12 @@ enum seg_status bench_suite_step(struct seg_backend *be, const struct bench_opts
 typedef enum seg_status (*bench_fn)(void *ctx);
 enum seg_status bench_time(struct seg_backend *be, const struct bench_opts *o, bench_fn fn,
                            void *ctx, struct bench_record *r);
+/* A new record, or NULL (the test is skipped) when --filter excludes it or on no memory. */
 struct bench_record *bench_add(struct bench_list *l, struct seg_backend *be, const char *suite,
                                const char *op, const char *shape, double flops, double bytes);
 
 int seg_cmd_bench(int argc, char **argv);
+/* segda tune [--device D] [--quick] (bench/tune_main.c). */
+int seg_cmd_tune(int argc, char **argv);
 
 #endif

@@ -13,9 +13,9 @@ static const struct {
     enum seg_status (*fn)(struct seg_backend *, const struct bench_opts *, struct bench_list *);
     const char *what;
 } suites[] = {
-    {"peak", bench_suite_peak, "memory bandwidth (copy, add)"},
+    {"peak", bench_suite_peak, "memory bandwidth (copy, add) and FP32 FMA throughput (GFLOP/s)"},
     {"gemm", bench_suite_gemm, "square SGEMM and the GEMMs of DeepLab-v2 ResNet-101's convolutions"},
-    {"conv", bench_suite_conv, "every distinct DeepLab-v2 ResNet-101 conv at 321x321 (and 512x1024 with --full): fwd, bwd-data, bwd-weight"},
+    {"conv", bench_suite_conv, "every distinct DeepLab-v2 ResNet-101 conv at 321x321 (and 512x1024 with --full): fwd (im2col + GEMM), fwd-direct (implicit GEMM), bwd-data, bwd-weight"},
     {"memory", bench_suite_memory, "softmax, bilinear resize, batch norm, add (GB/s)"},
     {"step", bench_suite_step, "one source-only DeepLab-v2 training step (ms, it/s, peak memory)"},
 };
@@ -35,10 +35,18 @@ static void usage(FILE *f)
                "  --budget S     stop adding runs to a test after S seconds (default 2)\n"
                "  --full         full-size shapes (512x1024 convs, 2048^3 GEMM, bigger buffers)\n"
                "  --step-arch A  step suite architecture (default deeplabv2_resnet101)\n"
-               "  --step-size S  step suite input side (default 321)\n"
+               "  --step-size S  step suite input: S (square) or HxW (default 321)\n"
+               "  --filter TEXT  only the tests whose op or shape contains TEXT (e.g. m=1024, layer4)\n"
                "  --json FILE    write {\"build\": ..., \"records\": [...]} (compare reads it)\n"
                "  --csv FILE     write the records as CSV\n"
-               "Times are wall clock around a queue drain: the median, min and max of the runs.\n");
+               "Times are wall clock around a queue drain: the median, min and max of the runs.\n"
+               "DEVICE: the median time between device timestamps around each run (OpenCL: profiled\n"
+               "empty marker kernels, so every kernel of a CLBlast call counts; Vulkan: vkCmdWriteTimestamp;\n"
+               "'-' where the backend has none); '*' marks a device time under 75%% of the wall time\n"
+               "(host-side overhead). %% of peak: GFLOP/s against the FP32 FMA peak and GB/s against the\n"
+               "copy/add bandwidth measured on the same device in the same run (gemm and conv alone\n"
+               "measure the FMA peak first). The device line says 'tuned: ...' when the backend loaded\n"
+               "parameters from `segda tune` (SEGDA_NO_TUNED=1 ignores them).\n");
 }
 
 static void json_str(FILE *f, const char *s)
@@ -82,9 +90,10 @@ static int write_json(const char *path, const struct bench_list *l)
         fprintf(f, ", \"shape\": ");
         json_str(f, r->shape);
         fprintf(f, ", \"flops\": %.6g, \"bytes\": %.6g, \"ms_median\": %.6g, \"ms_min\": %.6g, "
-                   "\"ms_max\": %.6g, \"gflops\": %.6g, \"gbps\": %.6g, \"peak_pct\": %.4g, \"mem_mb\": %.6g}%s\n",
-                r->flops, r->bytes, r->ms_median, r->ms_min, r->ms_max, r->gflops, r->gbps, r->peak_pct,
-                r->mem_mb, i + 1 < l->n ? "," : "");
+                   "\"ms_max\": %.6g, \"ms_device\": %.6g, \"gflops\": %.6g, \"gbps\": %.6g, \"peak_pct\": %.4g, "
+                   "\"mem_mb\": %.6g, \"tuned\": %s}%s\n",
+                r->flops, r->bytes, r->ms_median, r->ms_min, r->ms_max, r->ms_device, r->gflops, r->gbps,
+                r->peak_pct, r->mem_mb, r->tuned ? "true" : "false", i + 1 < l->n ? "," : "");
     }
     fprintf(f, " ]}\n");
     bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
@@ -106,12 +115,13 @@ static int write_csv(const char *path, const struct bench_list *l)
         fprintf(stderr, "segda bench: cannot write %s: %s\n", tmp, strerror(errno));
         return -1;
     }
-    fprintf(f, "suite,backend,device,driver,op,shape,flops,bytes,ms_median,ms_min,ms_max,gflops,gbps,peak_pct,mem_mb\n");
+    fprintf(f, "suite,backend,device,driver,op,shape,flops,bytes,ms_median,ms_min,ms_max,ms_device,gflops,gbps,"
+               "peak_pct,mem_mb,tuned\n");
     for (int i = 0; i < l->n; i++) {
         const struct bench_record *r = &l->v[i];
-        fprintf(f, "%s,%s,\"%s\",\"%s\",\"%s\",\"%s\",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.4g,%.6g\n", r->suite,
-                r->backend, r->device, r->driver, r->op, r->shape, r->flops, r->bytes, r->ms_median, r->ms_min,
-                r->ms_max, r->gflops, r->gbps, r->peak_pct, r->mem_mb);
+        fprintf(f, "%s,%s,\"%s\",\"%s\",\"%s\",\"%s\",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.4g,%.6g,%d\n",
+                r->suite, r->backend, r->device, r->driver, r->op, r->shape, r->flops, r->bytes, r->ms_median,
+                r->ms_min, r->ms_max, r->ms_device, r->gflops, r->gbps, r->peak_pct, r->mem_mb, r->tuned);
     }
     bool ok = fclose(f) == 0;
     if (!ok || rename(tmp, path) != 0) {
@@ -136,8 +146,12 @@ static void print_record(const struct bench_record *r)
         snprintf(extra, sizeof extra, " %5.1f%% of peak", r->peak_pct);
     if (r->mem_mb > 0)
         snprintf(extra, sizeof extra, " peak mem %.0f MiB", r->mem_mb);
-    printf("%-7s %-7s %-14s %-46.46s %10.3f ms [%8.3f, %8.3f] %s%s\n", r->suite, r->backend, r->op, r->shape,
-           r->ms_median, r->ms_min, r->ms_max, rate, extra);
+    char dev[24] = "           -  ";
+    if (r->ms_device > 0)
+        snprintf(dev, sizeof dev, "%10.3f ms%c", r->ms_device,
+                 r->ms_median > 0.5 && r->ms_device < 0.75 * r->ms_median ? '*' : ' ');
+    printf("%-7s %-7s %-14s %-46.46s %10.3f ms [%8.3f, %8.3f] %s %s%s\n", r->suite, r->backend, r->op,
+           r->shape, r->ms_median, r->ms_min, r->ms_max, dev, rate, extra);
     fflush(stdout);
 }
 
@@ -206,7 +220,8 @@ static int cmd_compare(int argc, char **argv)
             }
             struct crec *r = &recs[n++];
             snprintf(r->key, sizeof r->key, "%s | %s | %s", suite, op, shape);
-            snprintf(r->col, sizeof r->col, "%s %.100s", backend, device);
+            snprintf(r->col, sizeof r->col, "%s %.100s%s", backend, device,
+                     strstr(line, "\"tuned\": true") ? " (tuned)" : "");
             r->ms = get_num(line, "ms_median");
             double gf = get_num(line, "gflops"), gb = get_num(line, "gbps");
             r->flops = gf > 0;
@@ -277,8 +292,8 @@ int seg_cmd_bench(int argc, char **argv)
 {
     if (argc >= 1 && !strcmp(argv[0], "compare"))
         return cmd_compare(argc - 1, argv + 1);
-    struct bench_opts o = {5, 2.0, false, 321, "deeplabv2_resnet101"};
-    const char *devices[16], *json = NULL, *csv = NULL;
+    struct bench_opts o = {5, 2.0, false, 321, 321, "deeplabv2_resnet101"};
+    const char *devices[16], *json = NULL, *csv = NULL, *filter = NULL;
     int ndev = 0;
     bool want[NSUITES] = {0}, any = false;
     for (int i = 0; i < argc; i++) {
@@ -296,9 +311,13 @@ int seg_cmd_bench(int argc, char **argv)
         } else if (!strcmp(a, "--full")) {
             o.full = true;
         } else if (!strcmp(a, "--step-size") && more) {
-            o.step_size = atoi(argv[++i]);
+            const char *v = argv[++i];
+            if (sscanf(v, "%dx%d", &o.step_h, &o.step_w) != 2)
+                o.step_h = o.step_w = atoi(v);
         } else if (!strcmp(a, "--step-arch") && more) {
             o.step_arch = argv[++i];
+        } else if (!strcmp(a, "--filter") && more) {
+            filter = argv[++i];
         } else if (!strcmp(a, "--json") && more) {
             json = argv[++i];
         } else if (!strcmp(a, "--csv") && more) {
@@ -315,8 +334,8 @@ int seg_cmd_bench(int argc, char **argv)
             want[k] = any = true;
         }
     }
-    if (o.runs < 1 || o.step_size < 33 || o.budget_s <= 0) {
-        fprintf(stderr, "segda bench: --runs >= 1, --step-size >= 33 and --budget > 0\n");
+    if (o.runs < 1 || o.step_h < 33 || o.step_w < 33 || o.budget_s <= 0) {
+        fprintf(stderr, "segda bench: --runs >= 1, --step-size >= 33 (S or HxW) and --budget > 0\n");
         return 2;
     }
     if (!any)
@@ -336,7 +355,8 @@ int seg_cmd_bench(int argc, char **argv)
     }
     struct bench_list all = {0};
     int failures = 0;
-    printf("%-7s %-7s %-14s %-46s %10s    %-20s\n", "SUITE", "BACKEND", "OP", "SHAPE", "MEDIAN", "[MIN, MAX]");
+    printf("%-7s %-7s %-14s %-46s %10s    %-20s %13s\n", "SUITE", "BACKEND", "OP", "SHAPE", "MEDIAN",
+           "[MIN, MAX]", "DEVICE");
     for (int d = 0; d < ndev; d++) {
         struct seg_backend *be = NULL;
         if (seg_backend_create(devices[d], &be)) {
@@ -345,16 +365,31 @@ int seg_cmd_bench(int argc, char **argv)
             continue;
         }
         const struct seg_device_info *info = seg_backend_device(be);
-        printf("# %s: %s (%s)\n", info->spec, info->name, info->driver);
+        const char *tuned = seg_backend_tuned(be);
+        printf("# %s: %s (%s) %s%s\n", info->spec, info->name, info->driver,
+               tuned[0] ? "tuned: " : "untuned", tuned);
         struct bench_list l = {0};
+        l.filter = filter;
+        /* GEMM and conv records are rated against the FMA peak: measure it when the peak
+         * suite does not run. */
+        if (!want[0] && (want[1] || want[2])) {
+            enum seg_status st = bench_fma_peak(be, &o, &l);
+            for (int i = 0; i < l.n; i++)
+                print_record(&l.v[i]);
+            if (st)
+                fprintf(stderr, "segda bench: fma peak on %s: %s\n", devices[d], seg_last_error());
+        }
         for (int k = 0; k < NSUITES; k++) {
             if (!want[k])
                 continue;
             int before = l.n;
             enum seg_status st = suites[k].fn(be, &o, &l);
-            /* Bandwidth-bound records get their share of the peak measured above. */
+            /* Records get their share of the peaks measured above: GB/s of the bandwidth peak,
+             * GFLOP/s (GEMM, conv) of the FMA peak. */
             for (int i = before; i < l.n; i++) {
-                if (l.v[i].gbps > 0 && l.peak_gbps > 0)
+                if (l.v[i].gflops > 0 && l.peak_gflops > 0)
+                    l.v[i].peak_pct = 100.0 * l.v[i].gflops / l.peak_gflops;
+                else if (l.v[i].gbps > 0 && l.peak_gbps > 0)
                     l.v[i].peak_pct = 100.0 * l.v[i].gbps / l.peak_gbps;
                 print_record(&l.v[i]);
             }

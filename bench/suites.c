@@ -34,24 +34,40 @@ static int cmp_double(const void *a, const void *b)
 enum seg_status bench_time(struct seg_backend *be, const struct bench_opts *o, bench_fn fn,
                            void *ctx, struct bench_record *r)
 {
-    double times[64];
+    double times[64], dev[64];
     int n = 0, want = o->runs < 1 ? 1 : (o->runs > 64 ? 64 : o->runs);
-    /* Warm-up: kernel compilation, pool and cache fill are not measured. */
+    /* Device timestamps bracket each run where the backend has them; a timer failure falls
+     * back to wall clock only (the record's ms_device stays 0). */
+    bool timed = seg_device_timer_available(be);
+    /* Warm-up: kernel compilation (the timer's too), pool and cache fill are not measured. */
+    double d = 0.0;
+    if (timed && seg_device_timer_start(be) != SEG_STATUS_OK)
+        timed = false;
     TRY(fn(ctx));
+    if (timed && seg_device_timer_stop(be, &d) != SEG_STATUS_OK)
+        timed = false;
     TRY(seg_backend_sync(be));
     double start = now_ms();
     while (n < want) {
         double t0 = now_ms();
+        d = 0.0;
+        if (timed && seg_device_timer_start(be) != SEG_STATUS_OK)
+            timed = false;
         TRY(fn(ctx));
+        if (timed && seg_device_timer_stop(be, &d) != SEG_STATUS_OK)
+            timed = false;
         TRY(seg_backend_sync(be));
-        times[n++] = now_ms() - t0;
+        times[n] = now_ms() - t0;
+        dev[n++] = d;
         if (n >= 3 && (now_ms() - start) / 1e3 > o->budget_s)
             break;
     }
     qsort(times, (size_t)n, sizeof *times, cmp_double);
+    qsort(dev, (size_t)n, sizeof *dev, cmp_double);
     r->ms_median = n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
     r->ms_min = times[0];
     r->ms_max = times[n - 1];
+    r->ms_device = !timed ? 0.0 : n % 2 ? dev[n / 2] : 0.5 * (dev[n / 2 - 1] + dev[n / 2]);
     double s = r->ms_median / 1e3;
     r->gflops = r->flops > 0 ? r->flops / s / 1e9 : 0;
     r->gbps = r->bytes > 0 ? r->bytes / s / 1e9 : 0;
@@ -61,6 +77,8 @@ enum seg_status bench_time(struct seg_backend *be, const struct bench_opts *o, b
 struct bench_record *bench_add(struct bench_list *l, struct seg_backend *be, const char *suite,
                                const char *op, const char *shape, double flops, double bytes)
 {
+    if (l->filter && !strstr(op, l->filter) && !strstr(shape, l->filter))
+        return NULL;
     if (l->n == l->cap) {
         int cap = l->cap ? l->cap * 2 : 64;
         struct bench_record *v = realloc(l->v, (size_t)cap * sizeof *v);
@@ -80,6 +98,7 @@ struct bench_record *bench_add(struct bench_list *l, struct seg_backend *be, con
     snprintf(r->shape, sizeof r->shape, "%s", shape);
     r->flops = flops;
     r->bytes = bytes;
+    r->tuned = seg_backend_tuned(be)[0] != '\0';
     return r;
 }
 
@@ -138,6 +157,61 @@ enum seg_status bench_suite_peak(struct seg_backend *be, const struct bench_opts
     }
     seg_tensor_free(c.a);
     seg_tensor_free(c.b);
+    return st ? st : bench_fma_peak(be, o, l);
+}
+
+/* FP32 FMA peak: PEAK_FMA over 1M elements (8 chains each), its iteration count raised until
+ * one run takes 20 ms (clpeak-style calibration), then timed like every test. */
+struct fma_ctx {
+    struct seg_tensor *x;
+    int                iters;
+};
+
+static enum seg_status run_fma(void *p)
+{
+    struct fma_ctx *c = p;
+    struct seg_tensor *y = NULL;
+    enum seg_status st = seg_peak_fma(c->x, c->iters, 0.999f, 0.001f, &y);
+    seg_tensor_free(y);
+    return st;
+}
+
+enum seg_status bench_fma_peak(struct seg_backend *be, const struct bench_opts *o, struct bench_list *l)
+{
+    int64_t n = 1 << 20;
+    struct fma_ctx c = {NULL, 64};
+    /* measured whatever --filter says: GEMM and conv records are rated against it */
+    const char *filter = l->filter;
+    l->filter = NULL;
+    enum seg_status st = random_tensor(be, 1, &n, 8, &c.x);
+    if (st) {
+        l->filter = filter;
+        return st;
+    }
+    st = run_fma(&c); /* compile */
+    if (!st)
+        st = seg_backend_sync(be);
+    while (!st && c.iters < (1 << 15)) { /* at most 2^15: drivers with a loop limit */
+        double t0 = now_ms();
+        st = run_fma(&c);
+        if (!st)
+            st = seg_backend_sync(be);
+        double ms = now_ms() - t0;
+        if (st || ms >= 20.0)
+            break;
+        c.iters = c.iters * (ms < 2.0 ? 8 : 2) > (1 << 15) ? 1 << 15 : c.iters * (ms < 2.0 ? 8 : 2);
+    }
+    char shape[96];
+    /* the iteration count (calibrated per device) stays out of the shape: compare keys on it */
+    snprintf(shape, sizeof shape, "%lld elements x 8 chains", (long long)n);
+    struct bench_record *r;
+    if (!st && (r = bench_add(l, be, "peak", "fp32 fma", shape, 16.0 * (double)n * c.iters, 0))) {
+        st = bench_time(be, o, run_fma, &c, r);
+        if (!st)
+            l->peak_gflops = fmax(l->peak_gflops, r->gflops);
+    }
+    seg_tensor_free(c.x);
+    l->filter = filter;
     return st;
 }
 
@@ -216,20 +290,58 @@ static int deeplab_convs(int64_t h, int64_t w, struct conv_shape *out, int max)
     return n;
 }
 
+int bench_deeplab_gemm_shapes(bool bwd, struct seg_tune_shape *out, int max)
+{
+    struct conv_shape cs[64];
+    int n = deeplab_convs(321, 321, cs, 64), count = 0;
+    for (int i = 0; i < n; i++) {
+        int pad = cs[i].k / 2 * cs[i].dil;
+        int p = (int)(seg_conv2d_out_size(cs[i].h, cs[i].k, cs[i].stride, pad, cs[i].dil) *
+                      seg_conv2d_out_size(cs[i].w, cs[i].k, cs[i].stride, pad, cs[i].dil));
+        int k = cs[i].cin * cs[i].k * cs[i].k;
+        /* forward W[co,k] col[k,p]; backward data W^T dY; backward weight dY col^T */
+        struct seg_tune_shape v[3] = {{cs[i].cout, p, k, false, false},
+                                      {k, p, cs[i].cout, true, false},
+                                      {cs[i].cout, k, p, false, true}};
+        for (int d = 0; d < (bwd ? 3 : 1); d++) {
+            bool dup = false;
+            for (int j = 0; j < count; j++)
+                dup |= out[j].m == v[d].m && out[j].n == v[d].n && out[j].k == v[d].k &&
+                       out[j].trans_a == v[d].trans_a && out[j].trans_b == v[d].trans_b;
+            if (!dup && count < max)
+                out[count++] = v[d];
+        }
+    }
+    return count;
+}
+
 enum seg_status bench_suite_gemm(struct seg_backend *be, const struct bench_opts *o, struct bench_list *l)
 {
     int sizes[] = {256, 512, 1024, 2048};
     int nsizes = o->full ? 4 : 3;
     for (int i = 0; i < nsizes; i++)
         TRY(gemm_one(be, o, l, "sgemm square", sizes[i], sizes[i], sizes[i]));
+    /* Each distinct GEMM once (the four ASPP dilations share one), named by its first conv. */
     struct conv_shape cs[64];
     int n = deeplab_convs(321, 321, cs, 64);
+    int64_t done[64][3];
+    int ndone = 0;
     for (int i = 0; i < n; i++) {
-        int64_t oh = seg_conv2d_out_size(cs[i].h, cs[i].k, cs[i].stride, cs[i].k / 2 * cs[i].dil, cs[i].dil);
-        int64_t ow = seg_conv2d_out_size(cs[i].w, cs[i].k, cs[i].stride, cs[i].k / 2 * cs[i].dil, cs[i].dil);
+        int pad = cs[i].k / 2 * cs[i].dil;
+        int64_t oh = seg_conv2d_out_size(cs[i].h, cs[i].k, cs[i].stride, pad, cs[i].dil);
+        int64_t ow = seg_conv2d_out_size(cs[i].w, cs[i].k, cs[i].stride, pad, cs[i].dil);
+        int64_t m = cs[i].cout, nn = oh * ow, k = (int64_t)cs[i].cin * cs[i].k * cs[i].k;
+        bool dup = false;
+        for (int j = 0; j < ndone; j++)
+            dup |= done[j][0] == m && done[j][1] == nn && done[j][2] == k;
+        if (dup || ndone == 64)
+            continue;
+        done[ndone][0] = m;
+        done[ndone][1] = nn;
+        done[ndone++][2] = k;
         char op[48];
         snprintf(op, sizeof op, "conv gemm %s", cs[i].where);
-        TRY(gemm_one(be, o, l, op, cs[i].cout, oh * ow, (int64_t)cs[i].cin * cs[i].k * cs[i].k));
+        TRY(gemm_one(be, o, l, op, m, nn, k));
     }
     return SEG_STATUS_OK;
 }
@@ -239,7 +351,7 @@ enum seg_status bench_suite_gemm(struct seg_backend *be, const struct bench_opts
 struct conv_ctx {
     struct seg_tensor       *x, *w, *dy;
     struct seg_conv2d_params p;
-    int                      dir; /* 0 forward, 1 backward-data, 2 backward-weight */
+    int                      dir; /* 0 forward, 1 direct forward, 2 backward-data, 3 backward-weight */
 };
 
 static enum seg_status run_conv(void *p)
@@ -250,6 +362,8 @@ static enum seg_status run_conv(void *p)
     if (c->dir == 0)
         st = seg_conv2d(c->x, c->w, NULL, &c->p, &y);
     else if (c->dir == 1)
+        st = seg_conv2d_direct(c->x, c->w, NULL, &c->p, &y);
+    else if (c->dir == 2)
         st = seg_conv2d_bwd_data(c->dy, c->w, c->x->shape, &c->p, &y);
     else
         st = seg_conv2d_bwd_weight(c->x, c->dy, c->w->shape, &c->p, &dw, NULL);
@@ -263,7 +377,8 @@ static enum seg_status conv_suite_at(struct seg_backend *be, const struct bench_
 {
     struct conv_shape cs[64];
     int n = deeplab_convs(h, w, cs, 64);
-    static const char *const dirs[3] = {"fwd", "bwd-data", "bwd-weight"};
+    /* fwd = im2col + GEMM (src/core/nn.c), fwd-direct = CONV2D_DIRECT (implicit GEMM) */
+    static const char *const dirs[4] = {"fwd", "fwd-direct", "bwd-data", "bwd-weight"};
     for (int i = 0; i < n; i++) {
         struct conv_ctx c = {0};
         int pad = cs[i].k / 2 * cs[i].dil;
@@ -279,11 +394,15 @@ static enum seg_status conv_suite_at(struct seg_backend *be, const struct bench_
         char shape[96];
         snprintf(shape, sizeof shape, "%s x=[1,%d,%d,%d] k=%d s=%d d=%d co=%d", cs[i].where, cs[i].cin,
                  cs[i].h, cs[i].w, cs[i].k, cs[i].stride, cs[i].dil, cs[i].cout);
-        for (int d = 0; d < 3 && !st; d++) {
+        for (int d = 0; d < 4 && !st; d++) {
             c.dir = d;
             struct bench_record *r = bench_add(l, be, "conv", dirs[d], shape, flops, 0);
             if (r)
                 st = bench_time(be, o, run_conv, &c, r);
+            if (st == SEG_STATUS_UNSUPPORTED && d == 1) { /* a size the direct kernel refuses */
+                l->n--;
+                st = SEG_STATUS_OK;
+            }
         }
         seg_tensor_free(c.x);
         seg_tensor_free(c.w);
@@ -407,7 +526,7 @@ enum seg_status bench_suite_step(struct seg_backend *be, const struct bench_opts
     struct seg_model_config mc = {(enum seg_arch)arch, 19, true, true, SEG_BN_POLICY_FROZEN_AFFINE, 1, 0};
     struct seg_optim_config oc = {SEG_OPTIM_SGD, 2.5e-4f, 0.9f, 5e-4f, 0, 0, 0, {1.0f, 10.0f}};
     struct step_ctx c = {0};
-    int64_t s = o->step_size, xs[4] = {1, 3, s, s}, ls[3] = {1, s, s};
+    int64_t xs[4] = {1, 3, o->step_h, o->step_w}, ls[3] = {1, o->step_h, o->step_w};
     enum seg_status st = seg_model_create(be, &mc, &c.m);
     if (!st) st = seg_optim_create(c.m, &oc, &c.opt);
     if (!st) st = seg_ag_create(be, &c.ag);
@@ -415,7 +534,7 @@ enum seg_status bench_suite_step(struct seg_backend *be, const struct bench_opts
     if (!st) st = seg_tensor_new(be, SEG_DTYPE_I32, 3, ls, &c.labels);
     if (!st) st = seg_fill_i32(c.labels, 3);
     char shape[96];
-    snprintf(shape, sizeof shape, "%s 1x3x%lldx%lld", o->step_arch, (long long)s, (long long)s);
+    snprintf(shape, sizeof shape, "%s 1x3x%dx%d", o->step_arch, o->step_h, o->step_w);
     struct bench_record *r;
     if (!st && (r = bench_add(l, be, "step", "source_only", shape, 0, 0))) {
         seg_backend_mem_peak_reset(be);

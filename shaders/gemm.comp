@@ -8,7 +8,14 @@
  * (rows ty + i*LY, columns tx + j*LX) so that shared loads and global stores coalesce.
  * Tile sizes are specialization constants (the host keeps LX = BN/TN, LY = BM/TM).
  * Host parameters: ip[9], ip[10] = the range of K this dispatch sums over (the host splits
- * K over several dispatches, beta = 1 after the first, where a driver limits loop trips). */
+ * K over several dispatches, beta = 1 after the first, where a driver limits loop trips).
+ *
+ * -DCONV: CONV2D_DIRECT as an implicit GEMM per image b: y_b[co][p] = sum_k w[co][k] *
+ * col_b[k][p], col read straight from x (k = (c*KH + kh)*KW + kw, p = oh*OW + ow).
+ * binding 0 = y [N, CO, OH, OW], 1 = w [CO, K], 2 = x [N, C, H, W], 3 = bias [CO] or dummy.
+ * ip[0..13] as IM2COL, ip[14] = CO; host: ip[15] = first k of this dispatch, fp[0] = the
+ * end of its k range (bits of a uint), fp[1] = 1 when there is a bias. A dispatch that does
+ * not start at k = 0 adds to y (the K split of drivers with a loop limit). */
 #include "common.glsl"
 
 layout(local_size_x_id = 6, local_size_y_id = 7, local_size_z = 1) in;
@@ -23,6 +30,9 @@ layout(constant_id = 7) const uint LY = 16;
 BUF_F(0, Cm)
 BUF_RF(1, Am)
 BUF_RF(2, Bm)
+#ifdef CONV
+BUF_RF(3, bias)
+#endif
 
 const uint AS = BM + 1u; /* padded row pitch of the tiles in shared memory */
 const uint BS = BN + 1u;
@@ -31,14 +41,24 @@ shared float Bs[BK * BS];
 
 void main()
 {
+#ifdef CONV
+    uint batch = UP(0), C = UP(1), H = UP(2), W = UP(3), KH = UP(4), KW = UP(5);
+    int SH = IP(6), SW = IP(7), PH = IP(8), PW = IP(9), DH = IP(10), DW = IP(11);
+    uint OW = UP(13), M = UP(14), N = UP(12) * OW, KK = KH * KW, K = C * KK;
+    uint kbeg = UP(15), kend = min(K, floatBitsToUint(FP(0)));
+    bool accumulate = kbeg > 0u, has_bias = FP(1) != 0.0;
+    const bool ta = false;
+    uint sa = 0u, sb = C * H * W, sc = M * N;
+#else
     uint batch = UP(0), M = UP(1), N = UP(2), K = UP(3);
     bool ta = IP(4) != 0, tb = IP(5) != 0;
     uint sa = UP(6), sb = UP(7), sc = UP(8);
     float alpha = FP(0), beta = FP(1);
+    uint kbeg = UP(9), kend = min(K, UP(10));
+#endif
     uint tx = gl_LocalInvocationID.x, ty = gl_LocalInvocationID.y;
     uint tid = ty * LX + tx, T = LX * LY;
     uint tiles_m = (M + BM - 1u) / BM, tiles_n = (N + BN - 1u) / BN;
-    uint kend = min(K, UP(10));
 
     for (uint b = gl_WorkGroupID.z; b < batch; b += gl_NumWorkGroups.z)
     for (uint bm = gl_WorkGroupID.y; bm < tiles_m; bm += gl_NumWorkGroups.y)
@@ -48,7 +68,7 @@ void main()
         float acc[TM * TN];
         for (uint q = 0u; q < TM * TN; ++q) acc[q] = 0.0;
 
-        for (uint k0 = UP(9); k0 < kend; k0 += BK) {
+        for (uint k0 = kbeg; k0 < kend; k0 += BK) {
             for (uint l = tid; l < BM * BK; l += T) {
                 uint mm, kk;
                 if (ta) { kk = l / BM; mm = l % BM; } else { mm = l / BK; kk = l % BK; }
@@ -58,11 +78,24 @@ void main()
                 As[kk * AS + mm] = v;
             }
             for (uint l = tid; l < BN * BK; l += T) {
+#ifdef CONV
+                uint kk = l / BN, nn = l % BN;
+                uint gn = n0 + nn, gk = k0 + kk;
+                float v = 0.0;
+                if (gn < N && gk < kend) {
+                    uint c = gk / KK, r = gk % KK;
+                    int ih = int(gn / OW) * SH - PH + int(r / KW) * DH;
+                    int iw = int(gn % OW) * SW - PW + int(r % KW) * DW;
+                    if (ih >= 0 && ih < int(H) && iw >= 0 && iw < int(W))
+                        v = Bm[bbase + (c * H + uint(ih)) * W + uint(iw)];
+                }
+#else
                 uint nn, kk;
                 if (tb) { nn = l / BK; kk = l % BK; } else { kk = l / BN; nn = l % BN; }
                 uint gn = n0 + nn, gk = k0 + kk;
                 float v = 0.0;
                 if (gn < N && gk < kend) v = Bm[bbase + (tb ? gn * K + gk : gk * N + gn)];
+#endif
                 Bs[kk * BS + nn] = v;
             }
             barrier();
@@ -80,13 +113,20 @@ void main()
         for (uint i = 0u; i < TM; ++i) {
             uint gm = m0 + ty + i * LY;
             if (gm >= M) continue;
+#ifdef CONV
+            float b0 = accumulate ? 0.0 : (has_bias ? bias[OFF(3) + gm] : 0.0);
+#endif
             for (uint j = 0u; j < TN; ++j) {
                 uint gn = n0 + tx + j * LX;
                 if (gn >= N) continue;
                 uint ci = cbase + gm * N + gn;
+#ifdef CONV
+                Cm[ci] = accumulate ? Cm[ci] + acc[i * TN + j] : acc[i * TN + j] + b0;
+#else
                 float r = alpha * acc[i * TN + j];
                 if (beta != 0.0) r += beta * Cm[ci];
                 Cm[ci] = r;
+#endif
             }
         }
     }

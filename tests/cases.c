@@ -1100,6 +1100,7 @@ int h_cases_build(struct h_case **cases)
         {1, 6, 29, 31, 5, 3, 1, 4, 4}, {1, 4, 41, 37, 3, 3, 1, 6, 6}, {1, 4, 53, 49, 3, 3, 1, 12, 12},
         {1, 4, 65, 61, 3, 3, 1, 18, 18}, {1, 4, 73, 67, 3, 3, 1, 24, 24}, {2, 5, 13, 11, 7, 1, 1, 0, 1},
         {1, 3, 97, 131, 4, 3, 1, 1, 1}, {1, 70, 19, 23, 67, 3, 1, 1, 1}, {2, 33, 11, 9, 130, 1, 1, 0, 1},
+        {1, 1040, 9, 9, 5, 3, 1, 2, 2}, /* K = 9360: split over dispatches where loops are limited */
     };
     for (size_t i = 0; i < sizeof cd / sizeof cd[0]; i++) {
         c = add(&b, "CONV2D_DIRECT", SEG_OP_CONV2D_DIRECT, f_conv_direct, NULL, MM,
@@ -1114,6 +1115,10 @@ int h_cases_build(struct h_case **cases)
         c->ip[3] = cd[i].p;
         c->ip[4] = cd[i].d;
     }
+    /* A long K for the GEMM's K split (llvmpipe's loop limit) with the tuned tiles. */
+    c = add(&b, "MATMUL", SEG_OP_MATMUL, f_matmul, NULL, MM, "m=7 n=9 k=20000 (K split)");
+    inputs(c, 2, F(2, 7, 20000), F(2, 20000, 9));
+    c->fp[0] = 1.0f;
 
     *cases = b.v;
     return b.n;

@@ -56,6 +56,7 @@ static const struct {
     {"synth", seg_cmd_synth, "generate the synthetic domain-shift benchmark"},
     {"infer", seg_cmd_infer, "run a model on one image, save the raw logits (.npy)"},
     {"bench", seg_cmd_bench, "kernel and training throughput; compare GPUs"},
+    {"tune", seg_cmd_tune, "tune the GEMM kernels of each OpenCL / Vulkan device (cached per device)"},
 };
 #define NCOMMANDS ((int)(sizeof commands / sizeof commands[0]))
 

@@ -16,6 +16,8 @@ struct seg_op_args {
 
 typedef enum seg_status (*seg_kernel_fn)(struct seg_backend *be, const struct seg_op_args *a);
 
+struct seg_tune_opts; /* src/core/ops.h */
+
 struct seg_backend_iface {
     const char *name; /* "cpu" | "opencl" | "vulkan" */
     void (*destroy)(struct seg_backend *be);
@@ -33,6 +35,15 @@ struct seg_backend_iface {
     enum seg_status (*sync)(struct seg_backend *be);
     /* [SEG_OP_COUNT]; a NULL entry means "not implemented". */
     const seg_kernel_fn *kernels;
+    /* Optional (NULL where the API has none): device timestamps around queued work.
+     * timer_start marks the queue; timer_stop marks it again, waits for the queue and
+     * gives the device time between the two marks in ms. */
+    enum seg_status (*timer_start)(struct seg_backend *be);
+    enum seg_status (*timer_stop)(struct seg_backend *be, double *device_ms);
+    /* Optional: searches GEMM parameters for this device (segda tune), applies the best,
+     * stores them in the tuning cache (read again at the next backend creation) and
+     * updates be->tuned. */
+    enum seg_status (*tune)(struct seg_backend *be, const struct seg_tune_opts *o);
 };
 
 struct seg_pool; /* src/core/pool.c */
@@ -43,6 +54,8 @@ struct seg_backend {
     struct seg_device_info          info;
     struct seg_pool                *pool;
     size_t                          mem_in_use, mem_peak;
+    /* "" or a short description of the tuned parameters the backend uses (bench prints it). */
+    char                            tuned[160];
 };
 
 /* Each backend's entry points (defined only when compiled in). */

@@ -1120,3 +1120,85 @@ enum seg_status seg_adam_step(struct seg_tensor *param, struct seg_tensor *m, st
     a.fp[6] = (float)(1.0 - pow(b2, step));
     return seg_op_run(param->be, &a);
 }
+
+/* ---- bench support ---------------------------------------------------------------------------- */
+
+enum seg_status seg_peak_fma(const struct seg_tensor *x, int iters, float b, float c,
+                             struct seg_tensor **out)
+{
+    TRY(want_dtype("peak_fma", x, SEG_DTYPE_F32));
+    int64_t n = seg_tensor_numel(x);
+    if (iters < 0 || n > INT32_MAX)
+        return seg_error(SEG_STATUS_INVALID, "peak_fma: %d iterations over %lld elements", iters,
+                         (long long)n);
+    struct seg_op_args a = args(SEG_OP_PEAK_FMA);
+    a.ip[0] = iters;
+    a.ip[1] = (int32_t)n;
+    a.fp[0] = b;
+    a.fp[1] = c;
+    a.src[0] = x;
+    TRY(out_new(x->be, SEG_DTYPE_F32, 1, &n, out));
+    return run_into(x->be, &a, out);
+}
+
+enum seg_status seg_conv2d_direct(const struct seg_tensor *x, const struct seg_tensor *w,
+                                  const struct seg_tensor *b, const struct seg_conv2d_params *p,
+                                  struct seg_tensor **y)
+{
+    TRY(same_backend("conv2d_direct", x, w));
+    TRY(same_backend("conv2d_direct", x, b));
+    TRY(want_dtype("conv2d_direct", x, SEG_DTYPE_F32));
+    TRY(want_dtype("conv2d_direct", w, SEG_DTYPE_F32));
+    if (x->ndim != 4 || w->ndim != 4 || w->shape[1] != x->shape[1]) {
+        char s1[96], s2[96];
+        return seg_error(SEG_STATUS_INVALID, "conv2d_direct: input %s and weight %s do not match",
+                         seg_tensor_shape_str(x, s1, sizeof s1), seg_tensor_shape_str(w, s2, sizeof s2));
+    }
+    if (b && (b->dtype != SEG_DTYPE_F32 || seg_tensor_numel(b) != w->shape[0]))
+        return seg_error(SEG_STATUS_INVALID, "conv2d_direct: bias must be f32 [%lld]",
+                         (long long)w->shape[0]);
+    struct seg_op_args a = args(SEG_OP_CONV2D_DIRECT);
+    TRY(conv_args("conv2d_direct", x->shape, (int)w->shape[2], (int)w->shape[3], p, &a));
+    a.ip[14] = (int32_t)w->shape[0];
+    int64_t shape[4] = {x->shape[0], w->shape[0], a.ip[12], a.ip[13]};
+    a.src[0] = x;
+    a.src[1] = w;
+    a.src[2] = b;
+    TRY(out_new(x->be, SEG_DTYPE_F32, 4, shape, y));
+    return run_into(x->be, &a, y);
+}
+
+bool seg_device_timer_available(const struct seg_backend *be)
+{
+    return be->iface->timer_start && be->iface->timer_stop;
+}
+
+enum seg_status seg_device_timer_start(struct seg_backend *be)
+{
+    if (!seg_device_timer_available(be))
+        return seg_error(SEG_STATUS_UNSUPPORTED, "%s: no device timestamps", be->iface->name);
+    return be->iface->timer_start(be);
+}
+
+enum seg_status seg_device_timer_stop(struct seg_backend *be, double *device_ms)
+{
+    *device_ms = 0.0;
+    if (!seg_device_timer_available(be))
+        return seg_error(SEG_STATUS_UNSUPPORTED, "%s: no device timestamps", be->iface->name);
+    return be->iface->timer_stop(be, device_ms);
+}
+
+enum seg_status seg_backend_tune(struct seg_backend *be, const struct seg_tune_opts *o)
+{
+    if (!be->iface->tune)
+        return seg_error(SEG_STATUS_UNSUPPORTED, "the %s backend has no tunable kernels",
+                         be->iface->name);
+    if (!o || !o->shapes || o->nshapes < 1)
+        return seg_error(SEG_STATUS_INVALID, "tune: no GEMM shapes given");
+    for (int i = 0; i < o->nshapes; i++)
+        if (o->shapes[i].m < 1 || o->shapes[i].n < 1 || o->shapes[i].k < 1)
+            return seg_error(SEG_STATUS_INVALID, "tune: shape %d is empty", i);
+    return be->iface->tune(be, o);
+}
+
+const char *seg_backend_tuned(const struct seg_backend *be) { return be->tuned; }

@@ -126,6 +126,40 @@ enum seg_status seg_adam_step(struct seg_tensor *param, struct seg_tensor *m, st
                               const struct seg_tensor *grad, float lr, float b1, float b2,
                               float eps, float wd, int step);
 
+/* ---- bench support (ops.def PEAK_FMA, CONV2D_DIRECT; device timers; GEMM tuning) ---- */
+
+/* out [numel(x)] = the PEAK_FMA kernel of x with `iters` FMA steps per chain. */
+enum seg_status seg_peak_fma(const struct seg_tensor *x, int iters, float b, float c,
+                             struct seg_tensor **out);
+/* The direct (implicit-GEMM) convolution forward: y = conv(x, w) + b, b [CO] or NULL. */
+enum seg_status seg_conv2d_direct(const struct seg_tensor *x, const struct seg_tensor *w,
+                                  const struct seg_tensor *b, const struct seg_conv2d_params *p,
+                                  struct seg_tensor **y);
+
+/* Device timestamps where the backend has them (false: wall clock only). stop waits for
+ * the queue and gives the device time since start in ms. */
+bool seg_device_timer_available(const struct seg_backend *be);
+enum seg_status seg_device_timer_start(struct seg_backend *be);
+enum seg_status seg_device_timer_stop(struct seg_backend *be, double *device_ms);
+
+/* A GEMM shape the tuner measures (row-major, C = op(A) op(B) as MATMUL). */
+struct seg_tune_shape {
+    int m, n, k;
+    bool trans_a, trans_b;
+};
+struct seg_tune_opts {
+    bool                         quick;   /* a smaller search (a few minutes on a CPU) */
+    const struct seg_tune_shape *shapes;  /* shapes[0] is the headline one (1024^3) */
+    int                          nshapes;
+    void (*log)(void *user, const char *line); /* progress lines (may be NULL) */
+    void *user;
+};
+/* Tunes the backend's GEMM for these shapes and stores the result in the per-device tuning
+ * cache, which backend creation loads. UNSUPPORTED where there is nothing to tune (cpu). */
+enum seg_status seg_backend_tune(struct seg_backend *be, const struct seg_tune_opts *o);
+/* "" or what tuned parameters the backend uses. */
+const char *seg_backend_tuned(const struct seg_backend *be);
+
 #endif
 
 /* ---- backward helpers (src/core/grad.c): the gradients autograd builds from ops ---- */

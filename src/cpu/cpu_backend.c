@@ -41,6 +41,8 @@ static const seg_kernel_fn cpu_kernels[SEG_OP_COUNT] = {
     [SEG_OP_RNG_UNIFORM] = cpu_rng_uniform,
     [SEG_OP_SGD_STEP] = cpu_sgd_step,
     [SEG_OP_ADAM_STEP] = cpu_adam_step,
+    [SEG_OP_PEAK_FMA] = cpu_peak_fma,
+    [SEG_OP_CONV2D_DIRECT] = cpu_conv2d_direct,
 };
 _Static_assert(sizeof cpu_kernels / sizeof cpu_kernels[0] == SEG_OP_COUNT,
                "cpu kernel table must cover ops.def");

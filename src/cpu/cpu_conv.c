@@ -86,3 +86,49 @@ CPU_KERNEL(cpu_col2im)
         }
     return SEG_STATUS_OK;
 }
+
+/* The first output column whose input column kw0 + ow * sw lies in [0, w), and one past the
+ * last (ow0 >= ow1 when none does). */
+static void valid_range(int kw0, int sw, int w, int ow, int *ow0, int *ow1)
+{
+    int lo = kw0 >= 0 ? 0 : (-kw0 + sw - 1) / sw;
+    int hi = w - 1 - kw0 < 0 ? 0 : (w - 1 - kw0) / sw + 1;
+    *ow0 = lo;
+    *ow1 = hi < ow ? hi : ow;
+}
+
+CPU_KERNEL(cpu_conv2d_direct)
+{
+    struct conv_geom g = geom(a->ip);
+    int co_n = a->ip[14];
+    const float *x = CPU_F32(a->src[0]), *w = CPU_F32(a->src[1]), *bias = CPU_F32(a->src[2]);
+    float *y = CPU_F32(a->dst[0]);
+    int64_t ohw = (int64_t)g.oh * g.ow, hw = (int64_t)g.h * g.w;
+    for (int n = 0; n < g.n; n++)
+        for (int co = 0; co < co_n; co++) {
+            float *yp = y + ((int64_t)n * co_n + co) * ohw;
+            float b0 = bias ? bias[co] : 0.0f;
+            for (int64_t i = 0; i < ohw; i++)
+                yp[i] = b0;
+            for (int c = 0; c < g.c; c++) {
+                const float *xp = x + ((int64_t)n * g.c + c) * hw;
+                const float *wp = w + ((int64_t)co * g.c + c) * g.kh * g.kw;
+                for (int kh = 0; kh < g.kh; kh++)
+                    for (int kw = 0; kw < g.kw; kw++) {
+                        float wv = wp[kh * g.kw + kw];
+                        int ow0, ow1, kw0 = kw * g.dw - g.pw;
+                        valid_range(kw0, g.sw, g.w, g.ow, &ow0, &ow1);
+                        for (int oh = 0; oh < g.oh; oh++) {
+                            int ih = oh * g.sh - g.ph + kh * g.dh;
+                            if (ih < 0 || ih >= g.h)
+                                continue;
+                            const float *xr = xp + (int64_t)ih * g.w;
+                            float *yr = yp + (int64_t)oh * g.ow;
+                            for (int ow = ow0; ow < ow1; ow++)
+                                yr[ow] += wv * xr[kw0 + ow * g.sw];
+                        }
+                    }
+            }
+        }
+    return SEG_STATUS_OK;
+}

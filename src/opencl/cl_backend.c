@@ -330,6 +330,7 @@ static void cl_ctx_free(struct seg_cl_ctx *c)
 {
     if (!c) return;
     if (c->queue) clFinish(c->queue);
+    if (c->tstart) clReleaseEvent(c->tstart);
     seg_cl_programs_release(c);
     if (c->scratch) clReleaseMemObject(c->scratch);
     if (c->dummy) clReleaseMemObject(c->dummy);
@@ -386,6 +387,8 @@ static const seg_kernel_fn cl_kernels[SEG_OP_COUNT] = {
     [SEG_OP_RNG_UNIFORM] = seg_cl_rng_uniform,
     [SEG_OP_SGD_STEP] = seg_cl_sgd_step,
     [SEG_OP_ADAM_STEP] = seg_cl_adam_step,
+    [SEG_OP_PEAK_FMA] = seg_cl_peak_fma,
+    [SEG_OP_CONV2D_DIRECT] = seg_cl_conv2d_direct,
 };
 _Static_assert(sizeof cl_kernels / sizeof cl_kernels[0] == SEG_OP_COUNT,
                "cl_kernels must have one entry per op in ops.def");
@@ -400,6 +403,9 @@ static const struct seg_backend_iface cl_iface = {
     .buf_copy = cl_buf_copy,
     .sync = cl_sync,
     .kernels = cl_kernels,
+    .timer_start = seg_cl_timer_start,
+    .timer_stop = seg_cl_timer_stop,
+    .tune = seg_cl_tune,
 };
 
 static enum seg_status cl_ctx_init(struct seg_cl_ctx *c)
@@ -409,6 +415,7 @@ static enum seg_status cl_ctx_init(struct seg_cl_ctx *c)
     c->context = clCreateContext(props, 1, &c->device, NULL, NULL, &err);
     SEG_CL_CHECK(err, "clCreateContext", "backend creation");
     c->queue = clCreateCommandQueue(c->context, c->device, CL_QUEUE_PROFILING_ENABLE, &err);
+    c->profiling = err == CL_SUCCESS;
     if (err != CL_SUCCESS) c->queue = clCreateCommandQueue(c->context, c->device, 0, &err);
     SEG_CL_CHECK(err, "clCreateCommandQueue", "backend creation");
     c->dummy = clCreateBuffer(c->context, CL_MEM_READ_WRITE, 16, NULL, &err);
@@ -426,6 +433,11 @@ static enum seg_status cl_ctx_init(struct seg_cl_ctx *c)
     c->max_alloc = (size_t)max_alloc;
     SEG_CL_CALL(clGetDeviceInfo, "backend creation", c->device, CL_DEVICE_LOCAL_MEM_SIZE,
                 sizeof c->local_mem, &c->local_mem, NULL);
+    cl_uint vw = 1;
+    if (clGetDeviceInfo(c->device, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof vw, &vw, NULL) !=
+        CL_SUCCESS)
+        vw = 1;
+    c->peak_vw = vw >= 16 ? 16 : vw >= 8 ? 8 : vw >= 4 ? 4 : 1;
 
     seg_cl_tuning_init(c);
     seg_cl_cache_init(c);
@@ -458,6 +470,7 @@ enum seg_status seg_cl_backend_create(int platform, int device, struct seg_backe
     be->iface = &cl_iface;
     be->ctx = c;
     cl_fill_info(p, d, pi, di, &be->info);
+    seg_cl_tune_load(be);
     *out = be;
     return SEG_STATUS_OK;
 }

@@ -47,6 +47,12 @@ struct seg_cl_ctx {
     size_t max_wg;        /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
     size_t max_alloc;     /* CL_DEVICE_MAX_MEM_ALLOC_SIZE */
     cl_ulong local_mem;   /* CL_DEVICE_LOCAL_MEM_SIZE */
+    int    peak_vw;       /* PEAK_FMA vector width: 1, 4, 8 or 16 (native float width) */
+    bool   profiling;     /* the queue was created with CL_QUEUE_PROFILING_ENABLE */
+    cl_event tstart;      /* the open device-timer mark (cl_timer.c) */
+
+    /* GEMM parameters loaded from the tuning cache or found by `segda tune` (cl_tune.c) */
+    bool   gemm_tuned;
 
     struct seg_cl_tuning tuning;
     char build_options[256];
@@ -157,6 +163,14 @@ enum seg_status seg_cl_scratch(struct seg_backend *be, size_t nbytes, const char
 void seg_cl_row_layout(int wg, int64_t n, int64_t inner, size_t *lx, size_t *ly);
 size_t seg_cl_pow2_ceil(size_t v);
 
+/* ---- device timer (cl_timer.c), GEMM tuning (cl_tune.c) -------------------------------- */
+
+enum seg_status seg_cl_timer_start(struct seg_backend *be);
+enum seg_status seg_cl_timer_stop(struct seg_backend *be, double *device_ms);
+/* Applies the tuning cache's GEMM parameters for this device, if any (at creation). */
+void seg_cl_tune_load(struct seg_backend *be);
+enum seg_status seg_cl_tune(struct seg_backend *be, const struct seg_tune_opts *o);
+
 /* ---- kernels (one file per op family) ------------------------------------------------ */
 
 #define SEG_CL_KERNEL(fn) enum seg_status fn(struct seg_backend *be, const struct seg_op_args *a)
@@ -205,5 +219,9 @@ SEG_CL_KERNEL(seg_cl_cumsum);
 /* cl_optim.c */
 SEG_CL_KERNEL(seg_cl_sgd_step);
 SEG_CL_KERNEL(seg_cl_adam_step);
+/* cl_peak.c */
+SEG_CL_KERNEL(seg_cl_peak_fma);
+/* cl_conv.c */
+SEG_CL_KERNEL(seg_cl_conv2d_direct);
 
 #endif

@@ -41,6 +41,8 @@ static const seg_kernel_fn vk_kernels[SEG_OP_COUNT] = {
     [SEG_OP_RNG_UNIFORM] = vk_rng_uniform,
     [SEG_OP_SGD_STEP] = vk_sgd_step,
     [SEG_OP_ADAM_STEP] = vk_adam_step,
+    [SEG_OP_PEAK_FMA] = vk_peak_fma,
+    [SEG_OP_CONV2D_DIRECT] = vk_conv2d_direct,
 };
 _Static_assert(sizeof vk_kernels / sizeof vk_kernels[0] == SEG_OP_COUNT,
                "vulkan kernel table must cover ops.def");
@@ -357,6 +359,7 @@ static void vk_ctx_destroy(struct vk_ctx *c)
     if (c->dev) {
         vk_wait_all(c, "destroy");
         vkDeviceWaitIdle(c->dev);
+        vk_timer_destroy(c);
         vk_pipeline_destroy(c);
         vk_command_destroy(c);
         vk_memory_destroy(c);
@@ -385,6 +388,9 @@ static const struct seg_backend_iface vk_iface = {
     .buf_copy = vk_buf_copy,
     .sync = vk_sync,
     .kernels = vk_kernels,
+    .timer_start = vk_timer_start,
+    .timer_stop = vk_timer_stop,
+    .tune = vk_tune,
 };
 
 /* Driver quirks, decided once from the device's identity. */
@@ -464,11 +470,12 @@ enum seg_status seg_vk_backend_create(int device, struct seg_backend **out)
     set_quirks(c);
 
     if ((st = vk_device_create(c)) || (st = vk_command_init(c)) || (st = vk_memory_init(c)) ||
-        (st = vk_pipeline_init(c)))
+        (st = vk_pipeline_init(c)) || (st = vk_timer_init(c)))
         goto fail;
 
     be->iface = &vk_iface;
     be->ctx = c;
+    vk_tune_load(be);
     *out = be;
     return SEG_STATUS_OK;
 fail:

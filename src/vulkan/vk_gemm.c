@@ -1,9 +1,73 @@
-/* vk_gemm.c: MATMUL through our tiled GEMM shader (shaders/gemm.comp). */
+/* vk_gemm.c: MATMUL through our tiled GEMM shader (shaders/gemm.comp), the tile choice,
+ * and the K split of drivers that limit loop trips. */
+#include <string.h>
+
 #include "vulkan/vk_internal.h"
 
-#define VK_GEMM_BM 64 /* must match the block sizes of vk_pipeline.c's spec_for() */
-#define VK_GEMM_BN 64
-#define VK_GEMM_BK 16
+struct vk_gemm_tile vk_gemm_tile_default(const struct vk_ctx *c)
+{
+    /* 64x64 blocks, BK = 16, 4x4 micro-tiles on 16x16 invocations (8x8 micro-tiles on 8x8
+     * invocations where 256 invocations are not available) */
+    struct vk_gemm_tile t = {64, 64, 16, 4, 4};
+    const VkPhysicalDeviceLimits *lim = &c->props.limits;
+    if (lim->maxComputeWorkGroupInvocations < 256 || lim->maxComputeWorkGroupSize[0] < 16 ||
+        lim->maxComputeWorkGroupSize[1] < 16) {
+        t.tm = 8;
+        t.tn = 8;
+    }
+    return t;
+}
+
+bool vk_gemm_tile_ok(const struct vk_ctx *c, const struct vk_gemm_tile *t)
+{
+    const VkPhysicalDeviceLimits *lim = &c->props.limits;
+    if (!t->bm || !t->bn || !t->bk || !t->tm || !t->tn || t->bm % t->tm || t->bn % t->tn)
+        return false;
+    if (t->tm * t->tn > 128 || t->bk > 64)
+        return false;
+    uint32_t lx = t->bn / t->tn, ly = t->bm / t->tm;
+    if (lx * ly > lim->maxComputeWorkGroupInvocations || lx > lim->maxComputeWorkGroupSize[0] ||
+        ly > lim->maxComputeWorkGroupSize[1])
+        return false;
+    uint64_t shared = 4ull * t->bk * (t->bm + 1 + t->bn + 1);
+    return shared <= lim->maxComputeSharedMemorySize;
+}
+
+enum seg_status vk_gemm_tile_set(struct vk_ctx *c, const struct vk_gemm_tile *t)
+{
+    if (!vk_gemm_tile_ok(c, t))
+        return seg_error(SEG_STATUS_INVALID, "vulkan: GEMM tile %ux%ux%u / %ux%u does not fit this device",
+                         t->bm, t->bn, t->bk, t->tm, t->tn);
+    enum seg_status st = vk_wait_all(c, "GEMM tile change");
+    if (st)
+        return st;
+    static const enum seg_vk_shader users[] = {SEG_VK_SHADER_GEMM, SEG_VK_SHADER_CONV2D_DIRECT};
+    for (size_t i = 0; i < sizeof users / sizeof users[0]; i++)
+        for (int v = 0; v < SEG_VK_VARIANTS; v++)
+            if (c->pipelines[users[i]][v]) {
+                vkDestroyPipeline(c->dev, c->pipelines[users[i]][v], NULL);
+                c->pipelines[users[i]][v] = VK_NULL_HANDLE;
+            }
+    c->gemm = *t;
+    return SEG_STATUS_OK;
+}
+
+/* The K range one dispatch may cover (a multiple of BK, at least BK; all of K where loops
+ * are unlimited), or 0 when even BK would exceed the driver's loop budget. tiles = block
+ * tiles one workgroup loops over. Trips per BK step: the two tile loads, the BK loop and
+ * (assuming only the innermost loop unrolled) its TM loop. */
+static uint64_t k_chunk(const struct vk_ctx *c, uint64_t tiles, uint64_t k)
+{
+    if (!c->loop_budget)
+        return k ? k : 1;
+    const struct vk_gemm_tile *t = &c->gemm;
+    uint64_t threads = (uint64_t)(t->bn / t->tn) * (t->bm / t->tm);
+    uint64_t per_step = (t->bm * t->bk + threads - 1) / threads + (t->bn * t->bk + threads - 1) / threads +
+                        (uint64_t)t->bk * (1 + t->tm) + 2;
+    uint64_t budget = c->loop_budget > 20000 ? c->loop_budget - 20000 : c->loop_budget / 2;
+    uint64_t steps = budget / (tiles ? tiles : 1) / per_step;
+    return steps * t->bk;
+}
 
 VK_KERNEL(vk_matmul)
 {
@@ -17,17 +81,15 @@ VK_KERNEL(vk_matmul)
     if (batch == 0 || m == 0 || n == 0)
         return SEG_STATUS_OK;
     struct vk_ctx *c = vk_ctx_of(be);
+    const struct vk_gemm_tile *g = &c->gemm;
     struct vk_push pc = vk_push_from(a);
-    uint32_t gx = vk_groups(n, VK_GEMM_BN), gy = vk_groups(m, VK_GEMM_BM), gz = vk_groups(batch, 1);
-    /* Where loop trips are limited, split K over dispatches that accumulate (beta = 1). */
-    uint64_t tn = (n + VK_GEMM_BN - 1) / VK_GEMM_BN, tm = (m + VK_GEMM_BM - 1) / VK_GEMM_BM;
+    uint32_t gx = vk_groups(n, g->bn), gy = vk_groups(m, g->bm), gz = vk_groups(batch, 1);
+    uint64_t tn = (n + g->bn - 1) / g->bn, tm = (m + g->bm - 1) / g->bm;
     uint64_t tiles = ((tn + gx - 1) / gx) * ((tm + gy - 1) / gy) * ((batch + gz - 1) / gz);
-    uint64_t kchunk = k ? k : 1;
-    if (c->loop_budget) {
-        kchunk = 8192 / tiles / VK_GEMM_BK * VK_GEMM_BK;
-        if (kchunk < VK_GEMM_BK)
-            return vk_check_trips(c, (uint64_t)c->loop_budget + tiles, "MATMUL");
-    }
+    /* Where loop trips are limited, split K over dispatches that accumulate (beta = 1). */
+    uint64_t kchunk = k_chunk(c, tiles, k);
+    if (kchunk == 0)
+        return vk_check_trips(c, (uint64_t)c->loop_budget + tiles, "MATMUL");
     if (k == 0) { /* C = beta * C */
         pc.ip[9] = 0;
         pc.ip[10] = 0;
@@ -39,6 +101,39 @@ VK_KERNEL(vk_matmul)
         if (k0 > 0)
             pc.fp[1] = 1.0f;
         if ((st = vk_dispatch(be, SEG_VK_SHADER_GEMM, t, &pc, gx, gy, gz, "MATMUL")))
+            return st;
+    }
+    return SEG_STATUS_OK;
+}
+
+VK_KERNEL(vk_conv2d_direct)
+{
+    const struct seg_tensor *t[SEG_VK_BINDINGS] = {a->dst[0], a->src[1], a->src[0], a->src[2]};
+    const int32_t *ip = a->ip;
+    uint64_t batch = (uint64_t)ip[0], co = (uint64_t)ip[14];
+    uint64_t p = (uint64_t)ip[12] * (uint64_t)ip[13], k = (uint64_t)ip[1] * ip[4] * ip[5];
+    enum seg_status st;
+    if ((st = vk_check_u32(batch * co * p, "CONV2D_DIRECT")) ||
+        (st = vk_check_u32(seg_numel_of(a->src[0]), "CONV2D_DIRECT")) ||
+        (st = vk_check_u32(co * k, "CONV2D_DIRECT")))
+        return st;
+    if (batch == 0 || co == 0 || p == 0)
+        return SEG_STATUS_OK;
+    struct vk_ctx *c = vk_ctx_of(be);
+    const struct vk_gemm_tile *g = &c->gemm;
+    struct vk_push pc = vk_push_from(a);
+    uint32_t gx = vk_groups(p, g->bn), gy = vk_groups(co, g->bm), gz = vk_groups(batch, 1);
+    uint64_t tn = (p + g->bn - 1) / g->bn, tm = (co + g->bm - 1) / g->bm;
+    uint64_t tiles = ((tn + gx - 1) / gx) * ((tm + gy - 1) / gy) * ((batch + gz - 1) / gz);
+    uint64_t kchunk = k_chunk(c, tiles, k);
+    if (kchunk == 0)
+        return vk_check_trips(c, (uint64_t)c->loop_budget + tiles, "CONV2D_DIRECT");
+    pc.fp[1] = a->src[2] ? 1.0f : 0.0f;
+    for (uint64_t k0 = 0; k0 < k; k0 += kchunk) { /* k >= 1: C, KH, KW >= 1 */
+        uint32_t kend = (uint32_t)(k0 + kchunk < k ? k0 + kchunk : k);
+        pc.ip[15] = (int32_t)k0;
+        memcpy(&pc.fp[0], &kend, sizeof kend);
+        if ((st = vk_dispatch(be, SEG_VK_SHADER_CONV2D_DIRECT, t, &pc, gx, gy, gz, "CONV2D_DIRECT")))
             return st;
     }
     return SEG_STATUS_OK;

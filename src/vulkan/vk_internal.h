@@ -71,6 +71,13 @@ struct vk_frame {
     bool             submitted;  /* fence not yet waited on */
 };
 
+/* The GEMM tile: specialization constants of shaders/gemm.comp (MATMUL and the CONV2D_DIRECT
+ * variant); LX = bn / tn and LY = bm / tm invocations. Default from the device limits
+ * (vk_gemm_tile_default), replaced by the tuning cache or `segda tune` (vk_tune.c). */
+struct vk_gemm_tile {
+    uint32_t bm, bn, bk, tm, tn;
+};
+
 struct vk_ctx {
     VkInstance                       instance;
     VkPhysicalDevice                 phys;
@@ -102,6 +109,15 @@ struct vk_ctx {
     int              cur;
     VkCommandBuffer  xfer_cmd;
     VkFence          xfer_fence;
+
+    /* device timestamps (timer_start / timer_stop); VK_NULL_HANDLE when unsupported */
+    VkQueryPool      tquery;
+    uint64_t         tmask;            /* valid bits of a timestamp */
+    double           tperiod_ns;       /* nanoseconds per tick */
+    bool             tstarted;
+
+    /* GEMM tile in use */
+    struct vk_gemm_tile gemm;
 
     /* pipelines */
     VkDescriptorSetLayout dsl;
@@ -149,6 +165,23 @@ static inline struct seg_tensor vk_scratch_tensor(struct vk_alloc *s, size_t off
 enum seg_status vk_pipeline_init(struct vk_ctx *c);
 void vk_pipeline_destroy(struct vk_ctx *c);
 enum seg_status vk_pipeline_get(struct vk_ctx *c, enum seg_vk_shader sh, int fn, VkPipeline *out);
+
+/* vk_gemm.c */
+struct vk_gemm_tile vk_gemm_tile_default(const struct vk_ctx *c);
+/* Whether the device can run tile t (workgroup size, shared memory, divisibility). */
+bool vk_gemm_tile_ok(const struct vk_ctx *c, const struct vk_gemm_tile *t);
+/* Switches the GEMM / conv pipelines to tile t (waits for queued work). */
+enum seg_status vk_gemm_tile_set(struct vk_ctx *c, const struct vk_gemm_tile *t);
+
+/* vk_timer.c */
+enum seg_status vk_timer_init(struct vk_ctx *c);
+void vk_timer_destroy(struct vk_ctx *c);
+enum seg_status vk_timer_start(struct seg_backend *be);
+enum seg_status vk_timer_stop(struct seg_backend *be, double *device_ms);
+
+/* vk_tune.c: the tuning cache (loaded at creation) and `segda tune`. */
+void vk_tune_load(struct seg_backend *be);
+enum seg_status vk_tune(struct seg_backend *be, const struct seg_tune_opts *o);
 
 /* vk_command.c */
 enum seg_status vk_command_init(struct vk_ctx *c);
@@ -247,5 +280,7 @@ VK_KERNEL(vk_slice_assign);
 VK_KERNEL(vk_permute);
 VK_KERNEL(vk_sgd_step);
 VK_KERNEL(vk_adam_step);
+VK_KERNEL(vk_peak_fma);
+VK_KERNEL(vk_conv2d_direct);
 
 #endif

@@ -35,15 +35,9 @@ static void spec_for(const struct vk_ctx *c, enum seg_vk_shader sh, struct vk_sp
     if (lim->maxComputeWorkGroupSize[0] < maxwg)
         maxwg = lim->maxComputeWorkGroupSize[0];
     memset(s, 0, sizeof *s);
-    if (sh == SEG_VK_SHADER_GEMM) {
-        /* 64x64 blocks, BK = 16, 4x4 micro-tiles on 16x16 invocations
-         * (8x8 micro-tiles on 8x8 invocations where 256 invocations are not available) */
-        uint32_t bm = 64, bn = 64, bk = 16, tm = 4, tn = 4;
-        if (maxwg < 256 || lim->maxComputeWorkGroupSize[1] < 16) {
-            tm = 8;
-            tn = 8;
-        }
-        uint32_t vals[7] = {bm, bn, bk, tm, tn, bn / tn, bm / tm};
+    if (sh == SEG_VK_SHADER_GEMM || sh == SEG_VK_SHADER_CONV2D_DIRECT) {
+        const struct vk_gemm_tile *t = &c->gemm;
+        uint32_t vals[7] = {t->bm, t->bn, t->bk, t->tm, t->tn, t->bn / t->tn, t->bm / t->tm};
         for (uint32_t i = 0; i < 7; i++) {
             s->id[i] = i + 1;
             s->val[i] = vals[i];
@@ -198,6 +192,7 @@ enum seg_status vk_pipeline_init(struct vk_ctx *c)
     if (r != VK_SUCCESS)
         return vk_fail(r, "vkCreatePipelineLayout", "backend creation");
 
+    c->gemm = vk_gemm_tile_default(c);
     cache_path_init(c);
     size_t n = 0;
     void *data = cache_load(c, &n);
