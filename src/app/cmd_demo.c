@@ -17,14 +17,28 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: segda demo [--dir DIR] [--device D] [--iters N] [--json FILE] [--size WxH]\n\n"
+    fprintf(f, "usage: segda demo [--dir DIR] [--device D] [--iters N] [--json FILE] [--size WxH]\n"
+               "                  [--methods A,B] [--reuse]\n\n"
                "Generates the synthetic benchmark in DIR/synth if absent (segda synth), then trains the\n"
                "tiny DeepLab-v2 on it: source-only, each adaptation method starting from the source-only\n"
                "weights for the same number of iterations, and an oracle trained on target labels.\n"
                "Prints the target mIoU of each, writes DIR/<method>/ (checkpoints, metrics) and\n"
                "DIR/<method>/grid_*.png (input | ground truth | prediction). Defaults: DIR demo,\n"
-               "device auto, N 300. --json FILE writes {\"device\", \"methods\": {...}, \"oracle\"}.\n");
+               "device auto, N 300. --json FILE writes {\"device\", \"methods\": {...}, \"oracle\"}.\n"
+               "--methods runs only the listed adaptation methods (default: all); --reuse keeps the\n"
+               "source-only and oracle runs already in DIR instead of training them again.\n");
 }
+
+/* The adaptation methods the demo runs, each from the source-only weights, with the
+ * settings that fit the tiny model and the 128x64 benchmark ("key=value;key=value"). */
+static const struct demo_method {
+    const char *name;
+    const char *overrides;
+} demo_methods[] = {
+    {"adaptsegnet", "adaptsegnet.d_width=16"},
+    /* new methods: one line each */
+};
+#define NDEMO_METHODS ((int)(sizeof demo_methods / sizeof demo_methods[0]))
 
 static double now_s(void)
 {
@@ -101,10 +115,42 @@ static enum seg_status write_grids(const char *weights, const char *target, cons
     return st;
 }
 
-static struct demo_result run_one(const char *name, const char *method, const char *dir, const char *synth,
-                                  const char *device, long iters, const char *init, bool oracle, int w, int h)
+/* DIR/<name>/demo_result.txt: "miou seconds", read back by --reuse. */
+static void write_result(const char *dir, const char *name, const struct demo_result *r)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/%s/demo_result.txt", dir, name);
+    FILE *f = fopen(path, "w");
+    if (f) {
+        fprintf(f, "%.6f %.3f\n", r->miou, r->seconds);
+        fclose(f);
+    }
+}
+
+static bool read_result(const char *dir, const char *name, struct demo_result *r)
+{
+    char path[4300], weights[4300];
+    snprintf(path, sizeof path, "%s/%s/demo_result.txt", dir, name);
+    snprintf(weights, sizeof weights, "%s/%s/final.safetensors", dir, name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return false;
+    bool ok = fscanf(f, "%lf %lf", &r->miou, &r->seconds) == 2 && access(weights, R_OK) == 0;
+    fclose(f);
+    if (ok) {
+        r->rc = 0;
+        fprintf(stderr, "segda demo: %s: reusing %s/%s (target mIoU %.2f)\n", name, dir, name, 100 * r->miou);
+    }
+    return ok;
+}
+
+static struct demo_result run_one(const char *name, const char *method, const char *overrides,
+                                  const char *dir, const char *synth, const char *device, long iters,
+                                  const char *init, bool oracle, int w, int h, bool reuse)
 {
     struct demo_result r = {name, NAN, 0, SEG_EXIT_FAIL};
+    if (reuse && read_result(dir, name, &r))
+        return r;
     struct seg_config c;
     char out[4200];
     snprintf(out, sizeof out, "%s/%s", dir, name);
@@ -124,7 +170,11 @@ static struct demo_result run_one(const char *name, const char *method, const ch
     if (!st) st = set(&c, "solver.lr=%s", "0.01");
     if (!st) st = set(&c, "solver.head_lr_mult=1");
     if (!st) st = set(&c, "model.bn=trainable");
-    if (!st) st = set(&c, "adaptsegnet.d_width=16");
+    for (const char *o = overrides ? overrides : ""; !st && *o;) {
+        size_t len = strcspn(o, ";");
+        st = set(&c, "%.*s", (int)len, o);
+        o += len + (o[len] == ';');
+    }
     if (!st) st = set(&c, "train.eval_every=%ld", iters);
     if (!st) st = set(&c, "train.save_every=%ld", iters);
     if (!st) st = set(&c, "train.log_every=%ld", iters / 10 > 0 ? iters / 10 : 1);
@@ -140,6 +190,8 @@ static struct demo_result run_one(const char *name, const char *method, const ch
     r.rc = seg_train_run(&c, NULL, true, &r.miou);
     r.seconds = now_s() - t0;
     seg_config_free(&c);
+    if (r.rc == 0)
+        write_result(dir, name, &r);
     char weights[4300];
     snprintf(weights, sizeof weights, "%s/final.safetensors", out);
     char target[4200];
@@ -155,11 +207,13 @@ int seg_cmd_demo(int argc, char **argv)
     const char *dir = "demo", *device = "auto", *json = NULL;
     long iters = 300;
     int w = 128, h = 64;
-    const char *size = NULL;
+    const char *size = NULL, *only = NULL;
+    bool reuse = false;
     const struct seg_arg args[] = {
         {"--dir", SEG_ARG_STR, &dir},     {"--device", SEG_ARG_STR, &device},
         {"--iters", SEG_ARG_LONG, &iters}, {"--json", SEG_ARG_STR, &json},
-        {"--size", SEG_ARG_STR, &size},
+        {"--size", SEG_ARG_STR, &size},   {"--methods", SEG_ARG_STR, &only},
+        {"--reuse", SEG_ARG_FLAG, &reuse},
     };
     int rc = seg_args_parse("demo", argc, argv, args, (int)(sizeof args / sizeof args[0]), usage);
     if (rc >= 0)
@@ -167,6 +221,25 @@ int seg_cmd_demo(int argc, char **argv)
     if (size && sscanf(size, "%dx%d", &w, &h) != 2) {
         fprintf(stderr, "segda demo: --size expects WxH\n");
         return SEG_EXIT_USAGE;
+    }
+    bool run[NDEMO_METHODS];
+    for (int i = 0; i < NDEMO_METHODS; i++)
+        run[i] = !only;
+    for (const char *o = only; o && *o;) {
+        size_t len = strcspn(o, ",");
+        int found = -1;
+        for (int i = 0; i < NDEMO_METHODS; i++)
+            if (strlen(demo_methods[i].name) == len && !strncmp(demo_methods[i].name, o, len))
+                found = i;
+        if (found < 0) {
+            fprintf(stderr, "segda demo: --methods: unknown method '%.*s' (available:", (int)len, o);
+            for (int i = 0; i < NDEMO_METHODS; i++)
+                fprintf(stderr, " %s", demo_methods[i].name);
+            fprintf(stderr, ")\n");
+            return SEG_EXIT_USAGE;
+        }
+        run[found] = true;
+        o += len + (o[len] == ',');
     }
     if (iters < 1) {
         fprintf(stderr, "segda demo: --iters must be positive\n");
@@ -198,16 +271,21 @@ int seg_cmd_demo(int argc, char **argv)
         return seg_exit_code(st);
     }
     fprintf(stderr, "segda demo: device %s (%s)\n", spec, name);
-    struct demo_result res[3];
-    res[0] = run_one("source_only", "source_only", dir, synth, spec, iters, NULL, false, w, h);
+    struct demo_result res[NDEMO_METHODS + 2];
+    int nres = 0;
+    res[nres++] = run_one("source_only", "source_only", NULL, dir, synth, spec, iters, NULL, false, w, h, reuse);
     char init[4300];
     snprintf(init, sizeof init, "%s/source_only/final.safetensors", dir);
-    res[1] = run_one("adaptsegnet", "adaptsegnet", dir, synth, spec, iters, init, false, w, h);
-    res[2] = run_one("oracle", "source_only", dir, synth, spec, iters, NULL, true, w, h);
-    printf("\n| method | target mIoU (19 classes) | seconds |\n|---|---|---|\n");
-    for (int i = 0; i < 3; i++)
-        printf("| %s%s | %.2f | %.0f |\n", res[i].name, i == 1 ? " (from source_only)" : "",
-               100 * res[i].miou, res[i].seconds);
+    for (int i = 0; i < NDEMO_METHODS; i++)
+        if (run[i])
+            res[nres++] = run_one(demo_methods[i].name, demo_methods[i].name, demo_methods[i].overrides, dir,
+                                  synth, spec, iters, res[0].rc ? NULL : init, false, w, h, false);
+    res[nres++] = run_one("oracle", "source_only", NULL, dir, synth, spec, iters, NULL, true, w, h, reuse);
+    printf("\n| method | target mIoU (19 classes) | vs source-only | seconds |\n|---|---|---|---|\n");
+    for (int i = 0; i < nres; i++)
+        printf("| %s%s | %.2f | %+.2f | %.0f |\n", res[i].name,
+               i > 0 && i < nres - 1 ? " (from source_only)" : "", 100 * res[i].miou,
+               100 * (res[i].miou - res[0].miou), res[i].seconds);
     printf("\ndevice %s (%s); predictions: %s/<method>/grid_*.png\n", spec, name, dir);
     if (json) {
         char tmp[4300];
@@ -215,17 +293,22 @@ int seg_cmd_demo(int argc, char **argv)
         FILE *f = fopen(tmp, "w");
         if (f) {
             fprintf(f, "{\"device\": \"%s\", \"device_name\": \"%s\", \"iterations\": %ld,\n \"methods\": {", spec, name, iters);
-            for (int i = 0; i < 2; i++)
+            for (int i = 0; i < nres - 1; i++)
                 fprintf(f, "%s\"%s\": {\"miou\": %.4f, \"seconds\": %.1f}", i ? ", " : "", res[i].name,
                         res[i].miou, res[i].seconds);
-            fprintf(f, "},\n \"oracle\": {\"miou\": %.4f, \"seconds\": %.1f}}\n", res[2].miou, res[2].seconds);
-            fclose(f);
-            rename(tmp, json);
+            fprintf(f, "},\n \"oracle\": {\"miou\": %.4f, \"seconds\": %.1f}}\n", res[nres - 1].miou,
+                    res[nres - 1].seconds);
+            bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
+            ok = fclose(f) == 0 && ok;
+            if (!ok || rename(tmp, json)) {
+                fprintf(stderr, "segda demo: cannot write %s: %s\n", json, strerror(errno));
+                unlink(tmp);
+            }
         } else {
             fprintf(stderr, "segda demo: cannot write %s: %s\n", json, strerror(errno));
         }
     }
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < nres; i++)
         if (res[i].rc)
             return res[i].rc;
     return SEG_EXIT_OK;

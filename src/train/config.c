@@ -44,6 +44,7 @@ static const struct seg_config_key keys[] = {
     {"adaptsegnet.lambda_adv_aux", "0.0002", "adversarial weight on the auxiliary output"},
     {"adaptsegnet.lr_d", "1e-4", "discriminator learning rate (Adam 0.9/0.99)"},
     {"adaptsegnet.d_width", "64", "discriminator base width (ndf)"},
+    /* Each method's keys: "<method>.<key>", one block per method, above this line. */
     {"train.seed", "1234", "random seed"},
     {"train.out", "runs/default", "output folder (checkpoints, metrics, config)"},
     {"train.eval_every", "2000", "evaluate on the target val set every N iterations (0: never)"},

@@ -24,18 +24,31 @@ void seg_losses_add(struct seg_losses *l, const char *name, double value)
     }
 }
 
+/* One line each; the method's own file defines seg_method_<name>. */
 extern const struct seg_method seg_method_source_only, seg_method_adaptsegnet;
-static const struct seg_method *const methods[] = {&seg_method_source_only, &seg_method_adaptsegnet};
+static const struct seg_method *const methods[] = {
+    &seg_method_source_only,
+    &seg_method_adaptsegnet,
+};
+#define NMETHODS (sizeof methods / sizeof methods[0])
 
 const struct seg_method *seg_method_find(const char *name)
 {
-    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++)
+    for (size_t i = 0; i < NMETHODS; i++)
         if (!strcmp(methods[i]->name, name))
             return methods[i];
     return NULL;
 }
 
-const char *seg_method_names(void) { return "source_only, adaptsegnet"; }
+const char *seg_method_names(void)
+{
+    static _Thread_local char names[256];
+    size_t len = 0;
+    names[0] = 0;
+    for (size_t i = 0; i < NMETHODS && len < sizeof names; i++)
+        len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", methods[i]->name);
+    return names;
+}
 
 static enum seg_status model_config(const struct seg_config *c, struct seg_model_config *mc)
 {
