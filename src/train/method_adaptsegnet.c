@@ -124,4 +124,4 @@ static enum seg_status adaptsegnet_step(struct seg_trainer *t, const struct seg_
     return st;
 }
 
-const struct seg_method seg_method_adaptsegnet = {"adaptsegnet", adaptsegnet_init, adaptsegnet_step};
+const struct seg_method seg_method_adaptsegnet = {"adaptsegnet", adaptsegnet_init, adaptsegnet_step, NULL};

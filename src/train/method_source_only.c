@@ -62,4 +62,4 @@ enum seg_status seg_check_finite(const struct seg_losses *l)
     return SEG_STATUS_OK;
 }
 
-const struct seg_method seg_method_source_only = {"source_only", NULL, source_only_step};
+const struct seg_method seg_method_source_only = {"source_only", NULL, source_only_step, NULL};

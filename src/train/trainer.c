@@ -140,6 +140,10 @@ void seg_trainer_destroy(struct seg_trainer *t)
 {
     if (!t)
         return;
+    if (t->method && t->method->destroy)
+        t->method->destroy(t);
+    for (int i = 0; i < t->nstate; i++)
+        seg_tensor_free(t->state[i]);
     for (int i = 0; i < t->naux; i++) {
         seg_optim_destroy(t->aux_opt[i]);
         seg_model_destroy(t->aux[i]);
@@ -149,6 +153,18 @@ void seg_trainer_destroy(struct seg_trainer *t)
     seg_ag_destroy(t->ag);
     seg_config_free(&t->cfg);
     free(t);
+}
+
+enum seg_status seg_trainer_add_state(struct seg_trainer *t, const char *name, struct seg_tensor *tensor)
+{
+    if (t->nstate == SEG_MAX_METHOD_STATE || strlen(name) >= sizeof t->state_name[0] ||
+        tensor->dtype != SEG_DTYPE_F32) {
+        seg_tensor_free(tensor);
+        return seg_error(SEG_STATUS_INVALID, "method state '%s': too many entries, name too long or not F32", name);
+    }
+    snprintf(t->state_name[t->nstate], sizeof t->state_name[0], "%s", name);
+    t->state[t->nstate++] = tensor;
+    return SEG_STATUS_OK;
 }
 
 enum seg_status seg_trainer_step(struct seg_trainer *t, const struct seg_batch *src,
@@ -273,6 +289,11 @@ enum seg_status seg_trainer_save(const struct seg_trainer *t, const char *path)
         snprintf(prefix, sizeof prefix, "aux%d.", i);
         st = ckpt_model(&c, prefix, t->aux[i], t->aux_opt[i]);
     }
+    for (int i = 0; !st && i < t->nstate; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "state.%s", t->state_name[i]);
+        st = ckpt_add(&c, name, t->state[i]);
+    }
     char iter[32], rng[32], step[32], nc[16], ml[8], width[16];
     snprintf(iter, sizeof iter, "%" PRId64, t->iter);
     snprintf(rng, sizeof rng, "%" PRIu64, t->rng);
@@ -347,6 +368,11 @@ enum seg_status seg_trainer_resume(struct seg_trainer *t, const char *path)
         char prefix[16];
         snprintf(prefix, sizeof prefix, "aux%d.", i);
         st = resume_model(&f, path, prefix, t->aux[i], t->aux_opt[i]);
+    }
+    for (int i = 0; !st && i < t->nstate; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "state.%s", t->state_name[i]);
+        st = load_into(&f, path, name, t->state[i]);
     }
     if (!st) {
         t->iter = strtoll(iter, NULL, 10);

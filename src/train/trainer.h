@@ -33,12 +33,16 @@ struct seg_method {
     /* One iteration: forward, backward and every optimizer step. */
     enum seg_status (*step)(struct seg_trainer *t, const struct seg_batch *src,
                             const struct seg_batch *tgt, struct seg_losses *losses);
+    /* Optional: frees t->priv (device state registered with seg_trainer_add_state is freed
+     * by the trainer). */
+    void (*destroy)(struct seg_trainer *t);
 };
 const struct seg_method *seg_method_find(const char *name);
 /* "source_only, adaptsegnet" */
 const char *seg_method_names(void);
 
 #define SEG_MAX_AUX_MODELS 4
+#define SEG_MAX_METHOD_STATE 8
 struct seg_trainer {
     struct seg_config        cfg;
     const struct seg_method *method;
@@ -53,7 +57,17 @@ struct seg_trainer {
     int64_t                  iterations;     /* poly horizon */
     double                   lr, lr_aux;     /* current rates */
     uint64_t                 rng;            /* the method's own randomness */
+    /* The method's device state that a checkpoint must carry for an exact resume (class
+     * statistics, prototypes, thresholds): F32 tensors saved as "state.<name>". */
+    int                      nstate;
+    struct seg_tensor       *state[SEG_MAX_METHOD_STATE];
+    char                     state_name[SEG_MAX_METHOD_STATE][48];
+    void                    *priv;           /* the method's host-side data */
 };
+
+/* Registers an F32 device tensor (the trainer takes ownership) as method state: saved in
+ * every checkpoint and restored by seg_trainer_resume. */
+enum seg_status seg_trainer_add_state(struct seg_trainer *t, const char *name, struct seg_tensor *tensor);
 
 /* Builds the models and optimizers the configuration asks for, on be. */
 enum seg_status seg_trainer_create(const struct seg_config *cfg, struct seg_backend *be,
