@@ -40,6 +40,10 @@ const struct seg_method *seg_method_find(const char *name)
     return NULL;
 }
 
+int seg_method_count(void) { return (int)NMETHODS; }
+
+const struct seg_method *seg_method_at(int i) { return i >= 0 && i < (int)NMETHODS ? methods[i] : NULL; }
+
 const char *seg_method_names(void)
 {
     static _Thread_local char names[256];

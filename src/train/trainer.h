@@ -38,8 +38,11 @@ struct seg_method {
     void (*destroy)(struct seg_trainer *t);
 };
 const struct seg_method *seg_method_find(const char *name);
-/* "source_only, adaptsegnet" */
+/* "source_only, adaptsegnet, ..." */
 const char *seg_method_names(void);
+/* The registered methods, source_only first. */
+int seg_method_count(void);
+const struct seg_method *seg_method_at(int i);
 
 #define SEG_MAX_AUX_MODELS 4
 #define SEG_MAX_METHOD_STATE 8
