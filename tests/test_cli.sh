@@ -34,4 +34,14 @@ img=$(ls "$work"/synth/source/images/*.png | head -1)
 [ -s "$work/l.npy" ] || fail "infer output"
 "$segda" infer --weights "$work/synth/README.txt" --input "$img" --save-logits "$work/x.npy" 2>/dev/null
 [ $? -eq 4 ] || fail "a non-safetensors weights file must exit 4"
+# A corrupt target image: a clear error naming it (exit 4), or skipped and counted with data.skip_bad.
+cp -r "$work/synth" "$work/bad" && bad=$(ls "$work"/bad/target/leftImg8bit/val/*/*.png | head -1)
+head -c 100 "$bad" > "$bad.tmp" && mv "$bad.tmp" "$bad"
+bad_args=(--set "data.target_root=$work/bad/target" --set data.eval_size=64x32 --device cpu)
+"$segda" eval --weights "$w" --config configs/synth_source_only.ini "${bad_args[@]}" --out "$work/evalbad" \
+    > /dev/null 2> "$work/bad.txt"
+[ $? -eq 4 ] && grep -q "$(basename "$bad")" "$work/bad.txt" || fail "a corrupt image must exit 4 naming it"
+"$segda" eval --weights "$w" --config configs/synth_source_only.ini "${bad_args[@]}" --set data.skip_bad=true \
+    --out "$work/evalbad" > /dev/null 2> "$work/bad.txt" || fail "eval with data.skip_bad"
+grep -q "skipped 1 bad sample" "$work/bad.txt" || fail "data.skip_bad must report the skipped sample"
 echo "cli: eval $evaluated (= training's $trained), predict, pseudo-label, infer, --help all ok"

@@ -1,4 +1,6 @@
 /* data_setup.c: configuration keys to datasets and loaders. */
+#include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "app/data_setup.h"
@@ -42,6 +44,8 @@ enum seg_status seg_domain_open(const struct seg_config *c, enum seg_domain_role
     o.list = list[0] ? list : NULL;
     o.num_classes = (int)nc;
     o.labels = labelled;
+    if ((st = seg_config_bool(c, "data.skip_bad", &o.skip_bad)))
+        return st;
     if ((st = seg_dataset_open(&o, &out->ds)))
         return st;
     struct seg_loader_opts lo;
@@ -70,6 +74,10 @@ enum seg_status seg_domain_open(const struct seg_config *c, enum seg_domain_role
 void seg_domain_close(struct seg_domain *d)
 {
     seg_loader_destroy(d->loader);
+    long skipped = d->ds ? atomic_load(&d->ds->skipped) : 0;
+    if (skipped)
+        fprintf(stderr, "segda: skipped %ld bad sample%s of %d (data.skip_bad)\n", skipped, skipped == 1 ? "" : "s",
+                d->ds->n);
     seg_dataset_close(d->ds);
     memset(d, 0, sizeof *d);
 }

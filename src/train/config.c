@@ -32,6 +32,7 @@ static const struct seg_config_key keys[] = {
     {"data.city", "", "crosscity: Rio | Rome | Taipei | Tokyo"},
     {"data.workers", "2", "loader threads"},
     {"data.mirror", "true", "random horizontal flip"},
+    {"data.skip_bad", "false", "skip unreadable images / bad labels with a warning (counted) instead of stopping"},
     {"solver.iterations", "250000", "schedule length (poly decay horizon)"},
     {"solver.stop", "0", "stop after this many iterations (0: solver.iterations)"},
     {"solver.lr", "2.5e-4", "base learning rate"},
