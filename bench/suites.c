@@ -359,9 +359,12 @@ static enum seg_status run_conv(void *p)
     struct conv_ctx *c = p;
     struct seg_tensor *y = NULL, *dw = NULL;
     enum seg_status st;
-    if (c->dir == 0)
+    if (c->dir == 0) { /* im2col + GEMM, whatever the backend would choose */
+        bool direct = seg_backend_conv_direct(c->x->be);
+        seg_backend_set_conv_direct(c->x->be, false);
         st = seg_conv2d(c->x, c->w, NULL, &c->p, &y);
-    else if (c->dir == 1)
+        seg_backend_set_conv_direct(c->x->be, direct);
+    } else if (c->dir == 1)
         st = seg_conv2d_direct(c->x, c->w, NULL, &c->p, &y);
     else if (c->dir == 2)
         st = seg_conv2d_bwd_data(c->dy, c->w, c->x->shape, &c->p, &y);

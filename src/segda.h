@@ -106,6 +106,10 @@ bool seg_backend_has_op(const struct seg_backend *be, enum seg_op op);
 size_t seg_backend_mem_in_use(const struct seg_backend *be);
 size_t seg_backend_mem_peak(const struct seg_backend *be);
 void seg_backend_mem_peak_reset(struct seg_backend *be);
+/* The forward convolution algorithm for kernels larger than 1x1: true = direct (implicit
+ * GEMM), false = im2col + GEMM. Each backend starts with the one its bench shows faster. */
+bool seg_backend_conv_direct(const struct seg_backend *be);
+void seg_backend_set_conv_direct(struct seg_backend *be, bool direct);
 /* Which backends were compiled in: "cpu", "opencl", "vulkan". */
 bool seg_backend_compiled(const char *backend);
 

@@ -11,8 +11,16 @@
 
 /* One line a method: its table lives in tests/losses_<method>.c. */
 extern const struct lt_case lt_cases_base[];
+extern const struct lt_case lt_cases_plca[];
+extern const struct lt_case lt_cases_pixintra[];
+extern const struct lt_case lt_cases_sdca[];
+extern const struct lt_case lt_cases_bida[];
 static const struct lt_method methods[] = {
     {"base", lt_cases_base},
+    {"plca", lt_cases_plca},
+    {"pixintra", lt_cases_pixintra},
+    {"sdca", lt_cases_sdca},
+    {"bida", lt_cases_bida},
 };
 #define NMETHODS ((int)(sizeof methods / sizeof methods[0]))
 

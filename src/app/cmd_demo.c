@@ -36,6 +36,10 @@ static const struct demo_method {
     const char *overrides;
 } demo_methods[] = {
     {"adaptsegnet", "adaptsegnet.d_width=16"},
+    {"sdca", "sdca.tau=10"}, /* tiny model, 300 iterations: the released tau = 100 barely moves it */
+    {"plca", "model.multi_level=false;plca.cass_weight=0.02"},
+    {"bida", "bida.static_every=100"},
+    {"pixintra", "pixintra.d_width=16"},
     /* new methods: one line each */
 };
 #define NDEMO_METHODS ((int)(sizeof demo_methods / sizeof demo_methods[0]))

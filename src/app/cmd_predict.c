@@ -14,11 +14,13 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: segda predict --weights W.safetensors --input IMG|DIR|LIST.txt --out DIR\n"
-               "                     [--size WxH] [--device D] [--overlay] [--flip] [--norm deeplab|imagenet]\n\n"
+               "                     [--size WxH] [--device D] [--overlay] [--flip] [--norm deeplab|imagenet]\n"
+               "                     [--config FILE.ini]\n\n"
                "Writes DIR/<name>_pred.png (Cityscapes palette) for every image (PNG or JPEG; a folder is\n"
                "read in sorted order, a .txt list holds one path a line), and with --overlay also\n"
                "DIR/<name>_overlay.png (the image blended with its prediction). The network sees the\n"
-               "image resized to --size (default: its own size); the prediction is at the image's size.\n");
+               "image resized to --size (default: its own size); the prediction is at the image's size.\n"
+               "--config applies a training configuration's test-time options (PLCA: plca.test_aggregation).\n");
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -80,7 +82,7 @@ static enum seg_status collect(const char *input, char ***paths, int *n)
 
 int seg_cmd_predict(int argc, char **argv)
 {
-    const char *weights = NULL, *input = NULL, *out = NULL, *device = "auto", *size = NULL;
+    const char *weights = NULL, *input = NULL, *out = NULL, *device = "auto", *size = NULL, *config = NULL;
     enum seg_norm norm = SEG_NORM_DEEPLAB;
     bool overlay = false, flip = false;
     const char *norm_name = "deeplab";
@@ -89,6 +91,7 @@ int seg_cmd_predict(int argc, char **argv)
         {"--out", SEG_ARG_STR, &out},         {"--device", SEG_ARG_STR, &device},
         {"--size", SEG_ARG_STR, &size},       {"--overlay", SEG_ARG_FLAG, &overlay},
         {"--flip", SEG_ARG_FLAG, &flip},      {"--norm", SEG_ARG_STR, &norm_name},
+        {"--config", SEG_ARG_STR, &config},
     };
     int rc = seg_args_parse("predict", argc, argv, args, (int)(sizeof args / sizeof args[0]), usage);
     if (rc >= 0)
@@ -109,7 +112,17 @@ int seg_cmd_predict(int argc, char **argv)
     struct seg_backend *be = NULL;
     struct seg_model *m = NULL;
     struct seg_ag *ag = NULL;
-    enum seg_status st = collect(input, &paths, &n);
+    struct seg_eval_opts eo = {0};
+    eo.flip = flip;
+    enum seg_status st = SEG_STATUS_OK;
+    if (config) { /* test-time options of a training configuration */
+        struct seg_config cfg;
+        st = seg_config_init(&cfg);
+        if (!st) st = seg_config_load(&cfg, config);
+        if (!st) st = seg_eval_opts_from_config(&cfg, &eo);
+        seg_config_free(&cfg);
+    }
+    if (!st) st = collect(input, &paths, &n);
     if (!st) st = seg_app_open_model(weights, device, &be, &m);
     if (!st) st = seg_ag_create(be, &ag);
     if (!st) st = seg_dir_create(out);
@@ -131,7 +144,7 @@ int seg_cmd_predict(int argc, char **argv)
                 for (int p = 0; p < w * h; p++)
                     x[(size_t)k * w * h + p] = net.data[(size_t)p * 3 + k];
             seg_data_normalize(x, 1, h, w, norm);
-            st = seg_predict_batch(m, ag, x, 1, h, w, im.h, im.w, flip, pred, NULL);
+            st = seg_predict_batch_opts(m, ag, x, 1, h, w, im.h, im.w, &eo, pred, NULL);
         }
         char base[1024], path[4200];
         const char *slash = strrchr(paths[i], '/');

@@ -1,9 +1,56 @@
 /* data_setup.c: configuration keys to datasets and loaders. */
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "app/data_setup.h"
+
+/* SDCA's source options: photometric augmentation and class-balanced sampling (the class
+ * presence masks are cached in train.out and owned by the domain). */
+static enum seg_status source_extras(const struct seg_config *c, struct seg_domain *d, struct seg_loader_opts *lo)
+{
+    bool photometric;
+    const char *sampling = seg_config_str(c, "data.source_sampling");
+    enum seg_status st = seg_config_bool(c, "data.source_photometric", &photometric);
+    if (st)
+        return st;
+    if (photometric)
+        seg_augment_sdca_photometric(&lo->aug);
+    if (!strcmp(sampling, "shuffle"))
+        return SEG_STATUS_OK;
+    if (strcmp(sampling, "class_balanced"))
+        return seg_error(SEG_STATUS_INVALID, "config data.source_sampling = '%s': shuffle or class_balanced", sampling);
+    char cache[4200];
+    long workers;
+    if ((st = seg_config_int(c, "data.workers", &workers)))
+        return st;
+    snprintf(cache, sizeof cache, "%s/source_class_presence.txt", seg_config_str(c, "train.out"));
+    if ((st = seg_dir_create(seg_config_str(c, "train.out"))))
+        return st;
+    if ((st = seg_dataset_class_presence(d->ds, cache, workers > 1 ? (int)workers : 1, &d->presence)))
+        return st;
+    lo->sampling = SEG_SAMPLING_CLASS_BALANCED;
+    lo->presence = d->presence;
+    return SEG_STATUS_OK;
+}
+
+/* Training geometry of both domains (PLCA, DASS): data.short_side "MIN-MAX" replaces the
+ * fixed resize by a random shorter side, data.crop "WxH" crops after it. */
+static enum seg_status train_geometry(const struct seg_config *c, struct seg_augment *a)
+{
+    const char *ss = seg_config_str(c, "data.short_side");
+    char tail;
+    if (ss[0]) {
+        if (sscanf(ss, "%d-%d%c", &a->short_min, &a->short_max, &tail) != 2 || a->short_min < 1 ||
+            a->short_max < a->short_min)
+            return seg_error(SEG_STATUS_INVALID, "config data.short_side = '%s': expected MIN-MAX, e.g. 760-988", ss);
+        a->resize_w = a->resize_h = 0;
+    }
+    if (seg_config_str(c, "data.crop")[0])
+        return seg_config_size(c, "data.crop", &a->crop_w, &a->crop_h);
+    return SEG_STATUS_OK;
+}
 
 enum seg_status seg_domain_open(const struct seg_config *c, enum seg_domain_role role, uint64_t seed,
                                 struct seg_domain *out)
@@ -63,6 +110,10 @@ enum seg_status seg_domain_open(const struct seg_config *c, enum seg_domain_role
     st = seg_config_size(c, size_key, &lo.aug.resize_w, &lo.aug.resize_h);
     if (!st && role != SEG_ROLE_VAL)
         st = seg_config_bool(c, "data.mirror", &lo.aug.flip);
+    if (!st && role != SEG_ROLE_VAL)
+        st = train_geometry(c, &lo.aug);
+    if (!st && src)
+        st = source_extras(c, out, &lo);
     lo.aug.label_full_res = role == SEG_ROLE_VAL;
     if (!st)
         st = seg_loader_create(&lo, &out->loader);
@@ -74,6 +125,7 @@ enum seg_status seg_domain_open(const struct seg_config *c, enum seg_domain_role
 void seg_domain_close(struct seg_domain *d)
 {
     seg_loader_destroy(d->loader);
+    free(d->presence);
     long skipped = d->ds ? atomic_load(&d->ds->skipped) : 0;
     if (skipped)
         fprintf(stderr, "segda: skipped %ld bad sample%s of %d (data.skip_bad)\n", skipped, skipped == 1 ? "" : "s",

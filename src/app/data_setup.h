@@ -17,6 +17,7 @@ struct seg_domain {
     struct seg_dataset *ds;
     struct seg_loader  *loader;
     enum seg_norm       norm;
+    uint32_t           *presence; /* class-balanced source sampling: class masks per image */
 };
 
 /* Opens the role's dataset and its loader: source (labelled, resized to data.source_size,

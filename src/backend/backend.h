@@ -56,6 +56,9 @@ struct seg_backend {
     size_t                          mem_in_use, mem_peak;
     /* "" or a short description of the tuned parameters the backend uses (bench prints it). */
     char                            tuned[160];
+    /* Convolutions with a kernel larger than 1x1 run forward as CONV2D_DIRECT instead of
+     * im2col + GEMM (set by the backend where `segda bench conv` shows it faster). */
+    bool                            conv_direct;
 };
 
 /* Each backend's entry points (defined only when compiled in). */

@@ -64,7 +64,14 @@ static enum seg_status finish_create(enum seg_status st, struct seg_backend **ou
     if (st) {
         (*out)->iface->destroy(*out);
         *out = NULL;
+        return st;
     }
+    /* SEGDA_CONV_ALGO=im2col|direct overrides the backend's choice (for A/B runs). */
+    const char *algo = getenv("SEGDA_CONV_ALGO");
+    if (algo && !strcmp(algo, "im2col"))
+        seg_backend_set_conv_direct(*out, false);
+    else if (algo && !strcmp(algo, "direct"))
+        seg_backend_set_conv_direct(*out, true);
     return st;
 }
 
@@ -146,3 +153,10 @@ bool seg_backend_has_op(const struct seg_backend *be, enum seg_op op)
 size_t seg_backend_mem_in_use(const struct seg_backend *be) { return be->mem_in_use; }
 size_t seg_backend_mem_peak(const struct seg_backend *be) { return be->mem_peak; }
 void seg_backend_mem_peak_reset(struct seg_backend *be) { be->mem_peak = be->mem_in_use; }
+
+bool seg_backend_conv_direct(const struct seg_backend *be) { return be->conv_direct; }
+
+void seg_backend_set_conv_direct(struct seg_backend *be, bool direct)
+{
+    be->conv_direct = direct && seg_backend_has_op(be, SEG_OP_CONV2D_DIRECT);
+}

@@ -1,5 +1,5 @@
-/* nn.c: convolution as im2col + GEMM (1x1 stride-1 convolutions skip the im2col),
- * and concatenation. */
+/* nn.c: convolution as im2col + GEMM (1x1 stride-1 convolutions skip the im2col) or, on
+ * backends that prefer it, the direct forward (CONV2D_DIRECT); and concatenation. */
 #include <stdlib.h>
 
 #include "backend/backend.h"
@@ -33,6 +33,8 @@ enum seg_status seg_conv2d(const struct seg_tensor *x, const struct seg_tensor *
                          seg_tensor_shape_str(x, s1, sizeof s1), seg_tensor_shape_str(w, s2, sizeof s2));
     }
     int kh = (int)w->shape[2], kw = (int)w->shape[3];
+    if (x->be->conv_direct && !conv_is_pointwise(kh, kw, p) && seg_backend_has_op(x->be, SEG_OP_CONV2D_DIRECT))
+        return seg_conv2d_direct(x, w, b, p, y);
     int64_t oh = seg_conv2d_out_size(x->shape[2], kh, p->stride_h, p->pad_h, p->dil_h);
     int64_t ow = seg_conv2d_out_size(x->shape[3], kw, p->stride_w, p->pad_w, p->dil_w);
     struct seg_tensor *col = NULL, *w2 = NULL, *y3 = NULL, *bias = NULL;

@@ -396,8 +396,9 @@ static enum seg_status bottleneck(struct seg_ag *ag, struct seg_model *m, struct
     return SEG_STATUS_OK;
 }
 
+/* branches (NULL: not wanted) receives the four rate outputs, which then stay alive. */
 static enum seg_status aspp(struct seg_ag *ag, struct seg_model *m, struct seg_var *x,
-                           const char *prefix, struct seg_var **y)
+                           const char *prefix, struct seg_var **y, struct seg_var **branches)
 {
     struct seg_var *acc = NULL;
     char name[64];
@@ -405,10 +406,16 @@ static enum seg_status aspp(struct seg_ag *ag, struct seg_model *m, struct seg_v
         struct seg_var *o, *s;
         snprintf(name, sizeof name, "%s.conv2d_list.%d", prefix, i);
         TRY(conv(ag, m, x, name, 1, aspp_rates[i], aspp_rates[i], m->cfg.classifier_bias, &o));
+        if (branches)
+            branches[i] = o;
         if (acc) {
             TRY(seg_ag_add(ag, acc, o, &s));
-            seg_var_done(acc);
-            seg_var_done(o);
+            if (!branches) {
+                seg_var_done(acc);
+                seg_var_done(o);
+            } else if (i > 1) {
+                seg_var_done(acc);
+            }
             acc = s;
         } else {
             acc = o;
@@ -437,10 +444,11 @@ static enum seg_status forward_resnet(struct seg_ag *ag, struct seg_model *m, st
             h = o;
         }
         if (l == 2 && m->cfg.multi_level)
-            TRY(aspp(ag, m, h, "layer5", &out->aux));
+            TRY(aspp(ag, m, h, "layer5", &out->aux, NULL));
     }
     out->features = h;
-    return aspp(ag, m, h, "layer6", &out->main);
+    return aspp(ag, m, h, "layer6", &out->main,
+                m->expose_branches ? out->branches : NULL);
 }
 
 static enum seg_status forward_discriminator(struct seg_ag *ag, struct seg_model *m,
@@ -483,7 +491,16 @@ static enum seg_status forward_vgg(struct seg_ag *ag, struct seg_model *m, struc
     TRY(seg_ag_relu(ag, f6, &r6));
     TRY(conv(ag, m, r6, "fc7", 1, 4, 4, true, &f7));
     TRY(seg_ag_relu(ag, f7, &out->features));
-    return aspp(ag, m, out->features, "layer6", &out->main);
+    return aspp(ag, m, out->features, "layer6", &out->main,
+                m->expose_branches ? out->branches : NULL);
+}
+
+enum seg_status seg_model_head(struct seg_ag *ag, struct seg_model *m, struct seg_var *features,
+                               struct seg_var **logits)
+{
+    if (m->cfg.arch == SEG_ARCH_DISCRIMINATOR)
+        return seg_error(SEG_STATUS_INVALID, "model: the discriminator has no classifier head");
+    return aspp(ag, m, features, "layer6", logits, NULL);
 }
 
 enum seg_status seg_model_forward(struct seg_ag *ag, struct seg_model *m, struct seg_var *x,

@@ -49,12 +49,15 @@ struct seg_model {
     struct seg_backend     *be;
     struct seg_param       *params;
     int                     nparams, cap;
+    bool                    expose_branches; /* forward fills out->branches (BiDA) */
 };
 
 struct seg_model_out {
     struct seg_var *main;     /* logits at stride 8 (discriminator: its output map) */
     struct seg_var *aux;      /* auxiliary logits or NULL */
     struct seg_var *features; /* layer4 features (SDCA, PLCA) */
+    struct seg_var *branches[4]; /* the main ASPP's four rate outputs before their sum, when
+                                    the model's expose_branches is set (BiDA's released code) */
 };
 
 enum seg_status seg_model_create(struct seg_backend *be, const struct seg_model_config *cfg,
@@ -63,6 +66,10 @@ void seg_model_destroy(struct seg_model *m);
 /* train: batch statistics where the BN policy uses them. */
 enum seg_status seg_model_forward(struct seg_ag *ag, struct seg_model *m, struct seg_var *x,
                                   bool train, struct seg_model_out *out);
+/* The main classifier (layer6) alone on layer4-like features: PLCA's test-time aggregation
+ * runs it on aggregated features. */
+enum seg_status seg_model_head(struct seg_ag *ag, struct seg_model *m, struct seg_var *features,
+                               struct seg_var **logits);
 struct seg_param *seg_model_find(struct seg_model *m, const char *name);
 int64_t seg_model_num_params(const struct seg_model *m, bool trainable_only);
 void seg_model_zero_grad(struct seg_model *m);

@@ -5,6 +5,7 @@
 
 #include "backend/backend.h"
 #include "train/evaluate.h"
+#include "train/plca.h"
 
 #define TRY(expr)                                                                            \
     do {                                                                                     \
@@ -13,26 +14,63 @@
             return st_;                                                                      \
     } while (0)
 
-/* Softmax of the logits of x upsampled to (oh, ow), [N, C, oh, ow] on the device. */
+/* Softmax of the logits of x upsampled to (oh, ow), [N, C, oh, ow] on the device. With
+ * PLCA's aggregation of the softmax outputs, the aggregated probabilities are upsampled. */
 static enum seg_status probs_of(struct seg_model *m, struct seg_ag *ag, struct seg_tensor *x,
-                                int64_t oh, int64_t ow, struct seg_tensor **probs)
+                                int64_t oh, int64_t ow, const struct seg_eval_opts *eo,
+                                struct seg_tensor **probs)
 {
-    struct seg_var *xv;
+    struct seg_var *xv, *y;
     struct seg_model_out o;
     struct seg_tensor *up = NULL;
+    int agg = eo ? eo->aggregation : 0;
     TRY(seg_ag_const(ag, x, &xv));
-    TRY(seg_model_forward(ag, m, xv, false, &o));
-    TRY(seg_resize_bilinear(o.main->value, oh, ow, true, &up));
-    enum seg_status st = seg_softmax(up, 1, false, probs);
-    seg_tensor_free(up);
+    if (agg)
+        TRY(seg_plca_predict(ag, m, xv, eo->agg_alpha, agg == 2, eo->agg_pred_norm, &y));
+    else
+        TRY(seg_model_forward(ag, m, xv, false, &o));
+    TRY(seg_resize_bilinear(agg ? y->value : o.main->value, oh, ow, true, &up));
+    enum seg_status st = SEG_STATUS_OK;
+    if (agg == 2) { /* already probabilities */
+        *probs = up;
+    } else {
+        st = seg_softmax(up, 1, false, probs);
+        seg_tensor_free(up);
+    }
     seg_ag_reset(ag);
     return st;
+}
+
+enum seg_status seg_eval_opts_from_config(const struct seg_config *c, struct seg_eval_opts *o)
+{
+    const char *agg = seg_config_str(c, "plca.test_aggregation");
+    double alpha;
+    o->aggregation = 0;
+    if (strcmp(seg_config_str(c, "method.name"), "plca") || !strcmp(agg, "none"))
+        return SEG_STATUS_OK;
+    if (strcmp(agg, "features") && strcmp(agg, "both"))
+        return seg_error(SEG_STATUS_INVALID, "config plca.test_aggregation = '%s': none, features or both", agg);
+    TRY(seg_config_float(c, "plca.alpha", &alpha));
+    TRY(seg_config_bool(c, "plca.pred_agg_norm", &o->agg_pred_norm));
+    o->aggregation = strcmp(agg, "both") ? 1 : 2;
+    o->agg_alpha = (float)alpha;
+    return SEG_STATUS_OK;
 }
 
 enum seg_status seg_predict_batch(struct seg_model *m, struct seg_ag *ag, const float *images, int n,
                                   int h, int w, int out_h, int out_w, bool flip, int32_t *pred,
                                   float *prob_max)
 {
+    struct seg_eval_opts o = {0};
+    o.flip = flip;
+    return seg_predict_batch_opts(m, ag, images, n, h, w, out_h, out_w, &o, pred, prob_max);
+}
+
+enum seg_status seg_predict_batch_opts(struct seg_model *m, struct seg_ag *ag, const float *images,
+                                       int n, int h, int w, int out_h, int out_w,
+                                       const struct seg_eval_opts *eo, int32_t *pred, float *prob_max)
+{
+    bool flip = eo && eo->flip;
     struct seg_backend *be = m->be;
     bool prev = seg_ag_set_grad_enabled(ag, false);
     int64_t xs[4] = {n, 3, h, w};
@@ -53,12 +91,12 @@ enum seg_status seg_predict_batch(struct seg_model *m, struct seg_ag *ag, const 
     }
     struct seg_tensor *xin = x;
     x = NULL; /* handed to the tape */
-    if (!st) st = probs_of(m, ag, xin, out_h, out_w, &p);
+    if (!st) st = probs_of(m, ag, xin, out_h, out_w, eo, &p);
     else seg_tensor_free(xin);
     if (!st && flip) {
         struct seg_tensor *xfin = xf;
         xf = NULL;
-        st = probs_of(m, ag, xfin, out_h, out_w, &pf);
+        st = probs_of(m, ag, xfin, out_h, out_w, eo, &pf);
         if (!st) { /* mirror the probabilities back: host round trip, evaluation only */
             size_t nb = seg_tensor_nbytes(pf);
             float *a = malloc(nb), *b = malloc(nb);
@@ -125,7 +163,7 @@ enum seg_status seg_evaluate(struct seg_model *m, struct seg_loader *val,
         if (!pred)
             st = seg_error(SEG_STATUS_OUT_OF_MEMORY, "evaluate: out of host memory");
         if (!st)
-            st = seg_predict_batch(m, ag, b->images, b->n, b->h, b->w, b->lh, b->lw, o && o->flip, pred, NULL);
+            st = seg_predict_batch_opts(m, ag, b->images, b->n, b->h, b->w, b->lh, b->lw, o, pred, NULL);
         if (!st)
             st = seg_confusion_add(conf, pred, b->labels, need);
         seg_loader_release(val, b);

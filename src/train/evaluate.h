@@ -4,12 +4,22 @@
 
 #include "data/data.h"
 #include "model/model.h"
+#include "train/config.h"
 
 struct seg_eval_opts {
     bool flip;          /* average the softmax of the image and its mirror */
     int  max_batches;   /* 0: all */
     bool progress;      /* print progress on stderr */
+    /* PLCA's test-time spatial aggregation (train/plca.h): 0 none, 1 the layer4 features,
+     * 2 the features and the softmax outputs; alpha its ratio; pred_norm as plca.pred_agg_norm. */
+    int   aggregation;
+    float agg_alpha;
+    bool  agg_pred_norm;
 };
+
+/* The test-time options a training configuration implies (PLCA's plca.test_aggregation
+ * when method.name is plca); leaves the other fields as they are. */
+enum seg_status seg_eval_opts_from_config(const struct seg_config *c, struct seg_eval_opts *o);
 
 /* Class map of each image of images [N, 3, H, W] (host, normalized) at out_h x out_w:
  * logits upsampled bilinearly (align_corners), optional flip averaging, argmax, all on
@@ -18,6 +28,10 @@ struct seg_eval_opts {
 enum seg_status seg_predict_batch(struct seg_model *m, struct seg_ag *ag, const float *images, int n,
                                   int h, int w, int out_h, int out_w, bool flip, int32_t *pred,
                                   float *prob_max);
+/* The same with the options of o (flip, aggregation; NULL: none). */
+enum seg_status seg_predict_batch_opts(struct seg_model *m, struct seg_ag *ag, const float *images,
+                                       int n, int h, int w, int out_h, int out_w,
+                                       const struct seg_eval_opts *o, int32_t *pred, float *prob_max);
 
 /* Confusion matrix of m over every batch of the loader (labels at their file resolution
  * when the loader's augmentation keeps them: label_full_res). */

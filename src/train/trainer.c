@@ -26,9 +26,17 @@ void seg_losses_add(struct seg_losses *l, const char *name, double value)
 
 /* One line each; the method's own file defines seg_method_<name>. */
 extern const struct seg_method seg_method_source_only, seg_method_adaptsegnet;
+extern const struct seg_method seg_method_sdca;
+extern const struct seg_method seg_method_plca;
+extern const struct seg_method seg_method_pixintra;
+extern const struct seg_method seg_method_bida;
 static const struct seg_method *const methods[] = {
     &seg_method_source_only,
     &seg_method_adaptsegnet,
+    &seg_method_plca,
+    &seg_method_sdca,
+    &seg_method_pixintra,
+    &seg_method_bida,
 };
 #define NMETHODS (sizeof methods / sizeof methods[0])
 
@@ -70,7 +78,7 @@ static enum seg_status model_config(const struct seg_config *c, struct seg_model
     mc->arch = (enum seg_arch)a;
     mc->num_classes = (int)nc;
     mc->width = (int)width;
-    mc->classifier_bias = true;
+    TRY(seg_config_bool(c, "model.classifier_bias", &mc->classifier_bias));
     if (!strcmp(bn, "frozen_affine"))
         mc->bn = SEG_BN_POLICY_FROZEN_AFFINE;
     else if (!strcmp(bn, "frozen"))
@@ -307,7 +315,7 @@ enum seg_status seg_trainer_save(const struct seg_trainer *t, const char *path)
     snprintf(width, sizeof width, "%d", t->model->cfg.width);
     struct seg_st_meta meta[] = {
         {"format", "segda-1"}, {"arch", (char *)seg_arch_name(t->model->cfg.arch)},
-        {"num_classes", nc}, {"multi_level", ml}, {"classifier_bias", "1"}, {"width", width},
+        {"num_classes", nc}, {"multi_level", ml}, {"classifier_bias", t->model->cfg.classifier_bias ? "1" : "0"}, {"width", width},
         {"method", (char *)t->method->name}, {"iteration", iter}, {"rng", rng}, {"optim_step", step},
     };
     if (!st)
