@@ -11,12 +11,7 @@
 #include "model/model.h"
 #include "model/optim.h"
 
-#define TRY(expr)                                                                            \
-    do {                                                                                     \
-        enum seg_status st_ = (expr);                                                        \
-        if (st_)                                                                             \
-            return st_;                                                                      \
-    } while (0)
+#define TRY(expr) SEG_TRY(expr)
 
 static double now_ms(void)
 {

@@ -113,6 +113,14 @@ void seg_backend_set_conv_direct(struct seg_backend *be, bool direct);
 /* Which backends were compiled in: "cpu", "opencl", "vulkan". */
 bool seg_backend_compiled(const char *backend);
 
+/* Returns expr's status from the calling function when it is not SEG_STATUS_OK. */
+#define SEG_TRY(expr)                                                                        \
+    do {                                                                                     \
+        enum seg_status seg_try_st_ = (expr);                                                \
+        if (seg_try_st_)                                                                     \
+            return seg_try_st_;                                                              \
+    } while (0)
+
 /* ---- tensors ------------------------------------------------------------------ */
 
 struct seg_buf {

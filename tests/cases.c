@@ -8,12 +8,7 @@
 #include "harness.h"
 #include "model/losses.h"
 
-#define TRY(expr)                                                                            \
-    do {                                                                                     \
-        enum seg_status st_ = (expr);                                                        \
-        if (st_)                                                                             \
-            return st_;                                                                      \
-    } while (0)
+#define TRY(expr) SEG_TRY(expr)
 
 /* ---- forward / backward functions --------------------------------------------------- */
 

@@ -13,6 +13,14 @@
 
 #include "model/losses.h"
 
+/* In a case: a missing input (its error already set) ends the case. */
+#define NEED(v)                                                                              \
+    do {                                                                                     \
+        if (!(v))                                                                            \
+            return SEG_STATUS_INVALID;                                                       \
+    } while (0)
+#define TRY(expr) SEG_TRY(expr)
+
 struct lt_ctx; /* the case's inputs and its named outputs */
 
 /* The input in.<name> as a tape variable (a leaf that requires grad when the file holds

@@ -1,11 +1,6 @@
 /* losses_base.c: the loss terms every method shares (tests/loss_ref/base.py). */
 #include "losses.h"
 
-#define NEED(v)                                                                              \
-    do {                                                                                     \
-        if (!(v))                                                                            \
-            return SEG_STATUS_INVALID;                                                       \
-    } while (0)
 
 static enum seg_status entropy(struct lt_ctx *c, struct seg_var **loss)
 {

@@ -2,17 +2,6 @@
 #include "losses.h"
 #include "train/bida.h"
 
-#define NEED(v)                                                                              \
-    do {                                                                                     \
-        if (!(v))                                                                            \
-            return SEG_STATUS_INVALID;                                                       \
-    } while (0)
-#define TRY(expr)                                                                            \
-    do {                                                                                     \
-        enum seg_status st_ = (expr);                                                        \
-        if (st_)                                                                             \
-            return st_;                                                                      \
-    } while (0)
 
 /* A plain tensor as a tape constant (the tape takes a copy). */
 static enum seg_status const_of(struct lt_ctx *c, const struct seg_tensor *t, struct seg_var **out)

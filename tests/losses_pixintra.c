@@ -6,17 +6,6 @@
 #include "losses.h"
 #include "train/pixintra.h"
 
-#define NEED(v)                                                                              \
-    do {                                                                                     \
-        if (!(v))                                                                            \
-            return SEG_STATUS_INVALID;                                                       \
-    } while (0)
-#define TRY(expr)                                                                            \
-    do {                                                                                     \
-        enum seg_status st_ = (expr);                                                        \
-        if (st_)                                                                             \
-            return st_;                                                                      \
-    } while (0)
 
 static enum seg_status output_tensor(struct lt_ctx *c, const char *name, struct seg_tensor *t)
 {

@@ -6,17 +6,6 @@
 #include "losses.h"
 #include "train/plca.h"
 
-#define NEED(v)                                                                              \
-    do {                                                                                     \
-        if (!(v))                                                                            \
-            return SEG_STATUS_INVALID;                                                       \
-    } while (0)
-#define TRY(expr)                                                                            \
-    do {                                                                                     \
-        enum seg_status st_ = (expr);                                                        \
-        if (st_)                                                                             \
-            return st_;                                                                      \
-    } while (0)
 
 static const int swap12[3] = {0, 2, 1};
 

@@ -39,7 +39,8 @@ static const struct demo_method {
     {"sdca", "sdca.tau=10"}, /* tiny model, 300 iterations: the released tau = 100 barely moves it */
     {"plca", "model.multi_level=false;plca.cass_weight=0.02"},
     {"bida", "bida.static_every=100"},
-    {"pixintra", "pixintra.d_width=16"},
+    /* pixintra: the paper's stage I (AdaptSegNet) runs in the first half, stage II from it */
+    {"pixintra", "pixintra.d_width=16;pixintra.inter_share=0.5;pixintra.alpha=0.7"},
     /* new methods: one line each */
 };
 #define NDEMO_METHODS ((int)(sizeof demo_methods / sizeof demo_methods[0]))

@@ -7,12 +7,7 @@
 #include "backend/backend.h"
 #include "core/ops.h"
 
-#define TRY(expr)                                                                            \
-    do {                                                                                     \
-        enum seg_status st_ = (expr);                                                        \
-        if (st_)                                                                             \
-            return st_;                                                                      \
-    } while (0)
+#define TRY(expr) SEG_TRY(expr)
 
 enum seg_status seg_op_run(struct seg_backend *be, const struct seg_op_args *a)
 {
@@ -1202,3 +1197,15 @@ enum seg_status seg_backend_tune(struct seg_backend *be, const struct seg_tune_o
 }
 
 const char *seg_backend_tuned(const struct seg_backend *be) { return be->tuned; }
+
+void seg_tune_max_sizes(const struct seg_tune_opts *o, size_t *na, size_t *nb, size_t *nc)
+{
+    *na = *nb = *nc = 0;
+    for (int i = 0; i < o->nshapes; i++) {
+        const struct seg_tune_shape *s = &o->shapes[i];
+        size_t a = (size_t)s->m * s->k, b = (size_t)s->k * s->n, c = (size_t)s->m * s->n;
+        *na = a > *na ? a : *na;
+        *nb = b > *nb ? b : *nb;
+        *nc = c > *nc ? c : *nc;
+    }
+}

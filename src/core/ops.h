@@ -157,6 +157,8 @@ struct seg_tune_opts {
 /* Tunes the backend's GEMM for these shapes and stores the result in the per-device tuning
  * cache, which backend creation loads. UNSUPPORTED where there is nothing to tune (cpu). */
 enum seg_status seg_backend_tune(struct seg_backend *be, const struct seg_tune_opts *o);
+/* The largest A (m*k), B (k*n) and C (m*n) element counts over o's shapes (buffer sizes). */
+void seg_tune_max_sizes(const struct seg_tune_opts *o, size_t *na, size_t *nb, size_t *nc);
 /* "" or what tuned parameters the backend uses. */
 const char *seg_backend_tuned(const struct seg_backend *be);
 

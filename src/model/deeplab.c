@@ -317,12 +317,7 @@ static struct seg_var *P(struct seg_model *m, const char *fmt, ...)
     return p ? p->var : NULL;
 }
 
-#define TRY(expr)                                                                            \
-    do {                                                                                     \
-        enum seg_status st_ = (expr);                                                        \
-        if (st_)                                                                             \
-            return st_;                                                                      \
-    } while (0)
+#define TRY(expr) SEG_TRY(expr)
 
 static enum seg_status conv(struct seg_ag *ag, struct seg_model *m, struct seg_var *x,
                             const char *prefix, int stride, int pad, int dil, bool bias,

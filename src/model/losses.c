@@ -4,12 +4,7 @@
 #include "backend/backend.h"
 #include "model/losses.h"
 
-#define TRY(expr)                                                                            \
-    do {                                                                                     \
-        enum seg_status st_ = (expr);                                                        \
-        if (st_)                                                                             \
-            return st_;                                                                      \
-    } while (0)
+#define TRY(expr) SEG_TRY(expr)
 
 /* A tape-owned constant of n elements (shape given) filled with v. */
 static enum seg_status const_fill(struct seg_ag *ag, int ndim, const int64_t *shape, float v,

@@ -409,14 +409,8 @@ enum seg_status seg_cl_tune(struct seg_backend *be, const struct seg_tune_opts *
                          "opencl: tuned parameters are loaded (CLBlast keeps overrides for the process): "
                          "tune from a backend created with SEGDA_NO_TUNED=1");
     struct tune_state t = {be, c, o, NULL, NULL, NULL, NULL, NULL, 0};
-    size_t na = 0, nb = 0, nc = 0;
-    for (int i = 0; i < o->nshapes; i++) {
-        const struct seg_tune_shape *s = &o->shapes[i];
-        size_t a = (size_t)s->m * s->k, b = (size_t)s->k * s->n, cc = (size_t)s->m * s->n;
-        na = a > na ? a : na;
-        nb = b > nb ? b : nb;
-        nc = cc > nc ? cc : nc;
-    }
+    size_t na, nb, nc;
+    seg_tune_max_sizes(o, &na, &nb, &nc);
     size_t nmax = na > nb ? na : nb;
     t.nref = (size_t)o->shapes[0].m * o->shapes[0].n;
     float *host = malloc(nmax * sizeof *host);

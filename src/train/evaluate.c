@@ -7,12 +7,7 @@
 #include "train/evaluate.h"
 #include "train/plca.h"
 
-#define TRY(expr)                                                                            \
-    do {                                                                                     \
-        enum seg_status st_ = (expr);                                                        \
-        if (st_)                                                                             \
-            return st_;                                                                      \
-    } while (0)
+#define TRY(expr) SEG_TRY(expr)
 
 /* Softmax of the logits of x upsampled to (oh, ow), [N, C, oh, ow] on the device. With
  * PLCA's aggregation of the softmax outputs, the aggregated probabilities are upsampled. */

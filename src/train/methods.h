@@ -7,12 +7,7 @@
 #include "model/losses.h"
 #include "train/trainer.h"
 
-#define TRY(expr)                                                                            \
-    do {                                                                                     \
-        enum seg_status st_ = (expr);                                                        \
-        if (st_)                                                                             \
-            return st_;                                                                      \
-    } while (0)
+#define TRY(expr) SEG_TRY(expr)
 
 /* Forward of the segmentation network in training mode and its supervised loss:
  * CE(main) + loss.aux_weight * CE(aux), logits upsampled to the input (align_corners). */

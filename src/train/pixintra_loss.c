@@ -5,12 +5,7 @@
 
 #include "train/pixintra.h"
 
-#define TRY(expr)                                                                            \
-    do {                                                                                     \
-        enum seg_status st_ = (expr);                                                        \
-        if (st_)                                                                             \
-            return st_;                                                                      \
-    } while (0)
+#define TRY(expr) SEG_TRY(expr)
 
 static void free_all(struct seg_tensor **t, int n)
 {

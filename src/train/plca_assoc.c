@@ -9,12 +9,7 @@
 #include "model/losses.h"
 #include "train/plca.h"
 
-#define TRY(expr)                                                                            \
-    do {                                                                                     \
-        enum seg_status st_ = (expr);                                                        \
-        if (st_)                                                                             \
-            return st_;                                                                      \
-    } while (0)
+#define TRY(expr) SEG_TRY(expr)
 
 #define PLCA_LOG_EPS 1e-10f /* inside the logs of the negative KL */
 #define PLCA_STD_EPS 1e-10f /* added to the row std */

@@ -9,12 +9,7 @@
 #include "model/safetensors.h"
 #include "train/trainer.h"
 
-#define TRY(expr)                                                                            \
-    do {                                                                                     \
-        enum seg_status st_ = (expr);                                                        \
-        if (st_)                                                                             \
-            return st_;                                                                      \
-    } while (0)
+#define TRY(expr) SEG_TRY(expr)
 
 void seg_losses_add(struct seg_losses *l, const char *name, double value)
 {

@@ -294,14 +294,8 @@ enum seg_status vk_tune(struct seg_backend *be, const struct seg_tune_opts *o)
     struct vk_ctx *c = vk_ctx_of(be);
     struct tune_state t = {be, c, o, {0}, {0}, {0}, NULL, NULL, 0};
     struct vk_gemm_tile def = vk_gemm_tile_default(c);
-    size_t na = 0, nb = 0, nc = 0;
-    for (int i = 0; i < o->nshapes; i++) {
-        const struct seg_tune_shape *s = &o->shapes[i];
-        size_t a = (size_t)s->m * s->k, b = (size_t)s->k * s->n, cc = (size_t)s->m * s->n;
-        na = a > na ? a : na;
-        nb = b > nb ? b : nb;
-        nc = cc > nc ? cc : nc;
-    }
+    size_t na, nb, nc;
+    seg_tune_max_sizes(o, &na, &nb, &nc);
     size_t nmax = na > nb ? na : nb;
     t.nref = (size_t)o->shapes[0].m * o->shapes[0].n;
     float *host = malloc(nmax * sizeof *host);
