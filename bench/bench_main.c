@@ -220,8 +220,12 @@ static int cmd_compare(int argc, char **argv)
             }
             struct crec *r = &recs[n++];
             snprintf(r->key, sizeof r->key, "%s | %s | %s", suite, op, shape);
-            snprintf(r->col, sizeof r->col, "%s %.100s%s", backend, device,
-                     strstr(line, "\"tuned\": true") ? " (tuned)" : "");
+            /* with several files, each column names its file too: the same device measured
+             * twice (before / after a change, tuned / untuned) stays two columns */
+            const char *base = strrchr(argv[a], '/') ? strrchr(argv[a], '/') + 1 : argv[a];
+            snprintf(r->col, sizeof r->col, "%s %.90s%s%s%.40s%s", backend, device,
+                     strstr(line, "\"tuned\": true") ? " (tuned)" : "", argc > 1 ? " [" : "",
+                     argc > 1 ? base : "", argc > 1 ? "]" : "");
             r->ms = get_num(line, "ms_median");
             double gf = get_num(line, "gflops"), gb = get_num(line, "gbps");
             r->flops = gf > 0;
@@ -255,13 +259,7 @@ static int cmd_compare(int argc, char **argv)
             first &= strcmp(recs[j].key, recs[i].key) != 0;
         if (!first)
             continue;
-        char key[256];
-        snprintf(key, sizeof key, "%s", recs[i].key);
-        char *p = key;
-        for (; *p; p++)
-            if (*p == '|')
-                *p = '|';
-        printf("| %s |", key);
+        printf("| %s |", recs[i].key);
         double ms_first = 0, ms_last = 0;
         for (int c = 0; c < ncols; c++) {
             const struct crec *hit = NULL;

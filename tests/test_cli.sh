@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The commands a user runs after training, end to end on a tiny synthetic run: eval (table,
 # JSON in percent, CSV; the same mIoU as the training's own final evaluation, a fraction), predict (PNGs), pseudo-label
-# (labels, confidences, thresholds, report) and infer (.npy); plus --help on every command.
+# (labels, confidences, thresholds, report), infer (.npy), bench JSON and compare, a corrupt
+# image; plus --help on every command.
 # usage: test_cli.sh SEGDA WORKDIR
 set -u
 segda=$1 work=$2
@@ -44,4 +45,15 @@ bad_args=(--set "data.target_root=$work/bad/target" --set data.eval_size=64x32 -
 "$segda" eval --weights "$w" --config configs/synth_source_only.ini "${bad_args[@]}" --set data.skip_bad=true \
     --out "$work/evalbad" > /dev/null 2> "$work/bad.txt" || fail "eval with data.skip_bad"
 grep -q "skipped 1 bad sample" "$work/bad.txt" || fail "data.skip_bad must report the skipped sample"
+# bench: JSON records, and compare puts two runs of one device side by side.
+"$segda" bench step --device cpu --step-arch deeplabv2_tiny --step-size 65 --runs 1 --json "$work/b1.json" \
+    > /dev/null 2>&1 || fail "bench step"
+"$segda" bench memory --device cpu --runs 1 --budget 0.1 --filter softmax --json "$work/b2.json" > /dev/null 2>&1 \
+    || fail "bench memory"
+grep -q '"op": "source_only"' "$work/b1.json" && grep -q '"gbps"' "$work/b2.json" || fail "bench JSON records"
+cp "$work/b1.json" "$work/b1-again.json"
+"$segda" bench compare "$work/b1.json" "$work/b1-again.json" > "$work/cmp.md" || fail "bench compare"
+grep -q "\[b1.json\] | cpu .*\[b1-again.json\] | ratio" "$work/cmp.md" && grep -q "| step | source_only |" "$work/cmp.md" \
+    || fail "bench compare table"
+"$segda" bench compare "$work/synth/README.txt" > /dev/null 2>&1 && fail "compare must refuse a non-bench file"
 echo "cli: eval $evaluated (= training's $trained), predict, pseudo-label, infer, --help all ok"

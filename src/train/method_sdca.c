@@ -228,6 +228,10 @@ static enum seg_status maybe_init(struct seg_trainer *t)
     s->init_checked = true;
     if (strcmp(seg_config_str(&t->cfg, "sdca.init"), "source_pass"))
         return SEG_STATUS_OK;
+    if (!seg_config_str(&t->cfg, "data.source_root")[0]) { /* no dataset (bench step): online */
+        fprintf(stderr, "sdca: no data.source_root: class distributions start online\n");
+        return SEG_STATUS_OK;
+    }
     struct seg_tensor *sum = NULL;
     float n = 0;
     TRY(seg_reduce_all(SEG_REDUCE_SUM, st_of(t, FEAT_COUNT), &sum));
