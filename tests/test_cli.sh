@@ -30,6 +30,18 @@ python3 -c "import sys; a,b=float(sys.argv[1])*100,float(sys.argv[2]); sys.exit(
 "$segda" pseudo-label --weights "$w" --config configs/synth_source_only.ini "${set_args[@]}" --out "$work/pl" \
     --report > "$work/pl.txt" 2>/dev/null || fail pseudo-label
 grep -q "density" "$work/pl.txt" && [ -s "$work/pl/thresholds.txt" ] && ls "$work/pl" | grep -q _conf.png || fail "pseudo-label outputs"
+# Self-training on those pseudo labels: data.source = the target set, data.source_labels = them.
+st_args=(--set data.source=cityscapes --set "data.source_root=$work/synth/target" --set "data.source_labels=$work/pl"
+         --set data.source_size=64x32 --set data.target_size=64x32 --set data.eval_size=64x32 --device cpu)
+"$segda" train --config configs/synth_source_only.ini "${st_args[@]}" --set solver.iterations=2 \
+    --set train.eval_every=0 --out "$work/selftrain" --quiet 2>/dev/null || fail "self-training on pseudo labels"
+cp -r "$work/pl" "$work/pl_bad"
+first=$(ls "$work"/pl_bad/*.png | grep -v _conf | head -1)
+cp "$work/synth/README.txt" "$first"   # not a PNG: the error must name the pseudo-label file
+"$segda" train --config configs/synth_source_only.ini "${st_args[@]}" --set "data.source_labels=$work/pl_bad" \
+    --set solver.iterations=2 --set train.eval_every=0 --set data.workers=1 --out "$work/selftrain_bad" --quiet \
+    2> "$work/st_bad.txt"
+[ $? -eq 4 ] && grep -q "$(basename "$first")" "$work/st_bad.txt" || fail "a bad pseudo-label file must exit 4 naming it"
 img=$(ls "$work"/synth/source/images/*.png | head -1)
 "$segda" infer --weights "$w" --input "$img" --save-logits "$work/l.npy" --device cpu >/dev/null || fail infer
 [ -s "$work/l.npy" ] || fail "infer output"

@@ -138,10 +138,7 @@ int seg_cmd_pseudo_label(int argc, char **argv)
                 for (int i = 0; !st && i < b->n; i++) {
                     const char *name = d.ds->names[b->indices[i]];
                     char path[5200], flat[1024];
-                    snprintf(flat, sizeof flat, "%s", name);
-                    for (char *q = flat; *q; q++)
-                        if (*q == '/')
-                            *q = '_';
+                    seg_dataset_flat_name(name, flat, sizeof flat);
                     size_t off = (size_t)i * b->lh * b->lw;
                     snprintf(path, sizeof path, "%.4000s/%s.png", out, flat);
                     st = seg_png_write(path, lab + off, b->lw, b->lh, 1, 8, NULL, 0);

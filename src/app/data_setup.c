@@ -91,6 +91,8 @@ enum seg_status seg_domain_open(const struct seg_config *c, enum seg_domain_role
     o.list = list[0] ? list : NULL;
     o.num_classes = (int)nc;
     o.labels = labelled;
+    if (role != SEG_ROLE_VAL) /* pseudo labels replacing the training labels (self-training) */
+        o.label_dir = seg_config_str(c, src ? "data.source_labels" : "data.target_labels");
     if ((st = seg_config_bool(c, "data.skip_bad", &o.skip_bad)))
         return st;
     if ((st = seg_dataset_open(&o, &out->ds)))

@@ -146,6 +146,10 @@ struct seg_dataset_opts {
     bool        labels;      /* load labels (false: unlabelled target training data) */
     bool        skip_bad;    /* skip missing/bad samples with a warning and count them */
     int         max_items;   /* keep the first N (0: all) */
+    /* A folder of label PNGs holding class ids (0..num_classes-1, 255 = ignore) named by
+     * seg_dataset_flat_name (what `segda pseudo-label` writes): they replace the dataset's
+     * own labels (self-training on pseudo labels). NULL/"": the dataset's labels. */
+    const char *label_dir;
 };
 struct seg_dataset {
     enum seg_dataset_kind kind;
@@ -159,6 +163,8 @@ struct seg_dataset {
     atomic_long           skipped;  /* samples skipped (skip_bad) */
 };
 enum seg_status seg_dataset_open(const struct seg_dataset_opts *o, struct seg_dataset **out);
+/* A sample name as one file name: "aachen/aachen_000000_000019" -> "aachen_aachen_000000_000019". */
+void seg_dataset_flat_name(const char *name, char *out, size_t size);
 void seg_dataset_close(struct seg_dataset *ds);
 /* Sample i: RGB image and (when labelled; labels may be NULL) the class map (c = 1). A
  * label of another size than its image or an id outside the map is an error. */

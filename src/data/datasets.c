@@ -406,6 +406,46 @@ void seg_dataset_close(struct seg_dataset *ds)
     free(ds);
 }
 
+void seg_dataset_flat_name(const char *name, char *out, size_t size)
+{
+    snprintf(out, size, "%s", name);
+    for (char *q = out; *q; q++)
+        if (*q == '/')
+            *q = '_';
+}
+
+/* Labels from o->label_dir (class ids, pseudo labels): one file a sample, an identity map. */
+static enum seg_status use_label_dir(struct seg_dataset *ds, const struct seg_dataset_opts *o, struct builder *b)
+{
+    if (!seg_path_is_dir(o->label_dir))
+        return seg_error(SEG_STATUS_IO, "label folder %s is not a folder", o->label_dir);
+    char **v = calloc((size_t)b->images.n + 1, sizeof *v);
+    if (!v)
+        return seg_error(SEG_STATUS_OUT_OF_MEMORY, "dataset: out of host memory");
+    for (int i = 0; i < b->images.n; i++) {
+        char flat[2048], path[4200];
+        seg_dataset_flat_name(b->names.v[i], flat, sizeof flat);
+        snprintf(path, sizeof path, "%s/%s.png", o->label_dir, flat);
+        if (!(v[i] = strdup(path))) {
+            for (int j = 0; j < i; j++)
+                free(v[j]);
+            free(v);
+            return seg_error(SEG_STATUS_OUT_OF_MEMORY, "dataset: out of host memory");
+        }
+    }
+    seg_strv_free(&b->labels);
+    b->labels.v = v;
+    b->labels.n = b->images.n;
+    b->labels.cap = b->images.n + 1;
+    struct seg_labelmap *m = ds->map;
+    memset(m->lut, SEG_LABELMAP_INVALID, sizeof m->lut);
+    for (int c = 0; c < o->num_classes; c++)
+        m->lut[c] = (uint8_t)c;
+    m->lut[255] = SEG_IGNORE;
+    m->max_id = o->num_classes - 1;
+    return SEG_STATUS_OK;
+}
+
 enum seg_status seg_dataset_open(const struct seg_dataset_opts *o, struct seg_dataset **out)
 {
     *out = NULL;
@@ -450,6 +490,15 @@ enum seg_status seg_dataset_open(const struct seg_dataset_opts *o, struct seg_da
         seg_dataset_close(ds);
         return st;
     }
+    if (st == SEG_STATUS_OK && o->label_dir && o->label_dir[0])
+        st = use_label_dir(ds, o, &b);
+    if (st != SEG_STATUS_OK) {
+        seg_strv_free(&b.images);
+        seg_strv_free(&b.labels);
+        seg_strv_free(&b.names);
+        seg_dataset_close(ds);
+        return st;
+    }
     int n = b.images.n;
     if (o->max_items > 0 && o->max_items < n) {
         for (int i = o->max_items; i < n; i++) {
@@ -463,12 +512,12 @@ enum seg_status seg_dataset_open(const struct seg_dataset_opts *o, struct seg_da
     ds->kind = o->kind;
     ds->num_classes = o->num_classes;
     ds->n = n;
-    ds->has_labels = o->labels;
+    ds->has_labels = o->labels || (o->label_dir && o->label_dir[0]);
     ds->skip_bad = o->skip_bad;
     ds->images = b.images.v;
-    ds->labels = o->labels ? b.labels.v : NULL;
+    ds->labels = ds->has_labels ? b.labels.v : NULL;
     ds->names = b.names.v;
-    if (!o->labels)
+    if (!ds->has_labels)
         seg_strv_free(&b.labels);
     atomic_init(&ds->skipped, 0);
     *out = ds;

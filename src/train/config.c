@@ -37,6 +37,9 @@ static const struct seg_config_key keys[] = {
     {"data.crop", "", "training: random WxH crop after resizing, padded with 0 / 255 (PLCA: 730x730)"},
     {"data.source_photometric", "false", "SDCA's source colour jitter 0.5/0.5/0.5/0.2, grayscale p 0.2, 3x3 blur sigma 0.1-2"},
     {"data.source_sampling", "shuffle", "shuffle | class_balanced (SDCA: class ~ 1/log(1.01 + its frequency), then an image with it)"},
+    {"data.source_labels", "", "folder of label PNGs (segda pseudo-label output) replacing the source labels: "
+                               "self-training on pseudo labels with data.source = the target dataset"},
+    {"data.target_labels", "", "folder of pseudo-label PNGs for the target training images (methods that read them)"},
     {"data.skip_bad", "false", "skip unreadable images / bad labels with a warning (counted) instead of stopping"},
     {"solver.iterations", "250000", "schedule length (poly decay horizon)"},
     {"solver.stop", "0", "stop after this many iterations (0: solver.iterations)"},
