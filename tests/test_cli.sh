@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The commands a user runs after training, end to end on a tiny synthetic run: eval (table,
 # JSON in percent, CSV; the same mIoU as the training's own final evaluation, a fraction), predict (PNGs), pseudo-label
-# (labels, confidences, thresholds, report), infer (.npy), bench JSON and compare, a corrupt
-# image; plus --help on every command.
+# (labels, confidences, thresholds, report), self-training on them, PixIntraDA's easy/hard map,
+# infer (.npy), bench JSON and compare, corrupt inputs; plus --help on every command.
 # usage: test_cli.sh SEGDA WORKDIR
 set -u
 segda=$1 work=$2
@@ -42,6 +42,20 @@ cp "$work/synth/README.txt" "$first"   # not a PNG: the error must name the pseu
     --set solver.iterations=2 --set train.eval_every=0 --set data.workers=1 --out "$work/selftrain_bad" --quiet \
     2> "$work/st_bad.txt"
 [ $? -eq 4 ] && grep -q "$(basename "$first")" "$work/st_bad.txt" || fail "a bad pseudo-label file must exit 4 naming it"
+# PixIntraDA's easy/hard map: thresholds 0 make every pixel easy (black), 1 every pixel hard
+# (white: no probability above 1); pseudo-label's class medians give a mix.
+vdir=$(dirname "$(ls "$work"/synth/target/leftImg8bit/val/*/*.png | head -1)")
+for t in 0 1; do for k in $(seq 0 18); do echo "$k class $t 1"; done > "$work/thr_$t.txt"; done
+cp "$work/pl/thresholds.txt" "$work/thr_median.txt"
+for t in 0 1 median; do
+  "$segda" predict --weights "$w" --input "$vdir" --out "$work/eh_$t" --easy-hard "$work/thr_$t.txt" --alpha 1 \
+      --device cpu 2>/dev/null || fail "predict --easy-hard"
+done
+eh() { python3 tests/png_read.py "$(ls "$work/eh_$1"/*_easyhard.png | head -1)"; }
+[ "$(eh 0 | cut -d' ' -f5)" = "1.000000" ] && [ "$(eh 1 | cut -d' ' -f4)" = "1.000000" ] || fail "easy/hard extremes"
+read -r _ _ _ white black <<<"$(eh median)"
+python3 -c "import sys; w,b=map(float,sys.argv[1:]); sys.exit(not (0<w<1 and abs(w+b-1)<1e-9))" "$white" "$black" \
+    || fail "easy/hard at the median thresholds must mix ($white white)"
 img=$(ls "$work"/synth/source/images/*.png | head -1)
 "$segda" infer --weights "$w" --input "$img" --save-logits "$work/l.npy" --device cpu >/dev/null || fail infer
 [ -s "$work/l.npy" ] || fail "infer output"

@@ -53,7 +53,7 @@ int seg_cmd_eval(int argc, char **argv)
     if (!st) st = seg_app_open_model(weights, device, &be, &m);
     if (!st) st = seg_domain_open(&cfg, SEG_ROLE_VAL, 0, &val);
     if (!st) st = seg_confusion_init(&conf, m->cfg.num_classes);
-    struct seg_eval_opts eo = {flip, (int)max, true, 0, 0.0f, false};
+    struct seg_eval_opts eo = {.flip = flip, .max_batches = (int)max, .progress = true};
     if (!st) st = seg_eval_opts_from_config(&cfg, &eo); /* PLCA's test-time aggregation */
     if (!st) st = seg_evaluate(m, val.loader, &eo, &conf);
     if (!st) {

@@ -9,18 +9,23 @@
 
 #include "app/app.h"
 #include "data/data.h"
+#include "model/safetensors.h"
 #include "train/evaluate.h"
+#include "train/pixintra.h"
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: segda predict --weights W.safetensors --input IMG|DIR|LIST.txt --out DIR\n"
                "                     [--size WxH] [--device D] [--overlay] [--flip] [--norm deeplab|imagenet]\n"
-               "                     [--config FILE.ini]\n\n"
+               "                     [--config FILE.ini] [--easy-hard THRESHOLDS] [--alpha A]\n\n"
                "Writes DIR/<name>_pred.png (Cityscapes palette) for every image (PNG or JPEG; a folder is\n"
                "read in sorted order, a .txt list holds one path a line), and with --overlay also\n"
                "DIR/<name>_overlay.png (the image blended with its prediction). The network sees the\n"
                "image resized to --size (default: its own size); the prediction is at the image's size.\n"
-               "--config applies a training configuration's test-time options (PLCA: plca.test_aggregation).\n");
+               "--config applies a training configuration's test-time options (PLCA: plca.test_aggregation).\n"
+               "--easy-hard also writes DIR/<name>_easyhard.png, PixIntraDA's pixel split (white: hard,\n"
+               "no class above alpha * t_k; black: easy) with t_k from THRESHOLDS: a thresholds.txt of\n"
+               "`segda pseudo-label`, or a pixintra checkpoint (its state.pixintra); --alpha default 0.85.\n");
 }
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
@@ -80,18 +85,95 @@ static enum seg_status collect(const char *input, char ***paths, int *n)
     return SEG_STATUS_OK;
 }
 
+/* PixIntraDA's class thresholds t_k: "k name t count" lines (segda pseudo-label's
+ * thresholds.txt) or the state.pixintra tensor of a pixintra checkpoint ([round, t_0..]). */
+static enum seg_status read_thresholds(const char *path, int num_classes, float *thr)
+{
+    struct seg_st_file f;
+    size_t len = strlen(path);
+    if (len > 12 && !strcmp(path + len - 12, ".safetensors")) {
+        enum seg_status st = seg_st_read(path, &f);
+        if (st)
+            return st;
+        const struct seg_st_tensor *t = seg_st_find(&f, "state.pixintra");
+        if (!t || t->dtype != SEG_ST_F32 || t->nbytes < (size_t)(num_classes + 1) * 4)
+            st = seg_error(SEG_STATUS_FORMAT, "%s: no PixIntraDA thresholds (state.pixintra) for %d classes", path,
+                           num_classes);
+        else if (((const float *)t->data)[0] < 1)
+            st = seg_error(SEG_STATUS_FORMAT, "%s: its PixIntraDA thresholds were never computed", path);
+        else
+            memcpy(thr, (const float *)t->data + 1, (size_t)num_classes * sizeof *thr);
+        seg_st_free(&f);
+        return st;
+    }
+    FILE *in = fopen(path, "r");
+    if (!in)
+        return seg_error(SEG_STATUS_IO, "%s: cannot open the thresholds", path);
+    int got = 0, k;
+    char line[256];
+    while (fgets(line, sizeof line, in)) { /* class names may hold spaces: t is the next-to-last field */
+        char *end = line + strcspn(line, "\r\n");
+        *end = '\0';
+        char *last = strrchr(line, ' ');
+        if (!last || sscanf(line, "%d", &k) != 1 || k < 0 || k >= num_classes)
+            continue;
+        *last = '\0';
+        char *prev = strrchr(line, ' ');
+        float t = prev ? strtof(prev + 1, NULL) : -1.0f;
+        if (t >= 0 && t <= 1) {
+            thr[k] = t;
+            got++;
+        }
+    }
+    fclose(in);
+    if (got != num_classes)
+        return seg_error(SEG_STATUS_FORMAT, "%s: expected %d threshold lines 'k name t count', found %d", path,
+                         num_classes, got);
+    return SEG_STATUS_OK;
+}
+
+/* DIR/<base>_easyhard.png from the probabilities at thresholds alpha * t_k. */
+static enum seg_status write_easy_hard(const struct seg_tensor *probs, const float *thr, int nc, float alpha,
+                                       const char *path)
+{
+    int64_t ts[1] = {nc};
+    float scaled[256];
+    for (int k = 0; k < nc; k++)
+        scaled[k] = alpha * thr[k];
+    struct seg_tensor *t = NULL, *hard = NULL;
+    int64_t h = probs->shape[2], w = probs->shape[3];
+    float *m = malloc((size_t)(h * w) * sizeof *m);
+    struct seg_image im = {0};
+    enum seg_status st = m ? seg_tensor_new(probs->be, SEG_DTYPE_F32, 1, ts, &t)
+                           : seg_error(SEG_STATUS_OUT_OF_MEMORY, "out of host memory");
+    if (!st) st = seg_tensor_write(t, scaled, (size_t)nc * sizeof *scaled);
+    if (!st) st = seg_pixintra_split(probs, t, NULL, &hard, NULL);
+    if (!st) st = seg_tensor_read(hard, m, (size_t)(h * w) * sizeof *m);
+    if (!st) st = seg_image_alloc(&im, (int)w, (int)h, 3);
+    for (int64_t p = 0; !st && p < h * w; p++)
+        im.data[p * 3] = im.data[p * 3 + 1] = im.data[p * 3 + 2] = m[p] > 0.5f ? 255 : 0;
+    if (!st) st = seg_image_write_png(path, &im);
+    seg_image_free(&im);
+    seg_tensor_free(hard);
+    seg_tensor_free(t);
+    free(m);
+    return st;
+}
+
 int seg_cmd_predict(int argc, char **argv)
 {
     const char *weights = NULL, *input = NULL, *out = NULL, *device = "auto", *size = NULL, *config = NULL;
     enum seg_norm norm = SEG_NORM_DEEPLAB;
     bool overlay = false, flip = false;
-    const char *norm_name = "deeplab";
+    const char *norm_name = "deeplab", *easy_hard = NULL;
+    double alpha = 0.85;
     const struct seg_arg args[] = {
         {"--weights", SEG_ARG_STR, &weights}, {"--input", SEG_ARG_STR, &input},
         {"--out", SEG_ARG_STR, &out},         {"--device", SEG_ARG_STR, &device},
         {"--size", SEG_ARG_STR, &size},       {"--overlay", SEG_ARG_FLAG, &overlay},
         {"--flip", SEG_ARG_FLAG, &flip},      {"--norm", SEG_ARG_STR, &norm_name},
-        {"--config", SEG_ARG_STR, &config},
+        {"--config", SEG_ARG_STR, &config},   {"--easy-hard", SEG_ARG_STR, &easy_hard},
+        {"--alpha", SEG_ARG_DOUBLE, &alpha},
     };
     int rc = seg_args_parse("predict", argc, argv, args, (int)(sizeof args / sizeof args[0]), usage);
     if (rc >= 0)
@@ -126,6 +208,12 @@ int seg_cmd_predict(int argc, char **argv)
     if (!st) st = seg_app_open_model(weights, device, &be, &m);
     if (!st) st = seg_ag_create(be, &ag);
     if (!st) st = seg_dir_create(out);
+    float thr[256];
+    struct seg_tensor *probs = NULL;
+    if (!st && easy_hard) {
+        st = read_thresholds(easy_hard, m->cfg.num_classes, thr);
+        eo.probs = &probs;
+    }
     for (int i = 0; !st && i < n; i++) {
         struct seg_image im = {0}, net = {0}, col = {0}, ov = {0};
         st = seg_image_load(paths[i], &im);
@@ -160,6 +248,12 @@ int seg_cmd_predict(int argc, char **argv)
             snprintf(path, sizeof path, "%s/%s_overlay.png", out, base);
             if (!st) st = seg_image_write_png(path, &ov);
         }
+        if (!st && probs) {
+            snprintf(path, sizeof path, "%s/%s_easyhard.png", out, base);
+            st = write_easy_hard(probs, thr, m->cfg.num_classes, (float)alpha, path);
+        }
+        seg_tensor_free(probs);
+        probs = NULL;
         if (!st)
             fprintf(stderr, "\r  %d/%d %s", i + 1, n, paths[i]);
         free(x);

@@ -81,7 +81,7 @@ static enum seg_status evaluate_now(struct run *r, bool progress, struct seg_met
     long seed = 0;
     seg_config_int(&r->t->cfg, "train.seed", &seed);
     st = seg_domain_open(&r->t->cfg, SEG_ROLE_VAL, (uint64_t)seed, &val); /* a fresh pass */
-    struct seg_eval_opts eo = {false, (int)eval_max, progress, 0, 0.0f, false};
+    struct seg_eval_opts eo = {.flip = false, .max_batches = (int)eval_max, .progress = progress};
     if (!st) st = seg_eval_opts_from_config(&r->t->cfg, &eo); /* PLCA's test-time aggregation */
     if (!st) st = seg_evaluate(r->t->model, val.loader, &eo, &conf);
     if (!st) seg_metrics_compute(&conf, rep);

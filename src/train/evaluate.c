@@ -120,6 +120,10 @@ enum seg_status seg_predict_batch_opts(struct seg_model *m, struct seg_ag *ag, c
         st = seg_reduce(SEG_REDUCE_MAX, p, 1, false, &mx);
         if (!st) st = seg_tensor_read(mx, prob_max, (size_t)n * out_h * out_w * sizeof(float));
     }
+    if (!st && eo && eo->probs) {
+        *eo->probs = p;
+        p = NULL;
+    }
     struct seg_tensor *all[] = {x, p, xf, pf, pfb, sum, cls, mx};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         seg_tensor_free(all[i]);

@@ -15,6 +15,9 @@ struct seg_eval_opts {
     int   aggregation;
     float agg_alpha;
     bool  agg_pred_norm;
+    /* seg_predict_batch_opts: when set, receives the [N, C, out_h, out_w] probabilities on
+     * the device (the caller frees them). */
+    struct seg_tensor **probs;
 };
 
 /* The test-time options a training configuration implies (PLCA's plca.test_aggregation

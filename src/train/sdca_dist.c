@@ -87,16 +87,75 @@ static enum seg_status l2_normalize(struct seg_ag *ag, struct seg_var *x, int ax
     return seg_ag_div(ag, x, n, out);
 }
 
+/* var is [C, A] (diagonal) or [C, A, A] (full covariance). */
 static enum seg_status check_shapes(const struct seg_tensor *x, const struct seg_tensor *onehot,
                                     const struct seg_tensor *mean, const struct seg_tensor *var)
 {
     if (x->ndim != 4 || onehot->ndim != 4 || onehot->shape[0] != x->shape[0] ||
         onehot->shape[2] != x->shape[2] || onehot->shape[3] != x->shape[3] || mean->ndim != 2 ||
-        mean->shape[0] != onehot->shape[1] || mean->shape[1] != x->shape[1] || var->ndim != 2 ||
-        var->shape[0] != mean->shape[0] || var->shape[1] != mean->shape[1])
-        return seg_error(SEG_STATUS_INVALID,
-                         "sdca: shapes disagree: x [N, A, h, w], mask [N, C, h, w], statistics [C, A]");
+        mean->shape[0] != onehot->shape[1] || mean->shape[1] != x->shape[1] ||
+        (var->ndim != 2 && var->ndim != 3) || var->shape[0] != mean->shape[0] ||
+        var->shape[1] != mean->shape[1] || (var->ndim == 3 && var->shape[2] != mean->shape[1]))
+        return seg_error(SEG_STATUS_INVALID, "sdca: shapes disagree: x [N, A, h, w], mask [N, C, h, w], "
+                                             "mean [C, A], variance [C, A] or covariance [C, A, A]");
     return SEG_STATUS_OK;
+}
+
+/* Class k's [A, A] block of the covariance state, as a tape constant. */
+static enum seg_status cov_block(struct seg_ag *ag, const struct seg_tensor *cov, int64_t k, struct seg_var **out)
+{
+    struct seg_tensor *b = NULL;
+    TRY(seg_slice(cov, 0, k, 1, &b));
+    TRY(seg_ag_const(ag, b, out));
+    return reshape2(ag, *out, cov->shape[1], cov->shape[2], out);
+}
+
+/* The full form of Eq. 4, class by class (classes absent from the batch, m = 0, keep their
+ * matrix), written into cov in place:
+ *   S_k <- (1 - w) S_k + w S'_k + w (1 - w) (mu_k - mu'_k)(mu_k - mu'_k)',  w = m / (n + m),
+ * S'_k = D_k D_k' / m with D_k the class's centred pixels (columns of d outside the class
+ * are masked out). w [C, 1], dmu = mu'_k - mu_k [C, A], d [A, NP], oh [C, NP]. */
+static enum seg_status update_full(struct seg_ag *ag, struct seg_var *w, struct seg_var *dmu, struct seg_var *d,
+                                   struct seg_var *oh, struct seg_var *m, struct seg_tensor *cov)
+{
+    int64_t c = cov->shape[0], a = cov->shape[1];
+    float *mh = malloc((size_t)c * sizeof *mh);
+    if (!mh)
+        return seg_error(SEG_STATUS_OUT_OF_MEMORY, "sdca: out of host memory");
+    /* the class sizes on the host, to skip absent classes (C floats) */
+    enum seg_status st = seg_tensor_read(m->value, mh, (size_t)c * sizeof *mh);
+    for (int64_t k = 0; !st && k < c; k++) {
+        if (!(mh[k] > 0))
+            continue;
+        struct seg_var *ohk, *dk, *s, *wk, *omw, *dmk, *outer, *sig, *t1, *t2, *t3, *nw;
+        int64_t shape3[3] = {1, a, a};
+        st = seg_ag_slice(ag, oh, 0, k, 1, &ohk);
+        if (!st) st = seg_ag_mul(ag, d, ohk, &dk);                       /* [A, NP] */
+        if (!st) st = seg_ag_matmul(ag, dk, d, false, true, &s);          /* m S'_k [A, A] */
+        if (!st) seg_var_done(dk);
+        if (!st) st = seg_ag_affine(ag, s, 1.0f / mh[k], 0.0f, &s);
+        if (!st) st = seg_ag_slice(ag, w, 0, k, 1, &wk);                 /* [1, 1] */
+        if (!st) st = seg_ag_affine(ag, wk, -1.0f, 1.0f, &omw);
+        if (!st) st = seg_ag_slice(ag, dmu, 0, k, 1, &dmk);              /* [1, A] */
+        if (!st) st = seg_ag_matmul(ag, dmk, dmk, true, false, &outer);   /* [A, A] */
+        if (!st) st = cov_block(ag, cov, k, &sig);
+        if (!st) st = seg_ag_mul(ag, sig, omw, &t1);
+        if (!st) seg_var_done(sig);
+        if (!st) st = seg_ag_mul(ag, s, wk, &t2);
+        if (!st) seg_var_done(s);
+        if (!st) st = seg_ag_mul(ag, outer, wk, &t3);
+        if (!st) seg_var_done(outer);
+        if (!st) st = seg_ag_mul(ag, t3, omw, &t3);
+        if (!st) st = seg_ag_add(ag, t1, t2, &nw);
+        if (!st) seg_var_done(t1), seg_var_done(t2);
+        if (!st) st = seg_ag_add(ag, nw, t3, &nw);
+        if (!st) seg_var_done(t3);
+        if (!st) st = seg_ag_reshape(ag, nw, 3, shape3, &nw);
+        if (!st) st = seg_slice_assign(cov, 0, k, nw->value);
+        if (!st) seg_var_done(nw);
+    }
+    free(mh);
+    return st;
 }
 
 static enum seg_status update(struct seg_ag *ag, const struct seg_tensor *xt, const struct seg_tensor *oht,
@@ -104,8 +163,8 @@ static enum seg_status update(struct seg_ag *ag, const struct seg_tensor *xt, co
 {
     int64_t n = xt->shape[0], a = xt->shape[1], p = xt->shape[2] * xt->shape[3], c = oht->shape[1];
     static const int swap01[3] = {1, 0, 2};
-    struct seg_var *x, *oh, *m, *mc, *s1, *mb, *mp, *d, *s2, *vb, *cnt, *tot, *w, *mu, *v, *dmu, *t,
-        *mu_new, *omw, *t1, *t2, *t3, *v_new;
+    struct seg_var *x, *oh, *m, *mc, *s1, *mb, *mp, *d, *d2, *s2, *vb = NULL, *cnt, *tot, *w, *mu, *v, *dmu,
+        *t, *mu_new, *omw, *t1, *t2, *t3, *v_new;
     /* X [A, N*P] and OH [C, N*P]: pixels as columns. */
     TRY(const_copy(ag, xt, &x));
     TRY(reshape3(ag, x, n, a, p, &x));
@@ -123,10 +182,12 @@ static enum seg_status update(struct seg_ag *ag, const struct seg_tensor *xt, co
     TRY(seg_ag_matmul(ag, mb, oh, true, false, &mp));                       /* [A, NP] */
     TRY(seg_ag_sub(ag, x, mp, &d));
     seg_var_done(mp);
-    TRY(seg_ag_unary(ag, SEG_UNARY_SQUARE, d, 0, 0, &d));
-    TRY(seg_ag_matmul(ag, oh, d, false, true, &s2));
-    seg_var_done(d);
-    TRY(seg_ag_div(ag, s2, mc, &vb));
+    if (var->ndim == 2) {
+        TRY(seg_ag_unary(ag, SEG_UNARY_SQUARE, d, 0, 0, &d2));
+        TRY(seg_ag_matmul(ag, oh, d2, false, true, &s2));
+        seg_var_done(d2);
+        TRY(seg_ag_div(ag, s2, mc, &vb));
+    }
     /* merge: w = m / (n + m); absent classes (m = 0) keep their statistics */
     TRY(const_copy(ag, count, &cnt));
     TRY(reshape2(ag, cnt, c, 1, &cnt));
@@ -134,10 +195,16 @@ static enum seg_status update(struct seg_ag *ag, const struct seg_tensor *xt, co
     TRY(seg_ag_unary(ag, SEG_UNARY_CLAMP, tot, 1.0f, FLT_MAX, &t));
     TRY(seg_ag_div(ag, m, t, &w));
     TRY(const_copy(ag, mean, &mu));
-    TRY(const_copy(ag, var, &v));
     TRY(seg_ag_sub(ag, mb, mu, &dmu));
     TRY(seg_ag_mul(ag, w, dmu, &t));
     TRY(seg_ag_add(ag, mu, t, &mu_new));
+    if (var->ndim == 3) {
+        TRY(update_full(ag, w, dmu, d, oh, m, var));
+        TRY(seg_tensor_copy(mean, mu_new->value));
+        return seg_tensor_copy(count, tot->value);
+    }
+    seg_var_done(d);
+    TRY(const_copy(ag, var, &v));
     TRY(seg_ag_affine(ag, w, -1.0f, 1.0f, &omw));
     TRY(seg_ag_mul(ag, omw, v, &t1));
     TRY(seg_ag_mul(ag, w, vb, &t2));
