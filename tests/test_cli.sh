@@ -30,6 +30,14 @@ python3 -c "import sys; a,b=float(sys.argv[1])*100,float(sys.argv[2]); sys.exit(
 "$segda" pseudo-label --weights "$w" --config configs/synth_source_only.ini "${set_args[@]}" --out "$work/pl" \
     --report > "$work/pl.txt" 2>/dev/null || fail pseudo-label
 grep -q "density" "$work/pl.txt" && [ -s "$work/pl/thresholds.txt" ] && ls "$work/pl" | grep -q _conf.png || fail "pseudo-label outputs"
+# BiDA's Table 4 report from a (2-iteration) BiDA checkpoint: four kinds of labels.
+"$segda" train --config configs/synth_source_only.ini "${set_args[@]}" --set method.name=bida --set solver.iterations=2 \
+    --set train.eval_every=0 --out "$work/bida" --quiet 2>/dev/null || fail "bida train"
+"$segda" pseudo-label --weights "$work/bida/last.safetensors" --config "$work/bida/config.ini" --out "$work/bida_pl" \
+    --report --device cpu > "$work/bida_report.txt" 2>/dev/null || fail "bida pseudo-label --report"
+for kind in "static (CBST)" "dynamic " "dynamic + calibration" "hybrid"; do
+  grep -q "^$kind" "$work/bida_report.txt" || fail "bida report lacks '$kind'"
+done
 # Self-training on those pseudo labels: data.source = the target set, data.source_labels = them.
 st_args=(--set data.source=cityscapes --set "data.source_root=$work/synth/target" --set "data.source_labels=$work/pl"
          --set data.source_size=64x32 --set data.target_size=64x32 --set data.eval_size=64x32 --device cpu)

@@ -8,6 +8,14 @@
 
 /* Command entry points: argv[0] is the first option (the command name is stripped). */
 int seg_cmd_devices(int argc, char **argv);
+/* BiDA's pseudo-label report (bida_report.c): whether weights is a BiDA checkpoint, and the
+ * density / accuracy table of its static, dynamic, calibrated and hybrid labels. */
+struct seg_config;
+struct seg_model;
+struct seg_ag;
+bool seg_bida_report_applies(const char *weights);
+enum seg_status seg_bida_report(const char *weights, const struct seg_config *cfg, struct seg_model *m,
+                                struct seg_ag *ag, int max_batches);
 int seg_cmd_infer(int argc, char **argv);
 int seg_cmd_train(int argc, char **argv);
 int seg_cmd_eval(int argc, char **argv);

@@ -190,6 +190,8 @@ int seg_cmd_pseudo_label(int argc, char **argv)
         }
         printf("pseudo labels: density %.2f%% of labelled pixels, accuracy %.2f%%\n",
                total_px ? 100.0 * all_kept / total_px : 0.0, all_kept ? 100.0 * all_right / all_kept : 0.0);
+        if (seg_bida_report_applies(weights))
+            st = seg_bida_report(weights, &cfg, m, ag, max);
     }
     if (st)
         fprintf(stderr, "segda pseudo-label: %s\n", seg_last_error());
