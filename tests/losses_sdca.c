@@ -1,5 +1,6 @@
 /* losses_sdca.c: SDCA's terms (tests/loss_ref/sdca.py): the distribution estimator, the
- * target mask and the contrastive upper bound, built with src/train/sdca_dist.c. */
+ * target mask and the contrastive upper bound (diagonal and full covariance), built with
+ * src/train/sdca_dist.c. */
 #include <string.h>
 
 #include "losses.h"
@@ -97,5 +98,12 @@ const struct lt_case lt_cases_sdca[] = {
     {"sdca_loss_out_level", bound},
     {"sdca_target_loss", target},
     {"sdca_target_none", target},
+    /* sdca.covariance = full: "var" holds [C, A, A] matrices */
+    {"sdca_update_full_first", update},
+    {"sdca_update_full_merge", update},
+    {"sdca_loss_full", bound},
+    {"sdca_loss_full_raw", bound},
+    {"sdca_loss_full_out_level", bound},
+    {"sdca_loss_full_many", bound},
     {NULL, NULL},
 };

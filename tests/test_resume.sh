@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Resume continues exactly: a tiny AdaptSegNet run of 6 iterations, against the same run
 # stopped after 3 (and one killed by SIGINT) and resumed: the logged losses of iterations
-# 4..6 must be identical. Also checks that a malformed config and a corrupt checkpoint
-# fail with a clear message and the documented exit codes.
+# 4..6 and the final checkpoints must be identical. Also checks that a malformed config
+# and a corrupt checkpoint fail with a clear message and the documented exit codes.
 # usage: test_resume.sh SEGDA WORKDIR DEVICE
 set -u
 segda=$1 work=$2 dev=${3:-cpu}
@@ -20,6 +20,8 @@ common=(--set method.name=adaptsegnet --set model.arch=deeplabv2_tiny --set data
 "$segda" train "${common[@]}" --out "$work/part" --resume auto >/dev/null || fail "resumed half"
 strip() { grep '"loss"' "$1" | sed -e 's/"it_s": [^,]*,//' -e 's/"mem_mb": [^,]*,//'; }
 diff <(strip "$work/full/metrics.jsonl") <(strip "$work/part/metrics.jsonl") || fail "losses differ after resume"
+# ... and the final checkpoints (weights, BN statistics, optimizer state, RNG) are byte-identical
+cmp -s "$work/full/last.safetensors" "$work/part/last.safetensors" || fail "checkpoints differ after resume"
 # A real interruption: SIGINT during training saves the state (exit 130) and resumes.
 "$segda" train "${common[@]}" --out "$work/kill" --set solver.iterations=400 >/dev/null &
 pid=$!

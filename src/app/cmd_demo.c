@@ -2,11 +2,13 @@
  * training, each adaptation method from that checkpoint on the same schedule, and a
  * target-trained oracle; a table of target mIoU and colorized predictions. */
 #include <errno.h>
-#include <stdarg.h>
 #include <math.h>
+#include <spawn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,7 +20,7 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: segda demo [--dir DIR] [--device D] [--iters N] [--json FILE] [--size WxH]\n"
-               "                  [--methods A,B] [--reuse]\n\n"
+               "                  [--methods A,B] [--reuse] [--jobs N]\n\n"
                "Generates the synthetic benchmark in DIR/synth if absent (segda synth), then trains the\n"
                "tiny DeepLab-v2 on it: source-only, each adaptation method starting from the source-only\n"
                "weights for the same number of iterations, and an oracle trained on target labels.\n"
@@ -26,7 +28,9 @@ static void usage(FILE *f)
                "DIR/<method>/grid_*.png (input | ground truth | prediction). Defaults: DIR demo,\n"
                "device auto, N 300. --json FILE writes {\"device\", \"methods\": {...}, \"oracle\"}.\n"
                "--methods runs only the listed adaptation methods (default: all); --reuse keeps the\n"
-               "source-only and oracle runs already in DIR instead of training them again.\n");
+               "source-only and oracle runs already in DIR instead of training them again. --jobs N\n"
+               "trains N runs at a time in child processes (default: 2 on the cpu device, each with one\n"
+               "BLAS thread; 1 on a GPU).\n");
 }
 
 /* The adaptation methods the demo runs, each from the source-only weights, with the
@@ -132,7 +136,7 @@ static void write_result(const char *dir, const char *name, const struct demo_re
     }
 }
 
-static bool read_result(const char *dir, const char *name, struct demo_result *r)
+static bool read_result(const char *dir, const char *name, struct demo_result *r, bool say)
 {
     char path[4300], weights[4300];
     snprintf(path, sizeof path, "%s/%s/demo_result.txt", dir, name);
@@ -144,7 +148,8 @@ static bool read_result(const char *dir, const char *name, struct demo_result *r
     fclose(f);
     if (ok) {
         r->rc = 0;
-        fprintf(stderr, "segda demo: %s: reusing %s/%s (target mIoU %.2f)\n", name, dir, name, 100 * r->miou);
+        if (say)
+            fprintf(stderr, "segda demo: %s: reusing %s/%s (target mIoU %.2f)\n", name, dir, name, 100 * r->miou);
     }
     return ok;
 }
@@ -154,7 +159,7 @@ static struct demo_result run_one(const char *name, const char *method, const ch
                                   const char *init, bool oracle, int w, int h, bool reuse)
 {
     struct demo_result r = {name, NAN, 0, SEG_EXIT_FAIL};
-    if (reuse && read_result(dir, name, &r))
+    if (reuse && read_result(dir, name, &r, true))
         return r;
     struct seg_config c;
     char out[4200];
@@ -207,18 +212,101 @@ static struct demo_result run_one(const char *name, const char *method, const ch
     return r;
 }
 
+/* One run of the demo: the two baselines and each adaptation method. */
+struct demo_job {
+    const char *name, *method, *overrides;
+    bool        oracle, from_source_only;
+};
+
+static struct demo_result run_job(const struct demo_job *j, const char *dir, const char *synth, const char *device,
+                                  long iters, int w, int h, bool reuse)
+{
+    char init[4300];
+    snprintf(init, sizeof init, "%s/source_only/final.safetensors", dir);
+    bool have_init = j->from_source_only && access(init, R_OK) == 0;
+    return run_one(j->name, j->method, j->overrides, dir, synth, device, iters, have_init ? init : NULL, j->oracle,
+                   w, h, reuse);
+}
+
+/* Runs jobs[0..n) at most `par` at a time, each in a child `segda demo --one NAME` with one
+ * BLAS thread (two single-threaded trainings beat one two-threaded one on small GEMMs).
+ * Results come back through DIR/<name>/demo_result.txt. */
+static void run_parallel(const struct demo_job *jobs, int n, int par, const char *dir, const char *device,
+                         long iters, int w, int h, bool reuse, struct demo_result *res)
+{
+    extern char **environ;
+    int nenv = 0;
+    while (environ[nenv])
+        nenv++;
+    char **env = calloc((size_t)nenv + 3, sizeof *env);
+    int k = 0;
+    for (int i = 0; env && i < nenv; i++)
+        if (strncmp(environ[i], "OPENBLAS_NUM_THREADS=", 21) && strncmp(environ[i], "OMP_NUM_THREADS=", 16))
+            env[k++] = environ[i];
+    if (env) {
+        env[k++] = "OPENBLAS_NUM_THREADS=1";
+        env[k++] = "OMP_NUM_THREADS=1";
+    }
+    pid_t pids[16];
+    int slot_job[16], running = 0, next = 0;
+    char its[32], size[32];
+    snprintf(its, sizeof its, "%ld", iters);
+    snprintf(size, sizeof size, "%dx%d", w, h);
+    for (int i = 0; i < n; i++) {
+        res[i] = (struct demo_result){jobs[i].name, NAN, 0, SEG_EXIT_FAIL};
+        if (reuse && !jobs[i].from_source_only && read_result(dir, jobs[i].name, &res[i], true))
+            res[i].name = jobs[i].name;
+    }
+    while ((next < n || running > 0) && env) {
+        while (next < n && running < par) {
+            int i = next++;
+            if (res[i].rc == 0) /* reused */
+                continue;
+            char path[4300];
+            snprintf(path, sizeof path, "%s/%s/demo_result.txt", dir, jobs[i].name);
+            unlink(path); /* a failed child must not leave an older result to be read */
+            char *argv[] = {"segda", "demo", "--dir", (char *)dir, "--device", (char *)device, "--iters", its,
+                            "--size", size, "--one", (char *)jobs[i].name, NULL};
+            pid_t pid;
+            if (posix_spawn(&pid, "/proc/self/exe", NULL, NULL, argv, env) != 0) {
+                fprintf(stderr, "segda demo: cannot start a child for %s: %s\n", jobs[i].name, strerror(errno));
+                continue;
+            }
+            pids[running] = pid;
+            slot_job[running++] = i;
+        }
+        if (running == 0)
+            break;
+        int status = 0;
+        pid_t done = wait(&status);
+        for (int s = 0; s < running; s++)
+            if (pids[s] == done) {
+                int i = slot_job[s];
+                if (!read_result(dir, jobs[i].name, &res[i], false))
+                    res[i].rc = WIFEXITED(status) && WEXITSTATUS(status) ? WEXITSTATUS(status) : SEG_EXIT_FAIL;
+                res[i].name = jobs[i].name;
+                pids[s] = pids[running - 1];
+                slot_job[s] = slot_job[--running];
+                break;
+            }
+    }
+    free(env);
+}
+
 int seg_cmd_demo(int argc, char **argv)
 {
     const char *dir = "demo", *device = "auto", *json = NULL;
     long iters = 300;
     int w = 128, h = 64;
-    const char *size = NULL, *only = NULL;
+    const char *size = NULL, *only = NULL, *one = NULL;
     bool reuse = false;
+    long jobs = 0;
     const struct seg_arg args[] = {
         {"--dir", SEG_ARG_STR, &dir},     {"--device", SEG_ARG_STR, &device},
         {"--iters", SEG_ARG_LONG, &iters}, {"--json", SEG_ARG_STR, &json},
         {"--size", SEG_ARG_STR, &size},   {"--methods", SEG_ARG_STR, &only},
-        {"--reuse", SEG_ARG_FLAG, &reuse},
+        {"--reuse", SEG_ARG_FLAG, &reuse}, {"--jobs", SEG_ARG_LONG, &jobs},
+        {"--one", SEG_ARG_STR, &one}, /* internal: the child of --jobs */
     };
     int rc = seg_args_parse("demo", argc, argv, args, (int)(sizeof args / sizeof args[0]), usage);
     if (rc >= 0)
@@ -275,23 +363,50 @@ int seg_cmd_demo(int argc, char **argv)
         fprintf(stderr, "segda demo: %s\n", seg_last_error());
         return seg_exit_code(st);
     }
-    fprintf(stderr, "segda demo: device %s (%s)\n", spec, name);
+    /* the runs: source-only first (the methods start from it), the oracle, then the methods */
+    struct demo_job all[NDEMO_METHODS + 2];
+    int nall = 0;
+    all[nall++] = (struct demo_job){"source_only", "source_only", NULL, false, false};
+    all[nall++] = (struct demo_job){"oracle", "source_only", NULL, true, false};
+    for (int i = 0; i < NDEMO_METHODS; i++)
+        if (run[i] || one)
+            all[nall++] = (struct demo_job){demo_methods[i].name, demo_methods[i].name, demo_methods[i].overrides,
+                                            false, true};
+    if (one) { /* a child of --jobs: this run alone */
+        for (int i = 0; i < nall; i++)
+            if (!strcmp(all[i].name, one))
+                return run_job(&all[i], dir, synth, spec, iters, w, h, false).rc;
+        fprintf(stderr, "segda demo: --one: unknown run '%s'\n", one);
+        return SEG_EXIT_USAGE;
+    }
+    if (jobs <= 0)
+        jobs = !strncmp(spec, "cpu", 3) ? 2 : 1;
+    if (jobs > 16)
+        jobs = 16;
+    fprintf(stderr, "segda demo: device %s (%s), %ld run%s at a time\n", spec, name, jobs, jobs > 1 ? "s" : "");
+    struct demo_result got[NDEMO_METHODS + 2];
+    double t_start = now_s();
+    if (jobs > 1) {
+        run_parallel(all, 2, (int)jobs, dir, spec, iters, w, h, reuse, got);
+        run_parallel(all + 2, nall - 2, (int)jobs, dir, spec, iters, w, h, false, got + 2);
+    } else {
+        for (int i = 0; i < nall; i++)
+            got[i] = run_job(&all[i], dir, synth, spec, iters, w, h, reuse && !all[i].from_source_only);
+    }
+    /* the table: source-only, the methods, the oracle */
     struct demo_result res[NDEMO_METHODS + 2];
     int nres = 0;
-    res[nres++] = run_one("source_only", "source_only", NULL, dir, synth, spec, iters, NULL, false, w, h, reuse);
-    char init[4300];
-    snprintf(init, sizeof init, "%s/source_only/final.safetensors", dir);
-    for (int i = 0; i < NDEMO_METHODS; i++)
-        if (run[i])
-            res[nres++] = run_one(demo_methods[i].name, demo_methods[i].name, demo_methods[i].overrides, dir,
-                                  synth, spec, iters, res[0].rc ? NULL : init, false, w, h, false);
-    res[nres++] = run_one("oracle", "source_only", NULL, dir, synth, spec, iters, NULL, true, w, h, reuse);
+    res[nres++] = got[0];
+    for (int i = 2; i < nall; i++)
+        res[nres++] = got[i];
+    res[nres++] = got[1];
     printf("\n| method | target mIoU (19 classes) | vs source-only | seconds |\n|---|---|---|---|\n");
     for (int i = 0; i < nres; i++)
         printf("| %s%s | %.2f | %+.2f | %.0f |\n", res[i].name,
                i > 0 && i < nres - 1 ? " (from source_only)" : "", 100 * res[i].miou,
                100 * (res[i].miou - res[0].miou), res[i].seconds);
-    printf("\ndevice %s (%s); predictions: %s/<method>/grid_*.png\n", spec, name, dir);
+    printf("\ndevice %s (%s), %ld run%s at a time: %.0f s in all; predictions: %s/<method>/grid_*.png\n", spec,
+           name, jobs, jobs > 1 ? "s" : "", now_s() - t_start, dir);
     if (json) {
         char tmp[4300];
         snprintf(tmp, sizeof tmp, "%s.tmp.%ld", json, (long)getpid());

@@ -65,6 +65,7 @@ static const struct seg_config_key keys[] = {
     {"sdca.normalize", "true", "SDCA: L2-normalise pixel features and class means"},
     {"sdca.var_norm", "none", "SDCA: none (paper: variances as estimated) | l2 (released code: unit-norm variance vectors)"},
     {"sdca.init", "source_pass", "SDCA: source_pass (statistics over the source set before training) | online"},
+    {"sdca.covariance", "diagonal", "SDCA: diagonal (released code: per-dimension variances) | full (paper's Eq. 4: C x A x A floats, 19 x 2048^2 x 4 B = 318 MB at layer4)"},
     {"plca.fass", "true", "PLCA ablation: feature-level cycle association L_fass (layer4, cosine)"},
     {"plca.cass", "true", "PLCA ablation: prediction-level cycle association L_cass (softmax, negative KL)"},
     {"plca.lsr", "true", "PLCA ablation: label smooth regularization on source and target"},

@@ -4,7 +4,8 @@
  * Semantic distributions (Sec. 3.2.2). Per class k, at two levels (the layer4 / fc7
  * features F, A channels, and the raw classifier logits O, C channels, both at stride 8),
  * a mean mu_k, a DIAGONAL covariance (per-dimension variance, as the released code and its
- * maintainer: BIT-DA/SDCA#1) and a pixel count n_k. Every iteration, before the loss, the
+ * maintainer: BIT-DA/SDCA#1; the paper's full matrices with sdca.covariance = full) and a
+ * pixel count n_k. Every iteration, before the loss, the
  * detached source pixels of class k (labels downsampled to the feature map by nearest
  * neighbour, 255 skipped), m_k of them with mean mu'_k and biased variance S'_k, update
  *     mu_k <- (n mu_k + m mu'_k) / (n + m)                                      (Eq. 3)
@@ -40,8 +41,12 @@
  * - The target mask uses the logits of the same (training-mode) forward, detached.
  * - Counts are F32 on the device (exact up to 2^24 pixels a class, then relative error
  *   ~1e-7 in w = m / (n + m)).
- * - The paper's full covariance matrices are not implemented (A x A a class: 19 x 2048^2
- *   floats at layer4 and a per-pixel quadratic form); only the diagonal, as released.
+ * - Covariance [sdca.covariance]: diagonal (default, as released: S_k a vector, the
+ *   quadratic form sum(q^2 S_k)) or full (the paper's Eq. 4 with the outer product
+ *   (mu_k - mu'_k)(mu_k - mu'_k)' and S'_k = D_k D_k' / m, and q' Sigma_k q in Eq. 14),
+ *   one A x A matrix a class: 19 x 2048^2 floats = 318 MB at layer4, the update and the
+ *   loss each C matmuls of A x A by the pixels (the loss keeps C [N, A, P] products for
+ *   backward). Full excludes var_norm = l2; states sdca.feat_cov / sdca.out_cov.
  * Ablation (Tables 5/6) switches: sdca.use_lovasz, sdca.use_feat, sdca.use_out (multi-level);
  * L_ssl is the separate pseudo-label and self-training stage (segda pseudo-label).
  * Source photometric augmentation and class-balanced sampling are data keys
@@ -64,13 +69,13 @@ struct sdca {
 struct sdca_params {
     struct seg_sdca_opts o;
     double delta, lam_lov, lam_feat, lam_out;
-    bool use_lov, use_feat, use_out, target;
+    bool use_lov, use_feat, use_out, target, full;
 };
 
 static enum seg_status params(const struct seg_config *c, struct sdca_params *p)
 {
     double tau;
-    const char *vn = seg_config_str(c, "sdca.var_norm");
+    const char *vn = seg_config_str(c, "sdca.var_norm"), *cv = seg_config_str(c, "sdca.covariance");
     TRY(seg_config_float(c, "sdca.tau", &tau));
     TRY(seg_config_float(c, "sdca.delta", &p->delta));
     TRY(seg_config_float(c, "sdca.lambda_lov", &p->lam_lov));
@@ -87,8 +92,13 @@ static enum seg_status params(const struct seg_config *c, struct sdca_params *p)
         return seg_error(SEG_STATUS_INVALID, "config sdca.delta = %g: a probability in [0, 1]", p->delta);
     if (strcmp(vn, "none") && strcmp(vn, "l2"))
         return seg_error(SEG_STATUS_INVALID, "config sdca.var_norm = '%s': none or l2", vn);
+    if (strcmp(cv, "diagonal") && strcmp(cv, "full"))
+        return seg_error(SEG_STATUS_INVALID, "config sdca.covariance = '%s': diagonal or full", cv);
     p->o.tau = (float)tau;
     p->o.var_l2 = !strcmp(vn, "l2");
+    p->full = !strcmp(cv, "full");
+    if (p->full && p->o.var_l2)
+        return seg_error(SEG_STATUS_INVALID, "config sdca.var_norm = l2 is for sdca.covariance = diagonal only");
     return SEG_STATUS_OK;
 }
 
@@ -99,7 +109,7 @@ static struct seg_tensor *st_of(struct seg_trainer *t, int i)
 
 static enum seg_status zeros(struct seg_trainer *t, int ndim, int64_t a, int64_t b, const char *name)
 {
-    int64_t shape[2] = {a, b};
+    int64_t shape[3] = {a, b, b}; /* ndim 3: [a, b, b] */
     struct seg_tensor *x = NULL;
     TRY(seg_tensor_new(t->be, SEG_DTYPE_F32, ndim, shape, &x));
     enum seg_status st = seg_fill(x, 0.0f);
@@ -126,11 +136,13 @@ static enum seg_status sdca_init(struct seg_trainer *t)
         return seg_error(SEG_STATUS_OUT_OF_MEMORY, "sdca: out of host memory");
     s->base = t->nstate;
     t->priv = s;
+    /* full covariance under other names: resuming across the two forms fails clearly */
+    int vd = p.full ? 3 : 2;
     TRY(zeros(t, 2, c, a, "sdca.feat_mean"));
-    TRY(zeros(t, 2, c, a, "sdca.feat_var"));
+    TRY(zeros(t, vd, c, a, p.full ? "sdca.feat_cov" : "sdca.feat_var"));
     TRY(zeros(t, 1, c, 0, "sdca.feat_count"));
     TRY(zeros(t, 2, c, c, "sdca.out_mean"));
-    TRY(zeros(t, 2, c, c, "sdca.out_var"));
+    TRY(zeros(t, vd, c, c, p.full ? "sdca.out_cov" : "sdca.out_var"));
     return zeros(t, 1, c, 0, "sdca.out_count");
 }
 

@@ -24,16 +24,18 @@ enum seg_status seg_sdca_target_labels(const struct seg_tensor *logits, float de
 enum seg_status seg_sdca_onehot(const struct seg_tensor *labels, int num_classes,
                                 struct seg_tensor **onehot);
 
-/* Online update of the class statistics (Eq. 3 and the diagonal of Eq. 4) from the pixels
- * of x [N, A, h, w] (a value, no gradient is taken) grouped by onehot [N, C, h, w]:
- * mean [C, A], var [C, A] (biased, per dimension) and count [C] are updated in place. */
+/* Online update of the class statistics (Eq. 3 and Eq. 4) from the pixels of x [N, A, h, w]
+ * (a value, no gradient is taken) grouped by onehot [N, C, h, w]: mean [C, A], var and
+ * count [C] are updated in place. var [C, A]: the diagonal (biased variance per dimension);
+ * var [C, A, A]: the full covariance matrices (Eq. 4 as written; C A^2 floats). */
 enum seg_status seg_sdca_update(struct seg_ag *ag, const struct seg_tensor *x,
                                 const struct seg_tensor *onehot, struct seg_tensor *mean,
                                 struct seg_tensor *var, struct seg_tensor *count);
 
 /* The mean over the pixels selected by onehot [N, C, h, w] of L-bar (Eq. 14) for the pixel
  * representations x [N, A, h, w] (differentiable) against the distributions (mean [C, A],
- * var [C, A]); 0 when no pixel is selected. */
+ * var [C, A] diagonal: sum(q^2 var_k), or [C, A, A] full: q' Sigma_k q, no var_l2); 0 when
+ * no pixel is selected. */
 enum seg_status seg_sdca_loss(struct seg_ag *ag, struct seg_var *x, const struct seg_tensor *onehot,
                               const struct seg_tensor *mean, const struct seg_tensor *var,
                               const struct seg_sdca_opts *o, struct seg_var **loss);

@@ -2,6 +2,7 @@
  * (see sdca.h and the header of method_sdca.c), composed from ops so that every step runs
  * on the device of the tensors. Class masks are one-hot [N, C, h, w]; pixels are columns. */
 #include <float.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "train/methods.h"
@@ -147,7 +148,10 @@ static enum seg_status update_full(struct seg_ag *ag, struct seg_var *w, struct 
         if (!st) seg_var_done(outer);
         if (!st) st = seg_ag_mul(ag, t3, omw, &t3);
         if (!st) st = seg_ag_add(ag, t1, t2, &nw);
-        if (!st) seg_var_done(t1), seg_var_done(t2);
+        if (!st) {
+            seg_var_done(t1);
+            seg_var_done(t2);
+        }
         if (!st) st = seg_ag_add(ag, nw, t3, &nw);
         if (!st) seg_var_done(t3);
         if (!st) st = seg_ag_reshape(ag, nw, 3, shape3, &nw);
@@ -230,6 +234,41 @@ enum seg_status seg_sdca_update(struct seg_ag *ag, const struct seg_tensor *x, c
     return st;
 }
 
+/* q' Sigma_k q for every class k and pixel of q [N, A, P] against cov [C, A, A]: [N, C, P].
+ * One class at a time (sum over A of (Sigma_k q) * q) so that no [N, C, A, P] tensor exists. */
+static enum seg_status quad_full(struct seg_ag *ag, struct seg_var *q, const struct seg_tensor *cov,
+                                 struct seg_var **out)
+{
+    int64_t c = cov->shape[0];
+    struct seg_var **parts = calloc((size_t)c, sizeof *parts);
+    if (!parts)
+        return seg_error(SEG_STATUS_OUT_OF_MEMORY, "sdca: out of host memory");
+    enum seg_status st = SEG_STATUS_OK;
+    for (int64_t k = 0; !st && k < c; k++) {
+        struct seg_var *sig, *sq;
+        st = cov_block(ag, cov, k, &sig);
+        if (!st) st = seg_ag_matmul(ag, sig, q, false, false, &sq);      /* [N, A, P] */
+        if (!st) st = seg_ag_mul(ag, sq, q, &sq);
+        if (!st) st = seg_ag_reduce(ag, SEG_REDUCE_SUM, sq, 1, true, &parts[k]); /* [N, 1, P] */
+    }
+    /* concat takes at most 6 inputs: join in groups of 6 until one is left */
+    for (int64_t n = c; !st && n > 1;) {
+        int64_t g = 0;
+        for (int64_t i = 0; !st && i < n; i += 6, g++) {
+            int len = (int)(n - i < 6 ? n - i : 6);
+            struct seg_var *joined = parts[i]; /* not into parts: concat reads its inputs late */
+            if (len > 1)
+                st = seg_ag_concat(ag, parts + i, len, 1, &joined);
+            parts[g] = joined;
+        }
+        n = g;
+    }
+    if (!st)
+        *out = parts[0];
+    free(parts);
+    return st;
+}
+
 enum seg_status seg_sdca_loss(struct seg_ag *ag, struct seg_var *x, const struct seg_tensor *onehot,
                               const struct seg_tensor *mean, const struct seg_tensor *var,
                               const struct seg_sdca_opts *o, struct seg_var **loss)
@@ -237,6 +276,9 @@ enum seg_status seg_sdca_loss(struct seg_ag *ag, struct seg_var *x, const struct
     TRY(check_shapes(x->value, onehot, mean, var));
     if (!(o->tau > 0))
         return seg_error(SEG_STATUS_INVALID, "sdca: the temperature must be positive (%g)", o->tau);
+    if (var->ndim == 3 && o->var_l2)
+        return seg_error(SEG_STATUS_INVALID, "sdca: var_norm = l2 (unit-norm variance vectors) is for the "
+                                             "diagonal estimator only, not the full covariance");
     int64_t n = x->value->shape[0], a = x->value->shape[1], c = onehot->shape[1];
     int64_t p = x->value->shape[2] * x->value->shape[3];
     struct seg_var *q, *mu, *s, *oh, *l1, *q2, *l2, *vt, *logits, *ls, *per, *sum, *cnt;
@@ -247,15 +289,19 @@ enum seg_status seg_sdca_loss(struct seg_ag *ag, struct seg_var *x, const struct
     TRY(const_copy(ag, mean, &mu));
     if (o->normalize)
         TRY(l2_normalize(ag, mu, 1, &mu));
-    TRY(const_copy(ag, var, &s));
-    if (o->var_l2)
-        TRY(l2_normalize(ag, s, 1, &s));
     TRY(const_copy(ag, onehot, &oh));
     TRY(reshape3(ag, oh, n, c, p, &oh));
-    /* logit_c = q.mu_c / tau + q' Sigma_c q / (2 tau^2), Sigma_c = diag(var_c) */
+    /* logit_c = q.mu_c / tau + q' Sigma_c q / (2 tau^2), Sigma_c = diag(var_c) or full */
     TRY(seg_ag_matmul(ag, mu, q, false, false, &l1));                  /* [N, C, P] */
-    TRY(seg_ag_unary(ag, SEG_UNARY_SQUARE, q, 0, 0, &q2));
-    TRY(seg_ag_matmul(ag, s, q2, false, false, &l2));
+    if (var->ndim == 3) {
+        TRY(quad_full(ag, q, var, &l2));
+    } else {
+        TRY(const_copy(ag, var, &s));
+        if (o->var_l2)
+            TRY(l2_normalize(ag, s, 1, &s));
+        TRY(seg_ag_unary(ag, SEG_UNARY_SQUARE, q, 0, 0, &q2));
+        TRY(seg_ag_matmul(ag, s, q2, false, false, &l2));
+    }
     TRY(seg_ag_affine(ag, l2, 0.5f / (o->tau * o->tau), 0.0f, &vt));
     TRY(seg_ag_affine(ag, l1, 1.0f / o->tau, 0.0f, &l1));
     TRY(seg_ag_add(ag, l1, vt, &logits));
