@@ -208,7 +208,11 @@ static struct demo_result run_one(const char *name, const char *method, const ch
     snprintf(target, sizeof target, "%s/target", synth);
     if (r.rc == 0 && write_grids(weights, target, device, out, 4))
         fprintf(stderr, "segda demo: grids for %s: %s\n", name, seg_last_error());
-    fprintf(stderr, "segda demo: %s: target mIoU %.2f in %.0f s\n", name, 100 * r.miou, r.seconds);
+    if (r.rc == 0)
+        fprintf(stderr, "segda demo: %s: target mIoU %.2f in %.0f s\n", name, 100 * r.miou, r.seconds);
+    else
+        fprintf(stderr, "segda demo: %s: %s after %.0f s (exit code %d)\n", name,
+                r.rc == SEG_EXIT_INTERRUPTED ? "interrupted" : "failed", r.seconds, r.rc);
     return r;
 }
 
@@ -284,6 +288,8 @@ static void run_parallel(const struct demo_job *jobs, int n, int par, const char
                 int i = slot_job[s];
                 if (!read_result(dir, jobs[i].name, &res[i], false))
                     res[i].rc = WIFEXITED(status) && WEXITSTATUS(status) ? WEXITSTATUS(status) : SEG_EXIT_FAIL;
+                if (res[i].rc == SEG_EXIT_INTERRUPTED || WIFSIGNALED(status))
+                    next = n; /* interrupted: start nothing more, let the running ones finish */
                 res[i].name = jobs[i].name;
                 pids[s] = pids[running - 1];
                 slot_job[s] = slot_job[--running];
@@ -388,10 +394,18 @@ int seg_cmd_demo(int argc, char **argv)
     double t_start = now_s();
     if (jobs > 1) {
         run_parallel(all, 2, (int)jobs, dir, spec, iters, w, h, reuse, got);
+        if (got[0].rc == SEG_EXIT_INTERRUPTED || got[1].rc == SEG_EXIT_INTERRUPTED)
+            return SEG_EXIT_INTERRUPTED;
         run_parallel(all + 2, nall - 2, (int)jobs, dir, spec, iters, w, h, false, got + 2);
+        for (int i = 2; i < nall; i++)
+            if (got[i].rc == SEG_EXIT_INTERRUPTED)
+                return SEG_EXIT_INTERRUPTED;
     } else {
-        for (int i = 0; i < nall; i++)
+        for (int i = 0; i < nall; i++) {
             got[i] = run_job(&all[i], dir, synth, spec, iters, w, h, reuse && !all[i].from_source_only);
+            if (got[i].rc == SEG_EXIT_INTERRUPTED) /* Ctrl-C / SIGTERM: the run saved its state */
+                return SEG_EXIT_INTERRUPTED;
+        }
     }
     /* the table: source-only, the methods, the oracle */
     struct demo_result res[NDEMO_METHODS + 2];
