@@ -158,7 +158,7 @@ static void print_record(const struct bench_record *r)
 /* ---- compare --------------------------------------------------------------------------- */
 
 struct crec {
-    char   key[256], col[160];
+    char   key[256], col[320];
     double ms, rate;
     bool   flops;
 };
@@ -197,7 +197,7 @@ static int cmd_compare(int argc, char **argv)
     }
     struct crec *recs = NULL;
     int n = 0, cap = 0;
-    char cols[16][160];
+    char cols[16][320];
     int ncols = 0;
     for (int a = 0; a < argc; a++) {
         FILE *f = fopen(argv[a], "r");
