@@ -72,7 +72,7 @@ def segda_step_ms(segda, arch, size, device, runs):
     with tempfile.TemporaryDirectory() as d:
         out = os.path.join(d, "b.json")
         subprocess.run([segda, "bench", "step", "--device", device, "--step-arch", arch, "--step-size",
-                        f"{size[0]}x{size[1]}", "--runs", str(runs), "--budget", "1000", "--json", out], check=True,
+                        f"{size[0]}x{size[1]}", "--runs", str(runs), "--budget", "1000", "--filter", "source_only", "--json", out], check=True,
                        stdout=subprocess.DEVNULL)
         with open(out) as f:
             r = json.load(f)["records"][0]
