@@ -69,6 +69,18 @@ static uint64_t k_chunk(const struct vk_ctx *c, uint64_t tiles, uint64_t k)
     return steps * t->bk;
 }
 
+/* The workgroup grid of an M x N (x batch) GEMM in block tiles, and the block tiles one
+ * workgroup loops over (more than one where the grid hits the dispatch limits). */
+static uint64_t gemm_grid(const struct vk_gemm_tile *g, uint64_t m, uint64_t n, uint64_t batch, uint32_t *gx,
+                          uint32_t *gy, uint32_t *gz)
+{
+    *gx = vk_groups(n, g->bn);
+    *gy = vk_groups(m, g->bm);
+    *gz = vk_groups(batch, 1);
+    uint64_t tn = (n + g->bn - 1) / g->bn, tm = (m + g->bm - 1) / g->bm;
+    return ((tn + *gx - 1) / *gx) * ((tm + *gy - 1) / *gy) * ((batch + *gz - 1) / *gz);
+}
+
 VK_KERNEL(vk_matmul)
 {
     const struct seg_tensor *t[SEG_VK_BINDINGS] = {a->dst[0], a->src[0], a->src[1]};
@@ -83,9 +95,8 @@ VK_KERNEL(vk_matmul)
     struct vk_ctx *c = vk_ctx_of(be);
     const struct vk_gemm_tile *g = &c->gemm;
     struct vk_push pc = vk_push_from(a);
-    uint32_t gx = vk_groups(n, g->bn), gy = vk_groups(m, g->bm), gz = vk_groups(batch, 1);
-    uint64_t tn = (n + g->bn - 1) / g->bn, tm = (m + g->bm - 1) / g->bm;
-    uint64_t tiles = ((tn + gx - 1) / gx) * ((tm + gy - 1) / gy) * ((batch + gz - 1) / gz);
+    uint32_t gx, gy, gz;
+    uint64_t tiles = gemm_grid(g, m, n, batch, &gx, &gy, &gz);
     /* Where loop trips are limited, split K over dispatches that accumulate (beta = 1). */
     uint64_t kchunk = k_chunk(c, tiles, k);
     if (kchunk == 0)
@@ -122,9 +133,8 @@ VK_KERNEL(vk_conv2d_direct)
     struct vk_ctx *c = vk_ctx_of(be);
     const struct vk_gemm_tile *g = &c->gemm;
     struct vk_push pc = vk_push_from(a);
-    uint32_t gx = vk_groups(p, g->bn), gy = vk_groups(co, g->bm), gz = vk_groups(batch, 1);
-    uint64_t tn = (p + g->bn - 1) / g->bn, tm = (co + g->bm - 1) / g->bm;
-    uint64_t tiles = ((tn + gx - 1) / gx) * ((tm + gy - 1) / gy) * ((batch + gz - 1) / gz);
+    uint32_t gx, gy, gz;
+    uint64_t tiles = gemm_grid(g, co, p, batch, &gx, &gy, &gz);
     uint64_t kchunk = k_chunk(c, tiles, k);
     if (kchunk == 0)
         return vk_check_trips(c, (uint64_t)c->loop_budget + tiles, "CONV2D_DIRECT");

@@ -119,28 +119,12 @@ def spd(gen, c, a):
     return (b @ b.transpose(1, 2) / a + 0.1 * torch.eye(a)).float().double()
 
 
-def update_full_case(gen, empty):
-    c, a = 5, 6
-    x = rand(gen, 2, a, 3, 4, lo=-1, hi=3)
-    full = labels(gen, 2, 6, 8, classes=c - 1, ignore=0.15)  # class c-1 never present
-    mean, _, count = stats(gen, c, a, empty)
-    cov = spd(gen, c, a) * (0 if empty else 1)
-    if not empty:
-        count[1] = 0.0
-        mean[1], cov[1] = 0.0, 0.0
-    m2, c2, n2 = estimate_full(x, nearest(full, 3, 4), mean, cov, count)
-    scale = torch.ones(1).requires_grad_()
-    ins = {"x": x, "labels": full, "mean": mean, "var": cov, "count": count, "scale": scale}
-    outs = {"loss": scale[0] * (m2.sum() + c2.sum()), "mean": m2, "var": c2, "count": n2}
-    return ins, outs, {"num_classes": c, "tol": 1e-5}
-
-
 def update_full_first(gen):
-    return update_full_case(gen, True)
+    return update_case(gen, True, full=True)
 
 
 def update_full_merge(gen):
-    return update_full_case(gen, False)
+    return update_case(gen, False, full=True)
 
 
 def loss_full_case(gen, tau, normalize, a=8, scale=1.0, c=5):
@@ -187,18 +171,21 @@ def stats(gen, c, a, empty=False):
     return mean, var, count
 
 
-def update_case(gen, empty):
+def update_case(gen, empty, full=False):
+    """The estimator's update (Eq. 3-4), diagonal or full covariance."""
     c, a = 5, 6
     x = rand(gen, 2, a, 3, 4, lo=-1, hi=3)
-    full = labels(gen, 2, 6, 8, classes=c - 1, ignore=0.15)  # class c-1 never present
+    labs = labels(gen, 2, 6, 8, classes=c - 1, ignore=0.15)  # class c-1 never present
     mean, var, count = stats(gen, c, a, empty)
+    if full:
+        var = spd(gen, c, a) * (0 if empty else 1)
     if not empty:
         count[1] = 0.0  # a class seen for the first time
         mean[1], var[1] = 0.0, 0.0
-    m2, v2, n2 = estimate(x, nearest(full, 3, 4), mean, var, count)
+    m2, v2, n2 = (estimate_full if full else estimate)(x, nearest(labs, 3, 4), mean, var, count)
     # the estimator takes no gradient; "scale" (1) only gives the summary a leaf to check
     scale = torch.ones(1).requires_grad_()
-    ins = {"x": x, "labels": full, "mean": mean, "var": var, "count": count, "scale": scale}
+    ins = {"x": x, "labels": labs, "mean": mean, "var": var, "count": count, "scale": scale}
     outs = {"loss": scale[0] * (m2.sum() + v2.sum()), "mean": m2, "var": v2, "count": n2}
     return ins, outs, {"num_classes": c, "tol": 1e-5}
 
