@@ -350,6 +350,26 @@ static enum seg_status setup_class_balanced(struct seg_loader *l)
     return SEG_STATUS_OK;
 }
 
+/* Frees the batch slots, the sampling tables and l itself (threads already joined). */
+static void loader_free(struct seg_loader *l)
+{
+    if (l->slots)
+        for (int i = 0; i < l->nslots; i++) {
+            free(l->slots[i].b.images);
+            free(l->slots[i].b.labels);
+            free(l->slots[i].b.indices);
+        }
+    free(l->slots);
+    free(l->order);
+    if (l->cls_files)
+        for (int c = 0; c < l->ds->num_classes; c++)
+            free(l->cls_files[c]);
+    free(l->cls_files);
+    free(l->cls_count);
+    free(l->cls_next);
+    free(l);
+}
+
 enum seg_status seg_loader_create(const struct seg_loader_opts *o, struct seg_loader **out)
 {
     *out = NULL;
@@ -454,21 +474,7 @@ enum seg_status seg_loader_create(const struct seg_loader_opts *o, struct seg_lo
     *out = l;
     return SEG_STATUS_OK;
 fail:
-    if (l->slots)
-        for (int i = 0; i < l->nslots; i++) {
-            free(l->slots[i].b.images);
-            free(l->slots[i].b.labels);
-            free(l->slots[i].b.indices);
-        }
-    free(l->slots);
-    free(l->order);
-    if (l->cls_files)
-        for (int c = 0; c < l->ds->num_classes; c++)
-            free(l->cls_files[c]);
-    free(l->cls_files);
-    free(l->cls_count);
-    free(l->cls_next);
-    free(l);
+    loader_free(l);
     return st;
 }
 
@@ -554,18 +560,5 @@ void seg_loader_destroy(struct seg_loader *l)
     pthread_mutex_destroy(&l->mu);
     pthread_cond_destroy(&l->work_cv);
     pthread_cond_destroy(&l->done_cv);
-    for (int i = 0; i < l->nslots; i++) {
-        free(l->slots[i].b.images);
-        free(l->slots[i].b.labels);
-        free(l->slots[i].b.indices);
-    }
-    free(l->slots);
-    free(l->order);
-    if (l->cls_files)
-        for (int c = 0; c < l->ds->num_classes; c++)
-            free(l->cls_files[c]);
-    free(l->cls_files);
-    free(l->cls_count);
-    free(l->cls_next);
-    free(l);
+    loader_free(l);
 }
