@@ -6,6 +6,7 @@ PACKAGES=(
   ocl-icd-opencl-dev opencl-headers pocl-opencl-icd libclblast-dev clinfo
   libvulkan-dev mesa-vulkan-drivers glslang-tools vulkan-tools
   libopenblas-dev libcmocka-dev libstb-dev libinih-dev
+  libopenmpi-dev openmpi-bin
   python3 python3-torch python3-numpy
 )
 missing=()

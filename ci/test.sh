@@ -15,7 +15,7 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DSEGDA_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
 # The cpu tests also run under AddressSanitizer and UBSan.
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DSEGDA_WERROR=ON -DSEGDA_SANITIZE=ON \
-      -DSEGDA_OPENCL=OFF -DSEGDA_VULKAN=OFF >/dev/null
+      -DSEGDA_OPENCL=OFF -DSEGDA_VULKAN=OFF -DSEGDA_MPI=OFF >/dev/null
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ctest --output-on-failure -L cpu)
 (cd build && ctest --output-on-failure)

@@ -36,7 +36,7 @@ static enum seg_status update(struct lt_ctx *c, struct seg_var **loss)
     TRY(copy_of(c, "count", &count));
     TRY(seg_ag_const(ag, count, &n));
     TRY(seg_sdca_source_onehot(lab, x->shape[2], x->shape[3], (int)lt_param(c, "num_classes", 0), &oh));
-    enum seg_status st = seg_sdca_update(ag, x, oh, mean, var, count);
+    enum seg_status st = seg_sdca_update(ag, x, oh, mean, var, count, NULL);
     seg_tensor_free(oh);
     TRY(st);
     TRY(lt_output(c, "mean", m));

@@ -26,7 +26,11 @@ int seg_cmd_pseudo_label(int argc, char **argv);
 struct seg_config;
 /* Runs a training configuration to its end; returns an exit code. best_miou (optional)
  * receives the best target mIoU evaluated (-1 if none). */
-int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, double *best_miou);
+struct seg_dist;
+/* One training run; dist: the data-parallel job this process is a rank of (NULL: alone).
+ * Rank 0 alone prints, logs and writes files. */
+int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, double *best_miou,
+                  struct seg_dist *dist);
 
 enum seg_status seg_npy_write_f32(const char *path, const float *data, int ndim, const int64_t *shape);
 

@@ -197,7 +197,7 @@ static struct demo_result run_one(const char *name, const char *method, const ch
     }
     fprintf(stderr, "segda demo: training %s (%ld iterations)...\n", name, iters);
     double t0 = now_s();
-    r.rc = seg_train_run(&c, NULL, true, &r.miou);
+    r.rc = seg_train_run(&c, NULL, true, &r.miou, NULL);
     r.seconds = now_s() - t0;
     seg_config_free(&c);
     if (r.rc == 0)

@@ -14,6 +14,7 @@
 
 #include "app/app.h"
 #include "app/data_setup.h"
+#include "dist/dist.h"
 #include "train/evaluate.h"
 #include "train/trainer.h"
 
@@ -34,7 +35,11 @@ static void usage(FILE *f)
                "end; weights, optimizer state, iteration and RNG: --resume continues exactly),\n"
                "best.safetensors (best target mIoU), metrics.jsonl and eval JSON/CSV tables.\n"
                "Exit codes: 0 done, 2 bad configuration, 3 no device, 4 bad data, 5 a loss or gradient\n"
-               "became NaN/Inf (the last good checkpoint is kept), 130 interrupted (state saved).\n",
+               "became NaN/Inf (the last good checkpoint is kept), 130 interrupted (state saved).\n\n"
+               "Several GPUs or machines: mpirun -np N segda train ... runs N data-parallel ranks; each\n"
+               "takes 1/N of every data.batch, gradients are averaged, BN is synchronized\n"
+               "(train.sync_bn); --device opencl (or vulkan, auto) gives each rank its own device of the\n"
+               "machine, or list one a local rank: --device vulkan:0,vulkan:1. Rank 0 writes every file.\n",
             seg_method_names());
 }
 
@@ -56,6 +61,8 @@ static void to_batch(const struct seg_data_batch *d, struct seg_batch *b)
 
 struct run {
     struct seg_trainer *t;
+    struct seg_dist    *dist;
+    bool                root;      /* rank 0: prints, logs, writes */
     struct seg_domain   src, tgt, val;
     bool                has_val;
     const char         *out;
@@ -80,10 +87,20 @@ static enum seg_status evaluate_now(struct run *r, bool progress, struct seg_met
     struct seg_domain val;
     long seed = 0;
     seg_config_int(&r->t->cfg, "train.seed", &seed);
-    st = seg_domain_open(&r->t->cfg, SEG_ROLE_VAL, (uint64_t)seed, &val); /* a fresh pass */
-    struct seg_eval_opts eo = {.flip = false, .max_batches = (int)eval_max, .progress = progress};
+    int nranks = seg_dist_size(r->dist);
+    /* a fresh pass; in a data-parallel job each rank evaluates its share of the images and
+     * the confusion matrices are summed (exact) */
+    st = seg_domain_open_shard(&r->t->cfg, SEG_ROLE_VAL, (uint64_t)seed, seg_dist_rank(r->dist), nranks, &val);
+    struct seg_eval_opts eo = {.flip = false, .max_batches = eval_max > 0 ? (int)((eval_max + nranks - 1) / nranks) : 0,
+                               .progress = progress && r->root};
     if (!st) st = seg_eval_opts_from_config(&r->t->cfg, &eo); /* PLCA's test-time aggregation */
     if (!st) st = seg_evaluate(r->t->model, val.loader, &eo, &conf);
+    bool ok = !st;
+    enum seg_status st2 = seg_dist_all(r->dist, &ok);
+    if (!st && !ok)
+        st = seg_error(SEG_STATUS_IO, "evaluation failed on another rank");
+    if (!st) st = st2;
+    if (!st) st = seg_dist_sum_i64(r->dist, (int64_t *)conf.m, conf.k * conf.k);
     if (!st) seg_metrics_compute(&conf, rep);
     seg_domain_close(&val);
     seg_confusion_free(&conf);
@@ -177,16 +194,75 @@ int seg_cmd_train(int argc, char **argv)
         seg_config_free(&cfg);
         return seg_exit_code(st);
     }
-    rc = seg_train_run(&cfg, resume, quiet, NULL);
+    struct seg_dist *dist = NULL;
+    st = seg_dist_init(&argc, &argv, &dist);
+    if (st) {
+        fprintf(stderr, "segda train: %s\n", seg_last_error());
+        seg_config_free(&cfg);
+        return seg_exit_code(st);
+    }
+    rc = seg_train_run(&cfg, resume, quiet, NULL, dist);
     seg_config_free(&cfg);
+    /* A divergence or an interruption stops every rank together; any other failure may be
+     * one rank's alone, and the others would wait for it in their next collective. */
+    if (rc != SEG_EXIT_OK && rc != SEG_EXIT_DIVERGED && rc != SEG_EXIT_INTERRUPTED && seg_dist_size(dist) > 1) {
+        fprintf(stderr, "segda train: rank %d failed (exit %d); stopping every rank\n", seg_dist_rank(dist), rc);
+        seg_dist_abort(dist, rc);
+    }
+    seg_dist_finalize(dist);
     return rc;
 }
 
-int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, double *best_miou)
+/* The device of this rank: from a comma-separated list, the local rank's entry; a kind
+ * without an index (opencl, vulkan, auto), the local rank's device of that kind. */
+static enum seg_status rank_device(const char *spec, struct seg_dist *dist, char *out, size_t n)
+{
+    int lr = seg_dist_local_rank(dist);
+    snprintf(out, n, "%s", spec);
+    if (seg_dist_size(dist) < 2)
+        return SEG_STATUS_OK;
+    if (strchr(spec, ',')) {
+        int count = 1;
+        for (const char *p = spec; *p; p++)
+            count += *p == ',';
+        const char *p = spec;
+        for (int i = 0; i < lr % count; i++)
+            p = strchr(p, ',') + 1;
+        snprintf(out, n, "%.*s", (int)strcspn(p, ","), p);
+        return SEG_STATUS_OK;
+    }
+    if (!strcmp(spec, "cpu") || strchr(spec, ':'))
+        return SEG_STATUS_OK;
+    struct seg_device_info devs[64];
+    int nd = 0, match[64], nm = 0;
+    char notes[1024];
+    seg_devices_list(devs, 64, &nd, notes, sizeof notes);
+    for (int i = 0; i < nd && i < 64; i++)
+        if (!devs[i].is_cpu && (!strcmp(spec, "auto") || !strncmp(devs[i].spec, spec, strlen(spec))))
+            match[nm++] = i;
+    if (!strcmp(spec, "auto") && nm) { /* one kind for every rank: the first device's */
+        const char *colon = strchr(devs[match[0]].spec, ':');
+        size_t kl = colon ? (size_t)(colon - devs[match[0]].spec) : strlen(devs[match[0]].spec);
+        int k = 0;
+        for (int i = 0; i < nm; i++)
+            if (!strncmp(devs[match[i]].spec, devs[match[0]].spec, kl))
+                match[k++] = match[i];
+        nm = k;
+    }
+    if (nm)
+        snprintf(out, n, "%s", devs[match[lr % nm]].spec);
+    return SEG_STATUS_OK;
+}
+
+int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, double *best_miou,
+                  struct seg_dist *dist)
 {
     struct run r = {0};
     struct seg_backend *be = NULL;
     r.best = -1.0;
+    r.dist = dist;
+    r.root = seg_dist_rank(dist) == 0;
+    quiet = quiet || !r.root;
     r.out = seg_config_str(cfg, "train.out");
     long seed = 0, stop = 0, save_every = 0, eval_every = 0, log_every = 1, nc = 19;
     enum seg_status st = SEG_STATUS_OK;
@@ -197,8 +273,8 @@ int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, 
         st = seg_config_int(cfg, key[i], dst[i]);
     r.num_classes = (int)nc;
     char path[4200];
-    if (!st) st = seg_dir_create(r.out);
-    if (!st) {
+    if (!st && r.root) st = seg_dir_create(r.out);
+    if (!st && r.root) {
         if (!quiet) {
             printf("; segda train: effective configuration\n");
             seg_config_print(cfg, stdout);
@@ -207,9 +283,11 @@ int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, 
         path_in(path, sizeof path, r.out, "config.ini");
         st = seg_config_save(cfg, path);
     }
-    if (!st) st = seg_backend_create(seg_config_str(cfg, "train.device"), &be);
-    if (!st) st = seg_trainer_create(cfg, be, &r.t);
-    if (!st && resume) {
+    char device[256];
+    if (!st) st = rank_device(seg_config_str(cfg, "train.device"), dist, device, sizeof device);
+    if (!st) st = seg_backend_create(device, &be);
+    if (!st) st = seg_trainer_create_dist(cfg, be, dist, &r.t);
+    if (!st && resume && r.root) { /* rank 0 reads the checkpoint, then hands it out */
         if (!strcmp(resume, "auto"))
             path_in(path, sizeof path, r.out, "last.safetensors");
         else
@@ -223,18 +301,22 @@ int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, 
                 fprintf(stderr, "segda train: resumed from %s at iteration %" PRId64 "\n", path, r.t->iter);
         }
     }
-    if (!st) st = seg_domain_open(cfg, SEG_ROLE_SOURCE, (uint64_t)seed, &r.src);
+    if (!st && resume) st = seg_trainer_sync_from_root(r.t);
+    int rank = seg_dist_rank(dist), nranks = seg_dist_size(dist);
+    if (!st) st = seg_domain_open_shard(cfg, SEG_ROLE_SOURCE, (uint64_t)seed, rank, nranks, &r.src);
     bool needs_target = strcmp(r.t ? r.t->method->name : "", "source_only") != 0;
-    if (!st && needs_target) st = seg_domain_open(cfg, SEG_ROLE_TARGET, (uint64_t)seed, &r.tgt);
+    if (!st && needs_target) st = seg_domain_open_shard(cfg, SEG_ROLE_TARGET, (uint64_t)seed, rank, nranks, &r.tgt);
     if (st) {
         fprintf(stderr, "segda train: %s\n", seg_last_error());
         goto done;
     }
-    if (!quiet)
-        fprintf(stderr, "segda train: %s on %s (%s), %s, %lld trainable parameters, %d source images\n",
+    if (!quiet) {
+        char job[256];
+        fprintf(stderr, "segda train: %s on %s (%s), %s, %lld trainable parameters, %d source images, %s\n",
                 r.t->method->name, seg_backend_device(be)->spec, seg_backend_device(be)->name,
                 seg_arch_name(r.t->model->cfg.arch), (long long)seg_model_num_params(r.t->model, true),
-                r.src.ds->n);
+                r.src.ds->n, seg_dist_describe(dist, job, sizeof job));
+    }
     /* The data order continues exactly: the loaders replay the batches already consumed. */
     for (int64_t i = 0; i < r.t->iter && !st; i++) {
         struct seg_data_batch *b = NULL;
@@ -246,9 +328,11 @@ int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, 
         }
     }
     path_in(path, sizeof path, r.out, "metrics.jsonl");
-    r.metrics = fopen(path, r.t->iter ? "a" : "w");
-    if (!r.metrics && !st)
-        st = seg_error(SEG_STATUS_IO, "%s: %s", path, strerror(errno));
+    if (r.root && !st) {
+        r.metrics = fopen(path, r.t->iter ? "a" : "w");
+        if (!r.metrics)
+            st = seg_error(SEG_STATUS_IO, "%s: %s", path, strerror(errno));
+    }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -260,7 +344,17 @@ int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, 
     double t0 = now_s(), last_log = t0;
     int64_t it0 = r.t->iter;
     struct seg_losses losses = {0};
-    while (!st && r.t->iter < end && !g_stop_signal) {
+    for (;;) {
+        /* every rank stops at the same iteration (a signal reaches the ranks at different times) */
+        bool go = !st && r.t->iter < end && !g_stop_signal;
+        if (!st && nranks > 1) {
+            enum seg_status s2 = seg_dist_all(dist, &go);
+            if (s2) st = s2;
+            if (!go && !g_stop_signal && r.t->iter < end)
+                g_stop_signal = SIGTERM; /* another rank was interrupted */
+        }
+        if (!go)
+            break;
         struct seg_data_batch *sb = NULL, *tb = NULL;
         struct seg_batch s, t;
         st = seg_loader_next(r.src.loader, &sb);
@@ -279,12 +373,14 @@ int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, 
             char msg[1100];
             snprintf(msg, sizeof msg, "%s", seg_last_error());
             path_in(path, sizeof path, r.out, "last.safetensors");
-            enum seg_status s2 = seg_trainer_save(r.t, path);
-            fprintf(stderr, "\nsegda train: diverged at iteration %" PRId64 ": %s; last good state %s %s\n",
-                    r.t->iter + 1, msg, s2 ? "could not be saved:" : "saved in", s2 ? seg_last_error() : path);
-            fprintf(r.metrics, "{\"iter\": %" PRId64 ", \"diverged\": \"%s\"}\n", r.t->iter + 1, msg);
-            fclose(r.metrics);
-            r.metrics = NULL;
+            if (r.root) { /* every rank stops here together (seg_check_finite is collective) */
+                enum seg_status s2 = seg_trainer_save(r.t, path);
+                fprintf(stderr, "\nsegda train: diverged at iteration %" PRId64 ": %s; last good state %s %s\n",
+                        r.t->iter + 1, msg, s2 ? "could not be saved:" : "saved in", s2 ? seg_last_error() : path);
+                fprintf(r.metrics, "{\"iter\": %" PRId64 ", \"diverged\": \"%s\"}\n", r.t->iter + 1, msg);
+                fclose(r.metrics);
+                r.metrics = NULL;
+            }
             seg_trainer_destroy(r.t);
             r.t = NULL;
             seg_domain_close(&r.src);
@@ -295,7 +391,7 @@ int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, 
         if (st)
             break;
         double now = now_s(), it_s = (double)(r.t->iter - it0) / fmax(now - t0, 1e-9);
-        if (r.t->iter % log_every == 0 || r.t->iter == end) {
+        if (r.metrics && (r.t->iter % log_every == 0 || r.t->iter == end)) {
             fprintf(r.metrics, "{\"iter\": %" PRId64 ", \"lr\": %.6g, \"it_s\": %.4g, \"mem_mb\": %.1f, \"loss\": ",
                     r.t->iter, r.t->lr, it_s, (double)seg_backend_mem_peak(be) / (1 << 20));
             log_losses(r.metrics, &losses);
@@ -306,7 +402,7 @@ int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, 
             progress_line(&r, &losses, it_s, tty, end);
             last_log = now;
         }
-        if (save_every > 0 && r.t->iter % save_every == 0) {
+        if (r.root && save_every > 0 && r.t->iter % save_every == 0) {
             path_in(path, sizeof path, r.out, "last.safetensors");
             st = seg_trainer_save(r.t, path);
         }
@@ -315,7 +411,7 @@ int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, 
             if (tty)
                 fprintf(stderr, "\n");
             st = evaluate_now(&r, tty, &rep);
-            if (!st) {
+            if (!st && r.root) {
                 double miou = rep.nviews ? rep.view_miou[0] : NAN;
                 fprintf(r.metrics, "{\"iter\": %" PRId64 ", \"eval\": {", r.t->iter);
                 for (int v = 0; v < rep.nviews; v++)
@@ -340,7 +436,7 @@ int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, 
     }
     if (tty)
         fprintf(stderr, "\n");
-    if (!st || g_stop_signal) {
+    if (r.root && r.t && (!st || g_stop_signal)) {
         enum seg_status s2;
         path_in(path, sizeof path, r.out, "last.safetensors");
         s2 = seg_trainer_save(r.t, path);

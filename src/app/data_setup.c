@@ -55,6 +55,12 @@ static enum seg_status train_geometry(const struct seg_config *c, struct seg_aug
 enum seg_status seg_domain_open(const struct seg_config *c, enum seg_domain_role role, uint64_t seed,
                                 struct seg_domain *out)
 {
+    return seg_domain_open_shard(c, role, seed, 0, 1, out);
+}
+
+enum seg_status seg_domain_open_shard(const struct seg_config *c, enum seg_domain_role role, uint64_t seed,
+                                      int rank, int nranks, struct seg_domain *out)
+{
     memset(out, 0, sizeof *out);
     bool src = role == SEG_ROLE_SOURCE;
     bool labelled = role == SEG_ROLE_SOURCE || role == SEG_ROLE_VAL;
@@ -75,6 +81,9 @@ enum seg_status seg_domain_open(const struct seg_config *c, enum seg_domain_role
     enum seg_status st = seg_config_int(c, "model.num_classes", &nc);
     if (!st) st = seg_config_int(c, "data.batch", &batch);
     if (!st) st = seg_config_int(c, "data.workers", &workers);
+    if (!st && role != SEG_ROLE_VAL && role != SEG_ROLE_TARGET_PASS && nranks > 1 && batch % nranks)
+        st = seg_error(SEG_STATUS_INVALID, "config data.batch = %ld: the global batch must split evenly over %d ranks",
+                       batch, nranks);
     if (st)
         return st;
     if (!strcmp(norm, "deeplab"))
@@ -100,7 +109,10 @@ enum seg_status seg_domain_open(const struct seg_config *c, enum seg_domain_role
     struct seg_loader_opts lo;
     seg_loader_opts_defaults(&lo);
     lo.ds = out->ds;
-    lo.batch = role == SEG_ROLE_VAL ? 1 : (int)batch;
+    lo.batch = role == SEG_ROLE_VAL ? nranks : (int)batch; /* a pass: one image a rank */
+    lo.shard_rank = rank;
+    lo.shard_count = nranks;
+
     lo.workers = (int)workers;
     lo.prefetch = 2;
     lo.seed = seed + (uint64_t)role * 1000003u;

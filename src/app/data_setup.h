@@ -25,6 +25,11 @@ struct seg_domain {
  * data.eval_size with labels at full resolution, one pass, in order). */
 enum seg_status seg_domain_open(const struct seg_config *c, enum seg_domain_role role, uint64_t seed,
                                 struct seg_domain *out);
+/* The same for rank `rank` of `nranks` data-parallel processes: it gets its equal share of
+ * every batch of data.batch (val: one image a rank), the items and augmentation of the
+ * one-process stream. */
+enum seg_status seg_domain_open_shard(const struct seg_config *c, enum seg_domain_role role, uint64_t seed,
+                                      int rank, int nranks, struct seg_domain *out);
 void seg_domain_close(struct seg_domain *d);
 
 #endif

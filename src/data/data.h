@@ -240,6 +240,10 @@ struct seg_loader_opts {
                                         samplings: an epoch is the dataset */
     bool                repeat;      /* endless (training); else one epoch, last batch partial */
     enum seg_norm       norm;
+    /* Data-parallel training: this process takes items [rank * b, (rank + 1) * b) of every
+     * batch of `batch`, b = batch / shard_count (which must divide it); the items, their
+     * order and their augmentation are those of the unsharded stream. 0 or 1: no sharding. */
+    int                 shard_rank, shard_count;
 };
 void seg_loader_opts_defaults(struct seg_loader_opts *o);
 

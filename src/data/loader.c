@@ -103,7 +103,8 @@ struct slot {
 };
 
 struct seg_loader {
-    struct seg_loader_opts o;
+    struct seg_loader_opts o;              /* o.batch: this shard's items a batch */
+    int64_t                gbatch;         /* the unsharded batch */
     struct seg_dataset    *ds;
     int64_t                epoch_len, total;   /* total < 0: endless */
     int                    fixed_w, fixed_h;   /* 0: per-sample size (batch 1) */
@@ -135,6 +136,13 @@ static void slot_assign(struct seg_loader *l, struct slot *s, int64_t id)
     s->err[0] = '\0';
     int64_t first = id * l->o.batch, left = l->total < 0 ? l->o.batch : l->total - first;
     s->nitems = (int)(left < 0 ? 0 : left < l->o.batch ? left : l->o.batch);
+}
+
+/* The unsharded stream position of this shard's position p. */
+static int64_t global_pos(const struct seg_loader *l, int64_t p)
+{
+    int64_t b = l->o.batch;
+    return p / b * l->gbatch + (int64_t)l->o.shard_rank * b + p % b;
 }
 
 /* ---- epoch orders ---- */
@@ -311,10 +319,10 @@ static void *worker(void *arg)
             continue;
         }
         int64_t pos = l->next_pos++;
-        int idx = order_lookup(l, pos);
+        int idx = order_lookup(l, global_pos(l, pos));
         struct slot *s = &l->slots[(pos / l->o.batch) % l->nslots];
         pthread_mutex_unlock(&l->mu);
-        enum seg_status st = produce(l, s, (int)(pos % l->o.batch), pos, idx);
+        enum seg_status st = produce(l, s, (int)(pos % l->o.batch), global_pos(l, pos), idx);
         pthread_mutex_lock(&l->mu);
         item_done(l, s, st);
     }
@@ -381,10 +389,18 @@ enum seg_status seg_loader_create(const struct seg_loader_opts *o, struct seg_lo
     enum seg_status st = seg_augment_check(&o->aug);
     if (st != SEG_STATUS_OK)
         return st;
+    int shards = o->shard_count > 1 ? o->shard_count : 1;
+    if (o->batch % shards || o->shard_rank < 0 || o->shard_rank >= shards)
+        return seg_error(SEG_STATUS_INVALID, "loader: a batch of %d cannot be split into %d equal shards (rank %d)",
+                         o->batch, shards, o->shard_rank);
     struct seg_loader *l = calloc(1, sizeof *l);
     if (!l)
         return seg_error(SEG_STATUS_OUT_OF_MEMORY, "loader: out of host memory");
     l->o = *o;
+    l->gbatch = o->batch;
+    l->o.batch = o->batch / shards;
+    l->o.shard_rank = shards > 1 ? o->shard_rank : 0;
+    o = &l->o;
     l->ds = o->ds;
     const struct seg_augment *a = &o->aug;
     bool random_size = a->short_min > 0 || a->nscale_choices > 0 || a->scale_max > a->scale_min;
@@ -393,9 +409,9 @@ enum seg_status seg_loader_create(const struct seg_loader_opts *o, struct seg_lo
         l->fixed_h = l->fixed_lh = a->crop_h;
     } else if (o->batch > 1) {
         if (random_size) {
+            int b = o->batch;
             free(l);
-            return seg_error(SEG_STATUS_INVALID, "loader: batches of %d with random sizes need a crop",
-                             o->batch);
+            return seg_error(SEG_STATUS_INVALID, "loader: batches of %d with random sizes need a crop", b);
         }
         /* sizes are deterministic: take them from the first sample; any other size fails */
         st = SEG_STATUS_OK;
@@ -423,6 +439,10 @@ enum seg_status seg_loader_create(const struct seg_loader_opts *o, struct seg_lo
     l->epoch_len = o->sampling == SEG_SAMPLING_CLASS_BALANCED ? (o->epoch_size > 0 ? o->epoch_size : CB_SUB_EPOCH)
                                                               : o->ds->n;
     l->total = o->repeat ? -1 : l->epoch_len;
+    if (l->total >= 0) { /* this shard's items of the one-epoch stream */
+        int64_t rem = l->total % l->gbatch - (int64_t)o->shard_rank * o->batch;
+        l->total = l->total / l->gbatch * o->batch + (rem < 0 ? 0 : rem > o->batch ? o->batch : rem);
+    }
     l->order_epoch = -1;
     l->nslots = o->prefetch;
     l->order = malloc((size_t)l->epoch_len * sizeof *l->order);
@@ -504,7 +524,8 @@ enum seg_status seg_loader_next(struct seg_loader *l, struct seg_data_batch **ou
     if (l->nthreads == 0) {
         while (l->next_pos < (b + 1) * l->o.batch && can_hand_out(l)) {
             int64_t pos = l->next_pos++;
-            item_done(l, s, produce(l, s, (int)(pos % l->o.batch), pos, order_lookup(l, pos)));
+            int64_t g = global_pos(l, pos);
+            item_done(l, s, produce(l, s, (int)(pos % l->o.batch), g, order_lookup(l, g)));
         }
     }
     while (!s->ready)
@@ -516,7 +537,7 @@ enum seg_status seg_loader_next(struct seg_loader *l, struct seg_data_batch **ou
         goto out;
     }
     s->b.n = s->nitems;
-    s->b.position = b * l->o.batch;
+    s->b.position = global_pos(l, b * l->o.batch);
     s->b.epoch = s->b.position / l->epoch_len;
     if (!l->ds->has_labels)
         s->b.labels = NULL;

@@ -22,6 +22,7 @@ struct seg_ag_node {
     struct seg_tensor *saved[4];     /* owned */
     int32_t            ip[8];
     float              fp[4];
+    const struct seg_collective *coll; /* set: the backward communicates (always runs) */
 };
 
 struct seg_ag {
@@ -31,7 +32,17 @@ struct seg_ag {
     size_t               nnodes, capnodes;
     struct seg_var     **vars;       /* intermediates owned by the tape */
     size_t               nvars, capvars;
+    const struct seg_collective *coll;
+    bool                 sync_bn;
 };
+
+void seg_ag_set_collective(struct seg_ag *ag, const struct seg_collective *c, bool sync_bn)
+{
+    ag->coll = c && c->nranks > 1 ? c : NULL;
+    ag->sync_bn = ag->coll && sync_bn;
+}
+
+const struct seg_collective *seg_ag_collective(const struct seg_ag *ag) { return ag->coll; }
 
 enum seg_status seg_ag_create(struct seg_backend *be, struct seg_ag **out)
 {
@@ -271,7 +282,12 @@ enum seg_status seg_ag_backward(struct seg_ag *ag, struct seg_var *loss)
     for (size_t k = ag->nnodes; !st && k-- > 0;) {
         struct seg_ag_node *n = ag->nodes[k];
         struct seg_tensor *gin[MAX_IN] = {0};
-        if (n->out->grad)
+        if (!n->out->grad && n->coll) { /* the other ranks may have a gradient here; in[0]
+                                             (kept) has the output's shape in both such ops */
+            st = seg_tensor_new_like(n->in[0]->value, &n->out->grad);
+            if (!st) st = seg_fill(n->out->grad, 0.0f);
+        }
+        if (!st && n->out->grad)
             st = n->bwd(n, n->out->grad, gin);
         for (int i = 0; i < n->nin; i++) {
             if (!st && n->in[i] && n->in[i]->requires_grad)
@@ -669,13 +685,97 @@ enum seg_status seg_ag_resize_bilinear(struct seg_ag *ag, struct seg_var *x, int
     return record(ag, y, &x, 1, bwd_resize, 0, NULL, 0, ip, NULL, out);
 }
 
+/* *t = s * *t, into a new tensor. */
+static enum seg_status scale_in_place(struct seg_tensor **t, float s)
+{
+    struct seg_tensor *y = NULL;
+    enum seg_status st = seg_unary(SEG_UNARY_AFFINE, *t, s, 0.0f, &y);
+    if (!st) {
+        seg_tensor_free(*t);
+        *t = y;
+    }
+    return st;
+}
+
+/* Synchronized BN backward: dbeta = sum(dy) and dgamma = sum(dy * xhat) are summed over the
+ * ranks, then dx = gamma * invstd * (dy - dbeta_g/M - xhat * dgamma_g/M), M the global count,
+ * computed as the constant-statistics backward of dy' = dy + BN(x; gamma = -dgamma_g/M,
+ * beta = -dbeta_g/M). gamma and beta get this rank's own sums: the gradient averaging of
+ * the data-parallel optimizer combines them. */
+static enum seg_status bwd_batchnorm_sync(struct seg_ag_node *n, const struct seg_tensor *g,
+                                          struct seg_tensor **gin)
+{
+    const struct seg_tensor *x = n->in[0]->value, *gamma = n->in[1] ? n->in[1]->value : NULL;
+    struct seg_tensor *dg = NULL, *db = NULL, *sg = NULL, *sb = NULL, *corr = NULL, *dy2 = NULL;
+    float inv_m = 1.0f / ((float)(seg_tensor_numel(x) / x->shape[1]) * (float)n->coll->nranks);
+    enum seg_status st = seg_batchnorm_bwd(x, g, n->saved[0], n->saved[1], gamma, n->fp[0], true, NULL,
+                                           &dg, &db);
+    if (!st) st = seg_clone(dg, &sg);
+    if (!st) st = seg_clone(db, &sb);
+    if (!st) st = n->coll->sum(n->coll->ctx, sg);
+    if (!st) st = n->coll->sum(n->coll->ctx, sb);
+    if (!st) st = scale_in_place(&sg, -inv_m);
+    if (!st) st = scale_in_place(&sb, -inv_m);
+    if (!st) st = seg_batchnorm(x, n->saved[0], n->saved[1], sg, sb, n->fp[0], &corr);
+    if (!st) st = seg_binary(SEG_BINARY_ADD, g, corr, &dy2);
+    if (!st && need(n, 0))
+        st = seg_batchnorm_bwd(x, dy2, n->saved[0], n->saved[1], gamma, n->fp[0], false, &gin[0], NULL, NULL);
+    if (!st && need(n, 1)) {
+        gin[1] = dg;
+        dg = NULL;
+    }
+    if (!st && need(n, 2)) {
+        gin[2] = db;
+        db = NULL;
+    }
+    seg_tensor_free(dg);
+    seg_tensor_free(db);
+    seg_tensor_free(sg);
+    seg_tensor_free(sb);
+    seg_tensor_free(corr);
+    seg_tensor_free(dy2);
+    return st;
+}
+
 static enum seg_status bwd_batchnorm(struct seg_ag_node *n, const struct seg_tensor *g,
                                      struct seg_tensor **gin)
 {
+    if (n->coll && n->ip[0])
+        return bwd_batchnorm_sync(n, g, gin);
     return seg_batchnorm_bwd(n->in[0]->value, g, n->saved[0], n->saved[1],
                              n->in[1] ? n->in[1]->value : NULL, n->fp[0], n->ip[0],
                              need(n, 0) ? &gin[0] : NULL, need(n, 1) ? &gin[1] : NULL,
                              need(n, 2) ? &gin[2] : NULL);
+}
+
+/* The global batch's mean and biased variance from every rank's (equal counts): the mean
+ * of the means, and the mean over ranks of var_r + (mean_r - mean)^2 (Chan et al.'s
+ * pairwise update, which keeps the two-pass accuracy). Replaces *mean and *var. */
+static enum seg_status sync_batch_stats(const struct seg_collective *c, struct seg_tensor **mean,
+                                        struct seg_tensor **var)
+{
+    struct seg_tensor *m = NULL, *d = NULL, *d2 = NULL, *v = NULL;
+    float inv_r = 1.0f / (float)c->nranks;
+    enum seg_status st = seg_clone(*mean, &m);
+    if (!st) st = c->sum(c->ctx, m);
+    if (!st) st = scale_in_place(&m, inv_r);
+    if (!st) st = seg_binary(SEG_BINARY_SUB, *mean, m, &d);
+    if (!st) st = seg_binary(SEG_BINARY_MUL, d, d, &d2);
+    if (!st) st = seg_binary(SEG_BINARY_ADD, *var, d2, &v);
+    if (!st) st = c->sum(c->ctx, v);
+    if (!st) st = scale_in_place(&v, inv_r);
+    seg_tensor_free(d);
+    seg_tensor_free(d2);
+    if (st) {
+        seg_tensor_free(m);
+        seg_tensor_free(v);
+        return st;
+    }
+    seg_tensor_free(*mean);
+    seg_tensor_free(*var);
+    *mean = m;
+    *var = v;
+    return SEG_STATUS_OK;
 }
 
 /* running = (1 - m) * running + m * batch; the variance is made unbiased first. */
@@ -706,8 +806,10 @@ enum seg_status seg_ag_batchnorm(struct seg_ag *ag, struct seg_var *x, struct se
     bool batch = mode == SEG_BN_BATCH_STATS;
     if (batch) {
         st = seg_batchnorm_stats(x->value, &mean, &var);
+        if (!st && ag->sync_bn)
+            st = sync_batch_stats(ag->coll, &mean, &var);
         if (!st && running_mean && running_var) {
-            int64_t m = seg_tensor_numel(x->value) / x->value->shape[1];
+            int64_t m = seg_tensor_numel(x->value) / x->value->shape[1] * (ag->sync_bn ? ag->coll->nranks : 1);
             float unbias = m > 1 ? (float)m / (float)(m - 1) : 1.0f;
             st = update_running(running_mean, mean, momentum, 1.0f);
             if (!st)
@@ -732,7 +834,35 @@ enum seg_status seg_ag_batchnorm(struct seg_ag *ag, struct seg_var *x, struct se
     struct seg_tensor *saved[2] = {mean, var};
     int32_t ip[8] = {batch};
     float fp[4] = {eps};
-    return record(ag, y, in, 3, bwd_batchnorm, 0x3u, saved, 2, ip, fp, out);
+    st = record(ag, y, in, 3, bwd_batchnorm, 0x3u, saved, 2, ip, fp, out);
+    if (!st && batch && ag->sync_bn && ag->nnodes && ag->nodes[ag->nnodes - 1]->out == *out)
+        ag->nodes[ag->nnodes - 1]->coll = ag->coll;
+    return st;
+}
+
+static enum seg_status bwd_allreduce(struct seg_ag_node *n, const struct seg_tensor *g, struct seg_tensor **gin)
+{
+    enum seg_status st = seg_clone(g, &gin[0]);
+    return st ? st : n->coll->sum(n->coll->ctx, gin[0]);
+}
+
+enum seg_status seg_ag_allreduce_sum(struct seg_ag *ag, struct seg_var *x, struct seg_var **out)
+{
+    if (!ag->coll) {
+        *out = x;
+        return SEG_STATUS_OK;
+    }
+    struct seg_tensor *y = NULL;
+    enum seg_status st = seg_clone(x->value, &y);
+    if (!st) st = ag->coll->sum(ag->coll->ctx, y);
+    if (st) {
+        seg_tensor_free(y);
+        return st;
+    }
+    st = record(ag, y, &x, 1, bwd_allreduce, 0x1u, NULL, 0, NULL, NULL, out);
+    if (!st && ag->nnodes && ag->nodes[ag->nnodes - 1]->out == *out)
+        ag->nodes[ag->nnodes - 1]->coll = ag->coll;
+    return st;
 }
 
 static enum seg_status bwd_ce(struct seg_ag_node *n, const struct seg_tensor *g,

@@ -12,6 +12,20 @@
 #include "core/ops.h"
 
 struct seg_ag;
+struct seg_model;
+
+/* Data-parallel training (one process per device, "ranks"): the collective operations the
+ * tape and the optimizers need, supplied by the caller (src/dist). NULL or nranks = 1: one
+ * process. Every rank must call them in the same order. */
+struct seg_collective {
+    void *ctx;
+    int   nranks;
+    /* Replaces t (F32) on every rank by the elementwise sum over the ranks, the same bits
+     * on each. */
+    enum seg_status (*sum)(void *ctx, struct seg_tensor *t);
+    /* Replaces every gradient of m's trainable parameters by its mean over the ranks. */
+    enum seg_status (*average_grads)(void *ctx, struct seg_model *m);
+};
 
 struct seg_var {
     struct seg_tensor *value;
@@ -29,6 +43,14 @@ void seg_ag_reset(struct seg_ag *ag);
 /* Returns the previous setting. */
 bool seg_ag_set_grad_enabled(struct seg_ag *ag, bool on);
 struct seg_backend *seg_ag_backend(const struct seg_ag *ag);
+/* The data-parallel job of this tape (c must outlive it; NULL: one process), for
+ * seg_ag_allreduce_sum; with sync_bn, batch-statistics batch norm normalizes with the
+ * statistics of the whole global batch (synchronized BN): forward and backward each sum
+ * per-channel moments over the ranks. A recorded node that communicates runs its backward
+ * on every rank, with a zero gradient where none reached it, so that the ranks' collectives
+ * stay paired whatever their losses. */
+void seg_ag_set_collective(struct seg_ag *ag, const struct seg_collective *c, bool sync_bn);
+const struct seg_collective *seg_ag_collective(const struct seg_ag *ag);
 
 /* Leaves: a user-owned variable around t (which it takes over). */
 enum seg_status seg_var_leaf_new(struct seg_tensor *t, bool requires_grad, struct seg_var **out);
@@ -88,6 +110,10 @@ enum seg_status seg_ag_maxpool2d(struct seg_ag *ag, struct seg_var *x,
 enum seg_status seg_ag_resize_bilinear(struct seg_ag *ag, struct seg_var *x, int64_t oh, int64_t ow,
                                        bool align_corners, struct seg_var **out);
 
+/* The sum of x over the ranks of the tape's job (x itself in one process); its gradient is
+ * the sum over the ranks of theirs (global prototypes, class statistics). */
+enum seg_status seg_ag_allreduce_sum(struct seg_ag *ag, struct seg_var *x, struct seg_var **out);
+
 /* Values of x sorted along its last axis; *indices (owned by the tape) are the source positions. */
 enum seg_status seg_ag_sort(struct seg_ag *ag, struct seg_var *x, bool descending,
                             struct seg_var **values, struct seg_var **indices);
@@ -97,7 +123,9 @@ enum seg_bn_mode {
     SEG_BN_FROZEN,      /* running statistics (eval mode, or fully frozen BN) */
 };
 /* gamma/beta may be NULL (no affine). running_mean/var are plain tensors, updated in
- * SEG_BN_BATCH_STATS mode with PyTorch's momentum rule (unbiased variance). */
+ * SEG_BN_BATCH_STATS mode with PyTorch's momentum rule (unbiased variance). With a
+ * collective of several ranks (seg_ag_set_collective), batch statistics are the global
+ * batch's; every rank must hold the same number of samples. */
 enum seg_status seg_ag_batchnorm(struct seg_ag *ag, struct seg_var *x, struct seg_var *gamma,
                                  struct seg_var *beta, struct seg_tensor *running_mean,
                                  struct seg_tensor *running_var, enum seg_bn_mode mode,

@@ -44,8 +44,18 @@ static enum seg_status zeros_like(const struct seg_tensor *t, struct seg_tensor 
     return st;
 }
 
+void seg_optim_set_collective(struct seg_optim *o, const struct seg_collective *c)
+{
+    o->coll = c && c->nranks > 1 ? c : NULL;
+}
+
 enum seg_status seg_optim_step(struct seg_optim *o, float lr)
 {
+    if (o->coll) {
+        enum seg_status st = o->coll->average_grads(o->coll->ctx, o->model);
+        if (st)
+            return st;
+    }
     o->step++;
     for (int i = 0; i < o->model->nparams; i++) {
         struct seg_param *p = &o->model->params[i];

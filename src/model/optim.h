@@ -22,11 +22,15 @@ struct seg_optim {
     struct seg_model       *model;
     struct seg_tensor     **state1, **state2; /* per parameter (momentum / Adam m, v) */
     int                     step;
+    const struct seg_collective *coll;    /* data-parallel: NULL or one rank: none */
 };
 
 enum seg_status seg_optim_create(struct seg_model *m, const struct seg_optim_config *cfg,
                                  struct seg_optim **out);
 void seg_optim_destroy(struct seg_optim *o);
+/* Data-parallel training: every step first averages the gradients over the ranks (c must
+ * outlive o), so that ranks holding the same weights keep holding the same weights. */
+void seg_optim_set_collective(struct seg_optim *o, const struct seg_collective *c);
 /* One update of every trainable parameter that has a gradient, at base rate lr. */
 enum seg_status seg_optim_step(struct seg_optim *o, float lr);
 /* lr * (1 - iter/max_iter)^power */

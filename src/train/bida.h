@@ -16,8 +16,9 @@
 enum seg_status bida_labels_to_grid(const struct seg_tensor *labels, int64_t h, int64_t w,
                                     struct seg_tensor **out);
 
-/* Eq. (1): rho[c] = sum_p f(p) y(p, c) / sum_p y(p, c) over every image of the batch,
- * differentiable in feat; classes without a pixel get a zero row and present[c] = 0. */
+/* Eq. (1): rho[c] = sum_p f(p) y(p, c) / sum_p y(p, c) over every image of the batch
+ * (data-parallel: of every rank's batch, through the tape's collective), differentiable in
+ * feat; classes without a pixel get a zero row and present[c] = 0. */
 enum seg_status bida_prototypes(struct seg_ag *ag, struct seg_var *feat, const struct seg_tensor *labels,
                                 int num_classes, struct seg_var **rho, struct seg_tensor **present);
 

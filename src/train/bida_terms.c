@@ -83,6 +83,8 @@ enum seg_status bida_prototypes(struct seg_ag *ag, struct seg_var *feat, const s
     OP(oh, seg_one_hot(labels, num_classes, &oh));                 /* [N, C, P] */
     OP(cnt_n, seg_reduce(SEG_REDUCE_SUM, oh, 2, false, &cnt_n));   /* [N, C] */
     OP(cnt, seg_reduce(SEG_REDUCE_SUM, cnt_n, 0, false, &cnt));    /* [C] */
+    const struct seg_collective *coll = seg_ag_collective(ag); /* data-parallel: the global batch's */
+    if (!st && coll) st = coll->sum(coll->ctx, cnt);
     OP(zero, full(oh ? oh->be : feat->value->be, 1, one, 0.0f, &zero));
     OP(den, seg_unary(SEG_UNARY_CLAMP, cnt, 1.0f, 3.0e38f, &den)); /* max(n_c, 1) */
     OP(dv, view(den, 2, ds, &dv));
@@ -97,6 +99,7 @@ enum seg_status bida_prototypes(struct seg_ag *ag, struct seg_var *feat, const s
     else seg_tensor_free(dc);
     if (!st) st = seg_ag_matmul(ag, y, feat, false, true, &sums_n); /* [N, C, D] */
     if (!st) st = seg_ag_reduce(ag, SEG_REDUCE_SUM, sums_n, 0, false, &sums);
+    if (!st) st = seg_ag_allreduce_sum(ag, sums, &sums);
     if (!st) st = seg_ag_div(ag, sums, d, rho);
     scratch_free(&sc);
     if (st) {

@@ -129,6 +129,7 @@ static const struct seg_config_key keys[] = {
     {"bida.distill_kl", "1.0", "BiDA distill: weight of KL(teacher || student) on the target"},
     /* Each method's keys: "<method>.<key>", one block per method, above this line. */
     {"train.seed", "1234", "random seed"},
+    {"train.sync_bn", "true", "data-parallel (mpirun): batch-statistics BN uses the global batch (synchronized BN)"},
     {"train.out", "runs/default", "output folder (checkpoints, metrics, config)"},
     {"train.eval_every", "2000", "evaluate on the target val set every N iterations (0: never)"},
     {"train.save_every", "2000", "checkpoint every N iterations"},

@@ -67,7 +67,7 @@ static enum seg_status adaptsegnet_step(struct seg_trainer *t, const struct seg_
     TRY(seg_batch_upload(t, src, &xs, &labels));
     enum seg_status st = seg_segmentation_loss(t, xs, labels, &so, &loss, losses);
     seg_tensor_free(labels);
-    if (!st) st = seg_check_finite(losses);
+    if (!st) st = seg_check_finite(t, losses);
     if (!st) st = seg_clone(so.main->value, &src_out[1]);
     if (!st && so.aux) st = seg_clone(so.aux->value, &src_out[0]);
     if (!st) st = seg_ag_backward(t->ag, loss);
@@ -90,7 +90,7 @@ static enum seg_status adaptsegnet_step(struct seg_trainer *t, const struct seg_
         if (!st) st = seg_ag_add(t->ag, adv, a1, &a2);
         if (!st) adv = a2;
     }
-    if (!st) st = seg_check_finite(losses);
+    if (!st) st = seg_check_finite(t, losses);
     if (!st) st = seg_ag_backward(t->ag, adv);
     seg_ag_reset(t->ag);
     for (int i = 0; i < t->naux; i++)
@@ -110,7 +110,7 @@ static enum seg_status adaptsegnet_step(struct seg_trainer *t, const struct seg_
             if (!st) st = seg_ag_const(t->ag, copy, &v);
             if (!st) st = adversarial(t, t->aux[level], v, b->h, b->w, (float)dom, &l);
             if (!st) st = seg_losses_add_var(losses, dnames[level][dom], l);
-            if (!st) st = seg_check_finite(losses);
+            if (!st) st = seg_check_finite(t, losses);
             if (!st) st = seg_ag_affine(t->ag, l, 0.5f, 0.0f, &half);
             if (!st) st = seg_ag_backward(t->ag, half);
             seg_ag_reset(t->ag);

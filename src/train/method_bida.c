@@ -230,7 +230,7 @@ static enum seg_status teacher_probs(struct seg_trainer *t, struct seg_var *x, s
 
 /* Adds the batch's CBST thresholds to the round's running means; *thr = the means. */
 static enum seg_status round_thresholds(struct bida *b, const struct seg_tensor *prob_small, float portion,
-                                        struct seg_tensor **thr)
+                                        const struct seg_collective *coll, struct seg_tensor **thr)
 {
     struct seg_tensor *bt = NULL, *pres = NULL, *sum = NULL, *cnt = NULL, *m = NULL, *ns = NULL, *nc = NULL,
                       *den = NULL;
@@ -238,6 +238,9 @@ static enum seg_status round_thresholds(struct bida *b, const struct seg_tensor 
     if (!st) st = seg_slice(b->thr_acc, 0, 0, 1, &sum);
     if (!st) st = seg_slice(b->thr_acc, 0, 1, 1, &cnt);
     if (!st) st = seg_binary(SEG_BINARY_MUL, bt, pres, &m);
+    /* data-parallel: every rank's batch is one more batch of the round's mean */
+    if (!st && coll) st = coll->sum(coll->ctx, m);
+    if (!st && coll) st = coll->sum(coll->ctx, pres);
     if (!st) st = seg_binary(SEG_BINARY_ADD, sum, m, &ns);
     if (!st) st = seg_binary(SEG_BINARY_ADD, cnt, pres, &nc);
     if (!st) st = seg_slice_assign(b->thr_acc, 0, 0, ns);
@@ -327,7 +330,7 @@ static enum seg_status adapt_step(struct seg_trainer *t, struct bida *b, const s
     if (b->use_static) { /* y_F */
         struct seg_tensor *big = NULL;
         enum seg_status st = teacher_probs(t, xt, &k->ps, &big, NULL);
-        if (!st) st = round_thresholds(b, k->ps, (float)b->portion, &k->thr);
+        if (!st) st = round_thresholds(b, k->ps, (float)b->portion, seg_ag_collective(t->ag), &k->thr);
         if (!st) st = bida_static_labels(big, k->thr, &k->yf);
         seg_tensor_free(big);
         TRY(st);
@@ -406,7 +409,7 @@ static enum seg_status adapt_step(struct seg_trainer *t, struct bida *b, const s
     TRY(seg_tensor_view(b->seen, nc, 1, one, &k->seen_t));
     TRY(bida_ema_update(b->mu_s, k->seen_s, rho_s->value, k->pres_s, (float)b->ema));
     TRY(bida_ema_update(b->mu_t, k->seen_t, rho_t->value, k->pres_t, (float)b->ema));
-    TRY(seg_check_finite(losses));
+    TRY(seg_check_finite(t, losses));
     TRY(seg_ag_backward(t->ag, loss));
     return seg_optim_step(t->opt, (float)t->lr);
 }
@@ -443,7 +446,7 @@ static enum seg_status distill_step(struct seg_trainer *t, struct bida *b, const
         TRY(seg_losses_add_var(losses, "kl", term));
         TRY(accumulate(t->ag, &loss, term, b->distill_kl));
     }
-    TRY(seg_check_finite(losses));
+    TRY(seg_check_finite(t, losses));
     TRY(seg_ag_backward(t->ag, loss));
     return seg_optim_step(t->opt, (float)t->lr);
 }

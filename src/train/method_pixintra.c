@@ -62,6 +62,7 @@
 #include <string.h>
 
 #include "data/data.h"
+#include "dist/dist.h"
 #include "train/methods.h"
 #include "train/pixintra.h"
 
@@ -277,6 +278,9 @@ static enum seg_status thresholds_from_hist(struct seg_trainer *t, struct pixint
                                     : seg_tensor_read(h, hf, nb * sizeof *hf);
     for (size_t i = 0; !st && i < nb; i++)
         hd[i] = hf[i];
+    /* data-parallel: each rank histogrammed its share of the images; integer counts summed
+     * in double are exact, so every rank derives the one-process thresholds */
+    if (!st) st = seg_dist_sum_f64(t->dist, hd, (int)nb);
     if (!st)
         seg_pixintra_thresholds(hd, nc, (int)p->bins, p->cap, p->thr);
     free(hf);
@@ -324,7 +328,9 @@ static enum seg_status target_pass(struct seg_trainer *t, struct pixintra *p, in
     struct seg_loader_opts lo;
     seg_loader_opts_defaults(&lo);
     lo.ds = ds;
-    lo.batch = (int)batch;
+    lo.batch = (int)batch * seg_dist_size(t->dist); /* each rank `batch` images of its share */
+    lo.shard_rank = seg_dist_rank(t->dist);
+    lo.shard_count = seg_dist_size(t->dist);
     lo.workers = (int)workers;
     lo.prefetch = 2;
     lo.norm = !strcmp(norm, "imagenet") ? SEG_NORM_IMAGENET : SEG_NORM_DEEPLAB;
@@ -368,8 +374,12 @@ static enum seg_status target_pass(struct seg_trainer *t, struct pixintra *p, in
         seg_tensor_free(acc);
     }
     seg_dataset_close(ds);
+    if (!st) st = seg_dist_sum_f64(t->dist, easy, nalpha);
+    if (!st) st = seg_dist_sum_f64(t->dist, &total, 1);
     if (st)
         return st;
+    if (seg_dist_rank(t->dist) > 0)
+        return write_state(t, p, round);
     /* The report: thresholds and the proportion of easy pixels (Eq. 4) per alpha. */
     char path[4200];
     snprintf(path, sizeof path, "%s/pixintra_round%d.txt", seg_config_str(c, "train.out"), round);
@@ -547,7 +557,7 @@ static enum seg_status g_step(struct seg_trainer *t, struct pixintra *p, int rou
         TRY(seg_losses_add_var(losses, lv ? "adv" : "adv_aux", l));
         TRY(add_scaled(t->ag, &loss, l, lam));
     }
-    TRY(seg_check_finite(losses));
+    TRY(seg_check_finite(t, losses));
     if (!loss)
         return SEG_STATUS_OK; /* nothing to learn from this batch */
     return seg_ag_backward(t->ag, loss);
@@ -588,8 +598,16 @@ static enum seg_status pixintra_step(struct seg_trainer *t, const struct seg_bat
     if (!st) st = seg_unary(SEG_UNARY_AFFINE, sp.hard, -1.0f, 1.0f, &sp.easy);
     seg_tensor_free(probs);
     seg_tensor_free(thr);
-    sp.n_hard = (double)tgt->n * tgt->h * tgt->w - sp.n_easy;
-    seg_losses_add(losses, "easy", sp.n_easy / ((double)tgt->n * tgt->h * tgt->w));
+    double npx = (double)tgt->n * tgt->h * tgt->w;
+    int nranks = seg_dist_size(t->dist);
+    if (!st && nranks > 1) { /* the D loss normalises by the global batch's counts, per rank */
+        double v[2] = {sp.n_easy, npx};
+        st = seg_dist_sum_f64(t->dist, v, 2);
+        sp.n_easy = v[0] / nranks;
+        npx = v[1] / nranks;
+    }
+    sp.n_hard = npx - sp.n_easy;
+    seg_losses_add(losses, "easy", sp.n_easy / npx);
 
     seg_model_zero_grad(t->model);
     for (int i = 0; i < t->naux; i++)
@@ -615,7 +633,7 @@ static enum seg_status pixintra_step(struct seg_trainer *t, const struct seg_bat
             st = p->cts ? seg_pixintra_cts_d(t->ag, d, sp.z, p->cts_sigmoid, &l)
                         : seg_pixintra_pla_d(t->ag, d, sp.hard, sp.n_hard, sp.n_easy, p->bce, &l);
         if (!st && l) st = seg_losses_add_var(losses, dname[lv], l);
-        if (!st && l) st = seg_check_finite(losses);
+        if (!st && l) st = seg_check_finite(t, losses);
         if (!st && l) st = seg_ag_backward(t->ag, l);
         seg_ag_reset(t->ag);
         if (!st && l) st = seg_optim_step(t->aux_opt[lv], (float)t->lr_aux);

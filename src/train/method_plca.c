@@ -183,7 +183,7 @@ static enum seg_status plca_step(struct seg_trainer *t, const struct seg_batch *
         if (s.on[i])
             seg_losses_add(losses, i < SEG_PLCA_NTERMS ? seg_plca_term_names[i] : valid_name[i - SEG_PLCA_NTERMS],
                            s.v[i] / k);
-    TRY(seg_check_finite(losses));
+    TRY(seg_check_finite(t, losses));
     return seg_optim_step(t->opt, (float)t->lr);
 }
 

@@ -56,6 +56,7 @@
 #include <string.h>
 
 #include "data/data.h"
+#include "dist/dist.h"
 #include "train/methods.h"
 #include "train/sdca.h"
 
@@ -154,16 +155,16 @@ static void sdca_destroy(struct seg_trainer *t)
 
 /* Both levels' statistics from one forward's detached features and logits. */
 static enum seg_status update_both(struct seg_trainer *t, const struct seg_model_out *o,
-                                   const struct seg_tensor *labels)
+                                   const struct seg_tensor *labels, const struct seg_collective *coll)
 {
     const struct seg_tensor *f = o->features->value;
     struct seg_tensor *oh = NULL;
     TRY(seg_sdca_source_onehot(labels, f->shape[2], f->shape[3], t->model->cfg.num_classes, &oh));
     enum seg_status st = seg_sdca_update(t->ag, f, oh, st_of(t, FEAT_MEAN), st_of(t, FEAT_VAR),
-                                         st_of(t, FEAT_COUNT));
+                                         st_of(t, FEAT_COUNT), coll);
     if (!st)
         st = seg_sdca_update(t->ag, o->main->value, oh, st_of(t, OUT_MEAN), st_of(t, OUT_VAR),
-                             st_of(t, OUT_COUNT));
+                             st_of(t, OUT_COUNT), coll);
     seg_tensor_free(oh);
     return st;
 }
@@ -220,7 +221,7 @@ static enum seg_status init_pass(struct seg_trainer *t)
         struct seg_model_out out;
         st = seg_batch_upload(t, &b, &x, &labels);
         if (!st) st = seg_model_forward(t->ag, t->model, x, false, &out);
-        if (!st) st = update_both(t, &out, labels);
+        if (!st) st = update_both(t, &out, labels, NULL); /* every rank the whole pass */
         seg_tensor_free(labels);
         seg_ag_reset(t->ag);
         seg_loader_release(ld, db);
@@ -249,7 +250,12 @@ static enum seg_status maybe_init(struct seg_trainer *t)
     TRY(seg_reduce_all(SEG_REDUCE_SUM, st_of(t, FEAT_COUNT), &sum));
     enum seg_status st = seg_tensor_read(sum, &n, sizeof n);
     seg_tensor_free(sum);
-    return st || n > 0 ? st : init_pass(t);
+    if (st || n > 0)
+        return st;
+    st = init_pass(t);
+    for (int i = 0; !st && i < t->nstate; i++) /* the ranks' passes agree; rank 0's bits win */
+        st = seg_dist_bcast_tensor(t->dist, t->state[i], 0);
+    return st;
 }
 
 /* lambda * term added to *acc (term recorded under name). */
@@ -294,7 +300,7 @@ static enum seg_status source_part(struct seg_trainer *t, const struct sdca_para
     if (!st && !so.features)
         st = seg_error(SEG_STATUS_INVALID, "sdca: the model gives no features");
     /* the distributions first, from this batch's detached pixels */
-    if (!st) st = update_both(t, &so, labels);
+    if (!st) st = update_both(t, &so, labels, seg_dist_collective(t->dist));
     if (!st && p->use_lov) {
         st = seg_ag_resize_bilinear(t->ag, so.main, src->h, src->w, true, &up);
         if (!st) st = seg_ag_softmax(t->ag, up, 1, false, &pr);
@@ -305,7 +311,7 @@ static enum seg_status source_part(struct seg_trainer *t, const struct sdca_para
     if (!st && f)
         st = seg_sdca_source_onehot(labels, f->shape[2], f->shape[3], t->model->cfg.num_classes, &oh);
     if (!st) st = contrast(t, p, &so, oh, false, losses, &loss);
-    if (!st) st = seg_check_finite(losses);
+    if (!st) st = seg_check_finite(t, losses);
     if (!st) st = seg_ag_backward(t->ag, loss);
     seg_tensor_free(labels);
     seg_tensor_free(oh);
@@ -329,7 +335,7 @@ static enum seg_status target_part(struct seg_trainer *t, const struct sdca_para
     if (!st)
         seg_losses_add(losses, "tgt_conf", nsel / (double)seg_tensor_numel(labels));
     if (!st) st = contrast(t, p, &to, oh, true, losses, &loss);
-    if (!st) st = seg_check_finite(losses);
+    if (!st) st = seg_check_finite(t, losses);
     if (!st && loss) st = seg_ag_backward(t->ag, loss);
     seg_tensor_free(labels);
     seg_tensor_free(oh);

@@ -1,6 +1,7 @@
 /* method_source_only.c: supervised training on the source domain only (the baseline every
  * adaptation method starts from): cross-entropy on logits upsampled to the input, plus the
  * auxiliary classifier's loss weighted by loss.aux_weight. */
+#include "dist/dist.h"
 #include "train/methods.h"
 
 enum seg_status seg_segmentation_loss(struct seg_trainer *t, struct seg_var *images,
@@ -45,7 +46,7 @@ static enum seg_status source_only_step(struct seg_trainer *t, const struct seg_
     TRY(seg_batch_upload(t, src, &x, &labels));
     enum seg_status st = seg_segmentation_loss(t, x, labels, &out, &loss, losses);
     if (!st)
-        st = seg_check_finite(losses);
+        st = seg_check_finite(t, losses);
     if (!st)
         st = seg_ag_backward(t->ag, loss);
     seg_tensor_free(labels);
@@ -54,11 +55,18 @@ static enum seg_status source_only_step(struct seg_trainer *t, const struct seg_
     return st;
 }
 
-enum seg_status seg_check_finite(const struct seg_losses *l)
+enum seg_status seg_check_finite(const struct seg_trainer *t, const struct seg_losses *l)
 {
-    for (int i = 0; i < l->n; i++)
+    int bad = -1;
+    for (int i = 0; i < l->n && bad < 0; i++)
         if (!isfinite(l->value[i]))
-            return seg_error(SEG_STATUS_INVALID, "loss term '%s' is %g", l->name[i], l->value[i]);
+            bad = i;
+    bool ok = bad < 0;
+    TRY(seg_dist_all(t->dist, &ok));
+    if (bad >= 0)
+        return seg_error(SEG_STATUS_INVALID, "loss term '%s' is %g", l->name[bad], l->value[bad]);
+    if (!ok)
+        return seg_error(SEG_STATUS_INVALID, "loss term on another rank is not finite");
     return SEG_STATUS_OK;
 }
 

@@ -16,7 +16,9 @@ enum seg_status seg_segmentation_loss(struct seg_trainer *t, struct seg_var *ima
                                       struct seg_var **loss, struct seg_losses *losses);
 /* Records a [1] loss variable's value (and keeps it past backward). */
 enum seg_status seg_losses_add_var(struct seg_losses *l, const char *name, struct seg_var *v);
-/* SEG_STATUS_INVALID naming the first NaN or infinite term. */
-enum seg_status seg_check_finite(const struct seg_losses *l);
+/* SEG_STATUS_INVALID naming the first NaN or infinite term. In a data-parallel job every
+ * rank calls it at the same point and all fail together when any rank's term is not
+ * finite (no rank is left waiting in the next collective). */
+enum seg_status seg_check_finite(const struct seg_trainer *t, const struct seg_losses *l);
 
 #endif

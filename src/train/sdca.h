@@ -27,10 +27,12 @@ enum seg_status seg_sdca_onehot(const struct seg_tensor *labels, int num_classes
 /* Online update of the class statistics (Eq. 3 and Eq. 4) from the pixels of x [N, A, h, w]
  * (a value, no gradient is taken) grouped by onehot [N, C, h, w]: mean [C, A], var and
  * count [C] are updated in place. var [C, A]: the diagonal (biased variance per dimension);
- * var [C, A, A]: the full covariance matrices (Eq. 4 as written; C A^2 floats). */
+ * var [C, A, A]: the full covariance matrices (Eq. 4 as written; C A^2 floats). coll (NULL:
+ * one process): the batch is the global batch of every rank's pixels, as one process. */
 enum seg_status seg_sdca_update(struct seg_ag *ag, const struct seg_tensor *x,
                                 const struct seg_tensor *onehot, struct seg_tensor *mean,
-                                struct seg_tensor *var, struct seg_tensor *count);
+                                struct seg_tensor *var, struct seg_tensor *count,
+                                const struct seg_collective *coll);
 
 /* The mean over the pixels selected by onehot [N, C, h, w] of L-bar (Eq. 14) for the pixel
  * representations x [N, A, h, w] (differentiable) against the distributions (mean [C, A],

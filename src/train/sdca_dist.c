@@ -117,7 +117,8 @@ static enum seg_status cov_block(struct seg_ag *ag, const struct seg_tensor *cov
  * S'_k = D_k D_k' / m with D_k the class's centred pixels (columns of d outside the class
  * are masked out). w [C, 1], dmu = mu'_k - mu_k [C, A], d [A, NP], oh [C, NP]. */
 static enum seg_status update_full(struct seg_ag *ag, struct seg_var *w, struct seg_var *dmu, struct seg_var *d,
-                                   struct seg_var *oh, struct seg_var *m, struct seg_tensor *cov)
+                                   struct seg_var *oh, struct seg_var *m, struct seg_tensor *cov,
+                                   const struct seg_collective *coll)
 {
     int64_t c = cov->shape[0], a = cov->shape[1];
     float *mh = malloc((size_t)c * sizeof *mh);
@@ -133,6 +134,7 @@ static enum seg_status update_full(struct seg_ag *ag, struct seg_var *w, struct 
         st = seg_ag_slice(ag, oh, 0, k, 1, &ohk);
         if (!st) st = seg_ag_mul(ag, d, ohk, &dk);                       /* [A, NP] */
         if (!st) st = seg_ag_matmul(ag, dk, d, false, true, &s);          /* m S'_k [A, A] */
+        if (!st && coll) st = coll->sum(coll->ctx, s->value);
         if (!st) seg_var_done(dk);
         if (!st) st = seg_ag_affine(ag, s, 1.0f / mh[k], 0.0f, &s);
         if (!st) st = seg_ag_slice(ag, w, 0, k, 1, &wk);                 /* [1, 1] */
@@ -163,7 +165,8 @@ static enum seg_status update_full(struct seg_ag *ag, struct seg_var *w, struct 
 }
 
 static enum seg_status update(struct seg_ag *ag, const struct seg_tensor *xt, const struct seg_tensor *oht,
-                              struct seg_tensor *mean, struct seg_tensor *var, struct seg_tensor *count)
+                              struct seg_tensor *mean, struct seg_tensor *var, struct seg_tensor *count,
+                              const struct seg_collective *coll)
 {
     int64_t n = xt->shape[0], a = xt->shape[1], p = xt->shape[2] * xt->shape[3], c = oht->shape[1];
     static const int swap01[3] = {1, 0, 2};
@@ -180,8 +183,12 @@ static enum seg_status update(struct seg_ag *ag, const struct seg_tensor *xt, co
     TRY(reshape2(ag, oh, c, n * p, &oh));
     /* this batch: m pixels a class, their mean m' and biased variance v' (two passes) */
     TRY(seg_ag_reduce(ag, SEG_REDUCE_SUM, oh, 1, true, &m));               /* [C, 1] */
-    TRY(seg_ag_unary(ag, SEG_UNARY_CLAMP, m, 1.0f, FLT_MAX, &mc));
     TRY(seg_ag_matmul(ag, oh, x, false, true, &s1));                        /* [C, A] */
+    if (coll) { /* the global batch's counts and sums; then centred on its means */
+        TRY(coll->sum(coll->ctx, m->value));
+        TRY(coll->sum(coll->ctx, s1->value));
+    }
+    TRY(seg_ag_unary(ag, SEG_UNARY_CLAMP, m, 1.0f, FLT_MAX, &mc));
     TRY(seg_ag_div(ag, s1, mc, &mb));
     TRY(seg_ag_matmul(ag, mb, oh, true, false, &mp));                       /* [A, NP] */
     TRY(seg_ag_sub(ag, x, mp, &d));
@@ -190,6 +197,8 @@ static enum seg_status update(struct seg_ag *ag, const struct seg_tensor *xt, co
         TRY(seg_ag_unary(ag, SEG_UNARY_SQUARE, d, 0, 0, &d2));
         TRY(seg_ag_matmul(ag, oh, d2, false, true, &s2));
         seg_var_done(d2);
+        if (coll)
+            TRY(coll->sum(coll->ctx, s2->value));
         TRY(seg_ag_div(ag, s2, mc, &vb));
     }
     /* merge: w = m / (n + m); absent classes (m = 0) keep their statistics */
@@ -203,7 +212,7 @@ static enum seg_status update(struct seg_ag *ag, const struct seg_tensor *xt, co
     TRY(seg_ag_mul(ag, w, dmu, &t));
     TRY(seg_ag_add(ag, mu, t, &mu_new));
     if (var->ndim == 3) {
-        TRY(update_full(ag, w, dmu, d, oh, m, var));
+        TRY(update_full(ag, w, dmu, d, oh, m, var, coll));
         TRY(seg_tensor_copy(mean, mu_new->value));
         return seg_tensor_copy(count, tot->value);
     }
@@ -223,13 +232,16 @@ static enum seg_status update(struct seg_ag *ag, const struct seg_tensor *xt, co
 }
 
 enum seg_status seg_sdca_update(struct seg_ag *ag, const struct seg_tensor *x, const struct seg_tensor *onehot,
-                                struct seg_tensor *mean, struct seg_tensor *var, struct seg_tensor *count)
+                                struct seg_tensor *mean, struct seg_tensor *var, struct seg_tensor *count,
+                                const struct seg_collective *coll)
 {
+    if (coll && coll->nranks < 2)
+        coll = NULL;
     TRY(check_shapes(x, onehot, mean, var));
     if (count->ndim != 1 || count->shape[0] != mean->shape[0])
         return seg_error(SEG_STATUS_INVALID, "sdca: class counts must be [C]");
     bool prev = seg_ag_set_grad_enabled(ag, false);
-    enum seg_status st = update(ag, x, onehot, mean, var, count);
+    enum seg_status st = update(ag, x, onehot, mean, var, count, coll);
     seg_ag_set_grad_enabled(ag, prev);
     return st;
 }

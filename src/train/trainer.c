@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "dist/dist.h"
 #include "model/safetensors.h"
 #include "train/trainer.h"
 
@@ -91,6 +92,69 @@ static enum seg_status model_config(const struct seg_config *c, struct seg_model
 enum seg_status seg_trainer_create(const struct seg_config *cfg, struct seg_backend *be,
                                    struct seg_trainer **out)
 {
+    return seg_trainer_create_dist(cfg, be, NULL, out);
+}
+
+/* Data-parallel wiring: rank 0's starting weights everywhere, gradient averaging in every
+ * optimizer, synchronized BN on the tape. */
+static enum seg_status join_ranks(struct seg_trainer *t)
+{
+    const struct seg_collective *c = seg_dist_collective(t->dist);
+    bool sync_bn;
+    TRY(seg_config_bool(&t->cfg, "train.sync_bn", &sync_bn));
+    seg_ag_set_collective(t->ag, c, sync_bn);
+    seg_optim_set_collective(t->opt, c);
+    for (int i = 0; i < t->naux; i++)
+        seg_optim_set_collective(t->aux_opt[i], c);
+    return seg_trainer_sync_from_root(t);
+}
+
+static enum seg_status bcast_optim(struct seg_dist *d, struct seg_optim *o)
+{
+    struct seg_model *m = o->model;
+    for (int i = 0; i < m->nparams; i++)
+        for (int k = 0; k < 2; k++) {
+            struct seg_tensor **slot = k ? &o->state2[i] : &o->state1[i];
+            uint8_t has = *slot != NULL;
+            TRY(seg_dist_bcast(d, &has, 1, 0));
+            if (!has) {
+                seg_tensor_free(*slot);
+                *slot = NULL;
+                continue;
+            }
+            if (!*slot)
+                TRY(seg_tensor_new_like(m->params[i].var->value, slot));
+            TRY(seg_dist_bcast_tensor(d, *slot, 0));
+        }
+    int32_t step = o->step;
+    TRY(seg_dist_bcast(d, &step, sizeof step, 0));
+    o->step = step;
+    return SEG_STATUS_OK;
+}
+
+enum seg_status seg_trainer_sync_from_root(struct seg_trainer *t)
+{
+    struct seg_dist *d = t->dist;
+    if (seg_dist_size(d) < 2)
+        return SEG_STATUS_OK;
+    TRY(seg_dist_bcast_model(d, t->model));
+    TRY(bcast_optim(d, t->opt));
+    for (int i = 0; i < t->naux; i++) {
+        TRY(seg_dist_bcast_model(d, t->aux[i]));
+        TRY(bcast_optim(d, t->aux_opt[i]));
+    }
+    for (int i = 0; i < t->nstate; i++)
+        TRY(seg_dist_bcast_tensor(d, t->state[i], 0));
+    int64_t v[2] = {t->iter, (int64_t)t->rng};
+    TRY(seg_dist_bcast(d, v, sizeof v, 0));
+    t->iter = v[0];
+    t->rng = (uint64_t)v[1];
+    return SEG_STATUS_OK;
+}
+
+enum seg_status seg_trainer_create_dist(const struct seg_config *cfg, struct seg_backend *be,
+                                        struct seg_dist *dist, struct seg_trainer **out)
+{
     *out = NULL;
     const char *mname = seg_config_str(cfg, "method.name");
     const struct seg_method *m = seg_method_find(mname);
@@ -109,6 +173,7 @@ enum seg_status seg_trainer_create(const struct seg_config *cfg, struct seg_back
     }
     t->method = m;
     t->be = be;
+    t->dist = dist;
     struct seg_model_config mc;
     double lr, mom, wd, head;
     long iters, seed;
@@ -135,6 +200,8 @@ enum seg_status seg_trainer_create(const struct seg_config *cfg, struct seg_back
     t->rng = (uint64_t)seed * 0x9E3779B97F4A7C15ull + 1;
     if (!st && m->init)
         st = m->init(t);
+    if (!st && seg_dist_size(dist) > 1)
+        st = join_ranks(t);
     if (st) {
         seg_trainer_destroy(t);
         return st;
@@ -188,6 +255,17 @@ enum seg_status seg_trainer_step(struct seg_trainer *t, const struct seg_batch *
     if (st)
         return st;
     t->iter++;
+    int nranks = seg_dist_size(t->dist);
+    if (nranks > 1) { /* the log shows the global batch's terms, when every rank has the same
+                         ones (a method may skip a term its shard gives no pixel to) */
+        int64_t n[2] = {losses->n, (int64_t)losses->n * losses->n};
+        TRY(seg_dist_sum_i64(t->dist, n, 2));
+        if (n[1] * nranks == n[0] * n[0]) { /* equality in Cauchy-Schwarz: every n the same */
+            TRY(seg_dist_sum_f64(t->dist, losses->value, losses->n));
+            for (int i = 0; i < losses->n; i++)
+                losses->value[i] /= nranks;
+        }
+    }
     return SEG_STATUS_OK;
 }
 

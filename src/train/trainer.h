@@ -25,6 +25,7 @@ struct seg_losses {
 void seg_losses_add(struct seg_losses *l, const char *name, double value);
 
 struct seg_trainer;
+struct seg_dist;
 
 struct seg_method {
     const char *name;
@@ -66,6 +67,10 @@ struct seg_trainer {
     struct seg_tensor       *state[SEG_MAX_METHOD_STATE];
     char                     state_name[SEG_MAX_METHOD_STATE][48];
     void                    *priv;           /* the method's host-side data */
+    /* Data-parallel training (NULL: one process): this rank's batches are its shard of the
+     * global batch; gradients, batch-norm statistics and the method's global statistics
+     * are combined over the ranks. */
+    struct seg_dist         *dist;
 };
 
 /* Registers an F32 device tensor (the trainer takes ownership) as method state: saved in
@@ -75,8 +80,17 @@ enum seg_status seg_trainer_add_state(struct seg_trainer *t, const char *name, s
 /* Builds the models and optimizers the configuration asks for, on be. */
 enum seg_status seg_trainer_create(const struct seg_config *cfg, struct seg_backend *be,
                                    struct seg_trainer **out);
+/* The same as one rank of a data-parallel job (dist may be NULL): every model and method
+ * state starts from rank 0's, every optimizer averages gradients over the ranks and, with
+ * train.sync_bn, batch norm uses the global batch's statistics. */
+enum seg_status seg_trainer_create_dist(const struct seg_config *cfg, struct seg_backend *be,
+                                        struct seg_dist *dist, struct seg_trainer **out);
+/* Ranks > 0 take rank 0's weights, optimizer state, method state, iteration and RNG (after
+ * rank 0 alone resumed from a checkpoint). No-op in a one-rank job. */
+enum seg_status seg_trainer_sync_from_root(struct seg_trainer *t);
 void seg_trainer_destroy(struct seg_trainer *t);
-/* One iteration at the poly learning rate of t->iter, then t->iter++. */
+/* One iteration at the poly learning rate of t->iter, then t->iter++. In a data-parallel
+ * job the logged loss values are the mean over the ranks. */
 enum seg_status seg_trainer_step(struct seg_trainer *t, const struct seg_batch *src,
                                  const struct seg_batch *tgt, struct seg_losses *losses);
 /* Checkpoint: every model's weights, every optimizer's state, the iteration and RNG state,

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# `mpirun -np 2 segda train` end to end on the synthetic benchmark (cpu): the 2-rank run
+# logs the 1-process run's losses (batch 2, trainable BN: synchronized BN), rank 0 alone
+# writes the output folder, a 2-rank checkpoint resumes in 1 process and a 1-process
+# checkpoint in 2 ranks, identically to the uninterrupted run, and a failing rank stops
+# the job instead of leaving the other waiting.
+# usage: test_dist_train.sh SEGDA WORKDIR MPIRUN
+set -u
+segda=$1 work=$2 mpirun=$3
+rm -rf "$work" && mkdir -p "$work"
+fail() { echo "FAIL: $*"; exit 1; }
+mpi=("$mpirun" --oversubscribe -np 2)
+"$segda" synth --out "$work/synth" --count 12 --seed 3 >/dev/null 2>&1 || fail "segda synth"
+common=(--set method.name=adaptsegnet --set model.arch=deeplabv2_tiny --set model.bn=trainable
+        --set data.source=gta5 --set "data.source_root=$work/synth/source" --set data.target=cityscapes
+        --set "data.target_root=$work/synth/target" --set data.source_size=64x32
+        --set data.target_size=64x32 --set data.eval_size=64x32 --set data.batch=2 --set solver.iterations=6
+        --set train.eval_every=3 --set train.eval_max=4 --set train.save_every=3 --set train.log_every=1
+        --set adaptsegnet.d_width=8 --set train.device=cpu --quiet)
+"$segda" train "${common[@]}" --out "$work/one" >/dev/null 2>&1 || fail "1-process run"
+"${mpi[@]}" "$segda" train "${common[@]}" --out "$work/two" >"$work/two.log" 2>&1 || { cat "$work/two.log"; fail "2-rank run"; }
+# losses to 4 significant digits (summation order differs between 1 and 2 ranks)
+losses() { grep '"loss"' "$1" | sed -e 's/"it_s": [^,]*,//' -e 's/"mem_mb": [^,]*,//' |
+           python3 -c 'import sys,json
+for l in sys.stdin:
+    d=json.loads(l); print(d["iter"], " ".join("%s=%.4g" % kv for kv in sorted(d["loss"].items())))'; }
+diff <(losses "$work/one/metrics.jsonl") <(losses "$work/two/metrics.jsonl") || fail "2 ranks do not log the 1-process losses"
+evals() { grep -c '"eval"' "$1"; }
+[ "$(evals "$work/two/metrics.jsonl")" = 2 ] || fail "2-rank run: expected 2 evaluations in metrics.jsonl"
+[ "$(grep -c '"iter"' "$work/two/metrics.jsonl")" = 8 ] || fail "2-rank run: metrics.jsonl written by more than rank 0"
+for f in last.safetensors final.safetensors best.safetensors config.ini; do
+  [ -f "$work/two/$f" ] || fail "2-rank run: no $f"
+done
+# resume across rank counts: stop at 3 with 2 ranks, go on alone; and the other way round
+"${mpi[@]}" "$segda" train "${common[@]}" --out "$work/a" --set solver.stop=3 >/dev/null 2>&1 || fail "2-rank first half"
+"$segda" train "${common[@]}" --out "$work/a" --resume auto >/dev/null 2>&1 || fail "1-process second half"
+"$segda" train "${common[@]}" --out "$work/b" --set solver.stop=3 >/dev/null 2>&1 || fail "1-process first half"
+"${mpi[@]}" "$segda" train "${common[@]}" --out "$work/b" --resume auto >/dev/null 2>&1 || fail "2-rank second half"
+for r in a b; do
+  diff <(losses "$work/one/metrics.jsonl") <(losses "$work/$r/metrics.jsonl") || fail "resume ($r) differs from the uninterrupted run"
+done
+# a batch that does not split over the ranks is refused by every rank, with the value named
+out=$("${mpi[@]}" "$segda" train "${common[@]}" --out "$work/odd" --set data.batch=3 2>&1); rc=$?
+[ $rc -ne 0 ] && grep -q "data.batch = 3" <<<"$out" || fail "odd batch: rc $rc: $out"
+# one rank failing (its device does not exist) stops the job
+out=$(timeout 120 "${mpi[@]}" "$segda" train "${common[@]}" --out "$work/bad" --set train.device=cpu,vulkan:99 2>&1); rc=$?
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "stopping every rank" <<<"$out" || fail "failing rank: rc $rc: $out"
+echo "mpirun -np 2 segda train: same losses as 1 process, rank 0 writes, resume across rank counts, failures stop the job"
