@@ -39,10 +39,19 @@ done
 for r in a b; do
   diff <(losses "$work/one/metrics.jsonl") <(losses "$work/$r/metrics.jsonl") || fail "resume ($r) differs from the uninterrupted run"
 done
+# pseudo labels over 2 ranks: the thresholds of the whole set (bit for bit) and the same PNGs
+"$segda" pseudo-label --weights "$work/one/final.safetensors" --config "$work/one/config.ini" --device cpu \
+    --out "$work/pl1" --report >"$work/pl1.txt" 2>/dev/null || fail "pseudo-label, 1 process"
+"${mpi[@]}" "$segda" pseudo-label --weights "$work/one/final.safetensors" --config "$work/one/config.ini" --device cpu \
+    --out "$work/pl2" --report >"$work/pl2.txt" 2>/dev/null || fail "pseudo-label, 2 ranks"
+cmp -s "$work/pl1/thresholds.txt" "$work/pl2/thresholds.txt" || fail "pseudo-label thresholds differ over 2 ranks"
+diff -r "$work/pl1" "$work/pl2" >/dev/null || fail "pseudo-label PNGs differ over 2 ranks"
+diff "$work/pl1.txt" "$work/pl2.txt" || fail "pseudo-label report differs over 2 ranks"
+[ "$(ls "$work/pl2"/*_conf.png | wc -l)" -eq 12 ] || fail "pseudo-label over 2 ranks: not every image labelled"
 # a batch that does not split over the ranks is refused by every rank, with the value named
 out=$("${mpi[@]}" "$segda" train "${common[@]}" --out "$work/odd" --set data.batch=3 2>&1); rc=$?
 [ $rc -ne 0 ] && grep -q "data.batch = 3" <<<"$out" || fail "odd batch: rc $rc: $out"
 # one rank failing (its device does not exist) stops the job
 out=$(timeout 120 "${mpi[@]}" "$segda" train "${common[@]}" --out "$work/bad" --set train.device=cpu,vulkan:99 2>&1); rc=$?
 [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "stopping every rank" <<<"$out" || fail "failing rank: rc $rc: $out"
-echo "mpirun -np 2 segda train: same losses as 1 process, rank 0 writes, resume across rank counts, failures stop the job"
+echo "mpirun -np 2 segda train: same losses as 1 process, rank 0 writes, resume across rank counts, failures stop the job; pseudo-label: same thresholds and labels"

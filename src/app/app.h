@@ -54,6 +54,10 @@ struct seg_backend;
 struct seg_model;
 /* The model stored in weights (architecture from its metadata, BN on running statistics)
  * on a new backend for device. */
+/* The device of this data-parallel rank: from a comma-separated list, the local rank's
+ * entry; a kind without an index (opencl, vulkan, auto), the local rank's device of that
+ * kind on this machine; anything else as given. */
+enum seg_status seg_app_rank_device(const char *spec, struct seg_dist *dist, char *out, size_t n);
 enum seg_status seg_app_open_model(const char *weights, const char *device, struct seg_backend **be,
                                    struct seg_model **m);
 

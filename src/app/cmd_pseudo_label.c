@@ -8,6 +8,7 @@
 
 #include "app/app.h"
 #include "app/data_setup.h"
+#include "dist/dist.h"
 #include "train/evaluate.h"
 
 static void usage(FILE *f)
@@ -23,7 +24,9 @@ static void usage(FILE *f)
                "predicted class) and DIR/<name>_conf.png (16-bit confidence x 65535), at the label\n"
                "resolution, and DIR/thresholds.txt. --report compares with the target's own labels\n"
                "(when it has them): density and accuracy of the pseudo labels, overall and per class.\n"
-               "Defaults: P 0.5, C 0.9.\n");
+               "Defaults: P 0.5, C 0.9.\n"
+               "Under mpirun -np N, each rank labels 1/N of the images (--device as in segda train) and\n"
+               "the thresholds are those of the whole set: every rank's confidences are gathered.\n");
 }
 
 static int cmp_desc(const void *a, const void *b)
@@ -91,7 +94,12 @@ int seg_cmd_pseudo_label(int argc, char **argv)
         snprintf(kv, sizeof kv, "data.val_list=%s", seg_config_str(&cfg, "data.target_list"));
         st = seg_config_set(&cfg, kv);
     }
-    if (!st) st = seg_app_open_model(weights, device, &be, &m);
+    struct seg_dist *dist = NULL;
+    char dev[256];
+    if (!st) st = seg_dist_init(&argc, &argv, &dist);
+    int rank = seg_dist_rank(dist), nranks = seg_dist_size(dist);
+    if (!st) st = seg_app_rank_device(device, dist, dev, sizeof dev);
+    if (!st) st = seg_app_open_model(weights, dev, &be, &m);
     if (!st && m->cfg.num_classes > SEG_METRICS_MAX_CLASSES)
         st = seg_error(SEG_STATUS_INVALID, "%s: %d classes (at most %d)", weights, m->cfg.num_classes,
                        SEG_METRICS_MAX_CLASSES);
@@ -100,9 +108,9 @@ int seg_cmd_pseudo_label(int argc, char **argv)
     int k = m ? m->cfg.num_classes : 0;
     for (int pass = 0; pass < 2 && !st; pass++) {
         struct seg_domain d;
-        st = seg_domain_open(&cfg, report ? SEG_ROLE_VAL : SEG_ROLE_TARGET_PASS, 0, &d);
+        st = seg_domain_open_shard(&cfg, report ? SEG_ROLE_VAL : SEG_ROLE_TARGET_PASS, 0, rank, nranks, &d);
         int done = 0;
-        while (!st && (!max || done < max)) {
+        while (!st && (!max || done < (max + nranks - 1) / nranks)) {
             struct seg_data_batch *b = NULL;
             st = seg_loader_next(d.loader, &b);
             if (st || !b)
@@ -152,14 +160,29 @@ int seg_cmd_pseudo_label(int argc, char **argv)
             free(conf);
             seg_loader_release(d.loader, b);
             done++;
-            fprintf(stderr, "\r  pass %d: %d images", pass + 1, done);
+            if (rank == 0)
+                fprintf(stderr, "\r  pass %d: %d images%s", pass + 1, done * nranks, nranks > 1 ? " (all ranks)" : "");
         }
-        fprintf(stderr, "\n");
+        if (rank == 0)
+            fprintf(stderr, "\n");
         seg_domain_close(&d);
+        bool ok = !st; /* every rank reaches the collectives below, or all stop */
+        if (seg_dist_all(dist, &ok) || (!ok && !st))
+            st = st ? st : seg_error(SEG_STATUS_IO, "pseudo-label: another rank failed");
+        for (int c = 0; !st && pass == 0 && nranks > 1 && c < k; c++) { /* the whole set's bags */
+            float *all = NULL;
+            size_t n = 0;
+            st = seg_dist_allgatherv_f32(dist, bags[c].v, bags[c].n, &all, &n);
+            if (!st) {
+                free(bags[c].v);
+                bags[c].v = all;
+                bags[c].n = bags[c].cap = n;
+            }
+        }
         if (!st && pass == 0) { /* thresholds */
             char path[4200];
             snprintf(path, sizeof path, "%s/thresholds.txt", out);
-            FILE *f = fopen(path, "w");
+            FILE *f = rank == 0 ? fopen(path, "w") : NULL;
             for (int c = 0; c < k; c++) {
                 struct conf_bag *g = &bags[c];
                 if (!g->n) {
@@ -179,7 +202,12 @@ int seg_cmd_pseudo_label(int argc, char **argv)
                 fclose(f);
         }
     }
-    if (!st && report) {
+    if (!st && report && nranks > 1) { /* counts of every rank's images */
+        st = seg_dist_sum_i64(dist, (int64_t *)kept, k);
+        if (!st) st = seg_dist_sum_i64(dist, (int64_t *)right, k);
+        if (!st) st = seg_dist_sum_i64(dist, (int64_t *)&total_px, 1);
+    }
+    if (!st && report && rank == 0) {
         uint64_t all_kept = 0, all_right = 0;
         printf("%-14s %10s %10s\n", "class", "kept", "accuracy");
         for (int c = 0; c < k; c++) {
@@ -195,8 +223,11 @@ int seg_cmd_pseudo_label(int argc, char **argv)
     }
     if (st)
         fprintf(stderr, "segda pseudo-label: %s\n", seg_last_error());
-    else
+    else if (rank == 0)
         fprintf(stderr, "segda pseudo-label: labels and confidences in %s\n", out);
+    if (st && nranks > 1)
+        seg_dist_abort(dist, seg_exit_code(st));
+    seg_dist_finalize(dist);
     for (int c = 0; c < SEG_METRICS_MAX_CLASSES; c++)
         free(bags[c].v);
     seg_ag_destroy(ag);

@@ -215,7 +215,7 @@ int seg_cmd_train(int argc, char **argv)
 
 /* The device of this rank: from a comma-separated list, the local rank's entry; a kind
  * without an index (opencl, vulkan, auto), the local rank's device of that kind. */
-static enum seg_status rank_device(const char *spec, struct seg_dist *dist, char *out, size_t n)
+enum seg_status seg_app_rank_device(const char *spec, struct seg_dist *dist, char *out, size_t n)
 {
     int lr = seg_dist_local_rank(dist);
     snprintf(out, n, "%s", spec);
@@ -284,7 +284,7 @@ int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, 
         st = seg_config_save(cfg, path);
     }
     char device[256];
-    if (!st) st = rank_device(seg_config_str(cfg, "train.device"), dist, device, sizeof device);
+    if (!st) st = seg_app_rank_device(seg_config_str(cfg, "train.device"), dist, device, sizeof device);
     if (!st) st = seg_backend_create(device, &be);
     if (!st) st = seg_trainer_create_dist(cfg, be, dist, &r.t);
     if (!st && resume && r.root) { /* rank 0 reads the checkpoint, then hands it out */

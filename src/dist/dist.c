@@ -234,6 +234,55 @@ enum seg_status seg_dist_allgather_f32(struct seg_dist *d, const float *x, int n
     return SEG_STATUS_OK;
 }
 
+enum seg_status seg_dist_allgatherv_f32(struct seg_dist *d, const float *x, size_t n, float **out, size_t *nout)
+{
+    int r = seg_dist_size(d);
+    int64_t *counts = calloc((size_t)r, sizeof *counts);
+    if (!counts)
+        return seg_error(SEG_STATUS_OUT_OF_MEMORY, "dist: out of host memory");
+    counts[seg_dist_rank(d)] = (int64_t)n;
+    enum seg_status st = seg_dist_sum_i64(d, counts, r);
+    size_t total = 0;
+    for (int i = 0; !st && i < r; i++) {
+        if (counts[i] > INT32_MAX)
+            st = seg_error(SEG_STATUS_INVALID, "dist: rank %d contributes %lld values (more than 2^31)", i,
+                           (long long)counts[i]);
+        total += (size_t)counts[i];
+    }
+    *out = NULL;
+    *nout = 0;
+    float *all = st ? NULL : malloc((total ? total : 1) * sizeof *all);
+    if (!st && !all)
+        st = seg_error(SEG_STATUS_OUT_OF_MEMORY, "dist: out of host memory (%zu values)", total);
+#ifdef SEGDA_HAVE_MPI
+    if (!st && r > 1) {
+        int *cnt = malloc((size_t)r * sizeof *cnt), *displ = malloc((size_t)r * sizeof *displ);
+        size_t off = 0;
+        for (int i = 0; cnt && displ && i < r; i++) {
+            cnt[i] = (int)counts[i];
+            displ[i] = (int)off;
+            off += (size_t)counts[i];
+        }
+        if (!cnt || !displ || off > INT32_MAX)
+            st = seg_error(SEG_STATUS_INVALID, "dist: all-gather of %zu values does not fit", off);
+        else
+            st = mpi_err(MPI_Allgatherv(x, (int)n, MPI_FLOAT, all, cnt, displ, MPI_FLOAT, d->comm), "all-gather");
+        free(cnt);
+        free(displ);
+    } else
+#endif
+    if (!st)
+        memcpy(all, x, n * sizeof *x);
+    free(counts);
+    if (st) {
+        free(all);
+        return st;
+    }
+    *out = all;
+    *nout = total;
+    return SEG_STATUS_OK;
+}
+
 static enum seg_status stage_reserve(struct seg_dist *d, size_t n)
 {
     if (n <= d->stage_cap)

@@ -53,6 +53,9 @@ enum seg_status seg_dist_bcast_tensor(struct seg_dist *d, struct seg_tensor *t, 
 enum seg_status seg_dist_bcast_model(struct seg_dist *d, struct seg_model *m);
 /* Gathers n floats from every rank into out[rank * n ...] on every rank (rank order). */
 enum seg_status seg_dist_allgather_f32(struct seg_dist *d, const float *x, int n, float *out);
+/* Concatenates every rank's x[0..n) in rank order into *out (malloc'd, *nout floats) on
+ * every rank. */
+enum seg_status seg_dist_allgatherv_f32(struct seg_dist *d, const float *x, size_t n, float **out, size_t *nout);
 /* Every gradient of m's trainable parameters replaced by its mean over the ranks. The
  * gradients travel in buckets of about SEG_DIST_BUCKET_BYTES: while bucket k is reduced
  * (non-blocking MPI), bucket k + 1 is read from the device and bucket k - 1 written back.
