@@ -5,6 +5,8 @@
 #include "core/ops.h"
 #include "segda.h"
 
+struct seg_dist;
+
 struct bench_record {
     char   suite[16], backend[16], device[128], driver[128], op[48], shape[96];
     double flops, bytes;          /* per run */
@@ -22,6 +24,7 @@ struct bench_opts {
     bool   full;          /* full-size shapes (512x1024 conv, big GEMMs) */
     int    step_h, step_w; /* step suite input size */
     const char *step_arch;
+    struct seg_dist *dist; /* under mpirun: the step suite measures data-parallel scaling */
 };
 
 struct bench_list {

@@ -6,7 +6,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "app/app.h"
 #include "bench/bench.h"
+#include "dist/dist.h"
 
 static const struct {
     const char *name;
@@ -35,6 +37,8 @@ static void usage(FILE *f)
                "  --budget S     stop adding runs to a test after S seconds (default 2)\n"
                "  --full         full-size shapes (512x1024 convs, 2048^3 GEMM, bigger buffers)\n"
                "  --step-arch A  step suite architecture (default deeplabv2_resnet101)\n"
+               "  under mpirun -np N the step suite measures data-parallel scaling: one source-only step\n"
+               "                 of N images, rank 0 alone, then N ranks of one image (steps/s, speedup)\n"
                "  --step-size S  step suite input: S (square) or HxW (default 321)\n"
                "  --filter TEXT  only the tests whose op or shape contains TEXT (e.g. m=1024, layer4)\n"
                "  --json FILE    write {\"build\": ..., \"records\": [...]} (compare reads it)\n"
@@ -286,11 +290,29 @@ static int cmd_compare(int argc, char **argv)
     return 0;
 }
 
+static int bench_run(int argc, char **argv, struct seg_dist *dist);
+
 int seg_cmd_bench(int argc, char **argv)
 {
     if (argc >= 1 && !strcmp(argv[0], "compare"))
         return cmd_compare(argc - 1, argv + 1);
-    struct bench_opts o = {5, 2.0, false, 321, 321, "deeplabv2_resnet101"};
+    struct seg_dist *dist = NULL;
+    if (seg_dist_init(&argc, &argv, &dist)) {
+        fprintf(stderr, "segda bench: %s\n", seg_last_error());
+        return 1;
+    }
+    if (seg_dist_rank(dist) > 0 && !freopen("/dev/null", "w", stdout)) /* rank 0 reports */
+        fprintf(stderr, "segda bench: rank %d: cannot silence stdout\n", seg_dist_rank(dist));
+    int rc = bench_run(argc, argv, dist);
+    if (rc == 1 && seg_dist_size(dist) > 1)
+        seg_dist_abort(dist, rc);
+    seg_dist_finalize(dist);
+    return rc;
+}
+
+static int bench_run(int argc, char **argv, struct seg_dist *dist)
+{
+    struct bench_opts o = {5, 2.0, false, 321, 321, "deeplabv2_resnet101", dist};
     const char *devices[16], *json = NULL, *csv = NULL, *filter = NULL;
     int ndev = 0;
     bool want[NSUITES] = {0}, any = false;
@@ -339,6 +361,22 @@ int seg_cmd_bench(int argc, char **argv)
     if (!any)
         for (int k = 0; k < NSUITES; k++)
             want[k] = true;
+    if (seg_dist_size(dist) > 1) { /* under mpirun: data-parallel scaling, one device a rank */
+        for (int k = 0; k < NSUITES; k++)
+            if (want[k] && strcmp(suites[k].name, "step")) {
+                if (any && seg_dist_rank(dist) == 0)
+                    fprintf(stderr, "segda bench: under mpirun only the step suite (scaling) runs; %s skipped\n",
+                            suites[k].name);
+                want[k] = false;
+            }
+        static char mine[256];
+        if (seg_app_rank_device(ndev ? devices[0] : "auto", dist, mine, sizeof mine))
+            return 2;
+        devices[0] = mine;
+        ndev = 1;
+        for (int k = 0; k < NSUITES; k++)
+            want[k] = !strcmp(suites[k].name, "step");
+    }
     struct seg_device_info devs[32];
     char specs[32][32];
     if (!ndev) {
@@ -406,9 +444,10 @@ int seg_cmd_bench(int argc, char **argv)
         free(l.v);
         seg_backend_destroy(be);
     }
-    if (json && write_json(json, &all))
+    bool root = seg_dist_rank(dist) == 0;
+    if (root && json && write_json(json, &all))
         failures++;
-    if (csv && write_csv(csv, &all))
+    if (root && csv && write_csv(csv, &all))
         failures++;
     free(all.v);
     return failures ? 1 : 0;

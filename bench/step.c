@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bench/bench.h"
+#include "dist/dist.h"
 #include "train/trainer.h"
 
 struct step_ctx {
@@ -22,10 +23,10 @@ static enum seg_status run_step(void *p)
 }
 
 /* Images uniform in [-60, 60] (the scale of mean-subtracted pixels), labels in [0, 19). */
-static enum seg_status fill_batch(struct seg_batch *b, int h, int w, uint64_t seed, bool labelled)
+static enum seg_status fill_batch(struct seg_batch *b, int n, int h, int w, uint64_t seed, bool labelled)
 {
-    size_t npix = (size_t)h * w;
-    b->n = 1;
+    size_t npix = (size_t)n * h * w;
+    b->n = n;
     b->h = h;
     b->w = w;
     b->images = malloc(3 * npix * sizeof *b->images);
@@ -37,7 +38,7 @@ static enum seg_status fill_batch(struct seg_batch *b, int h, int w, uint64_t se
         b->images[i] = (float)((seed >> 40) * (1.0 / (1 << 24))) * 120.0f - 60.0f;
     }
     for (size_t i = 0; labelled && i < npix; i++) /* blocks of one class, like a scene */
-        b->labels[i] = (int32_t)(((i % (size_t)w) / 16 + (i / (size_t)w) / 16 * 3) % 19);
+        b->labels[i] = (int32_t)(((i % (size_t)w) / 16 + (i / (size_t)w % (size_t)h) / 16 * 3) % 19);
     return SEG_STATUS_OK;
 }
 
@@ -55,8 +56,8 @@ static enum seg_status step_one(struct seg_backend *be, const struct bench_opts 
     if (!st) st = seg_config_set(&cfg, kv);
     snprintf(kv, sizeof kv, "model.arch=%s", o->step_arch);
     if (!st) st = seg_config_set(&cfg, kv);
-    if (!st) st = fill_batch(&c.src, o->step_h, o->step_w, 11, true);
-    if (!st) st = fill_batch(&c.tgt, o->step_h, o->step_w, 12, false);
+    if (!st) st = fill_batch(&c.src, 1, o->step_h, o->step_w, 11, true);
+    if (!st) st = fill_batch(&c.tgt, 1, o->step_h, o->step_w, 12, false);
     seg_backend_mem_peak_reset(be);
     if (!st) st = seg_trainer_create(&cfg, be, &c.t);
     if (!st) st = bench_time(be, o, run_step, &c, r);
@@ -71,8 +72,74 @@ static enum seg_status step_one(struct seg_backend *be, const struct bench_opts 
     return st;
 }
 
+/* One source-only step of a global batch of `global` images: rank 0 alone (dist NULL; the
+ * other ranks wait), or every rank of o->dist with its share. Rank 0 records it. */
+static enum seg_status scaling_one(struct seg_backend *be, const struct bench_opts *o, struct bench_list *l,
+                                   struct seg_dist *dist, int global, const char *shape)
+{
+    int rank = seg_dist_rank(o->dist), nranks = seg_dist_size(dist), per = global / nranks;
+    char op[48];
+    snprintf(op, sizeof op, "source_only %d rank%s", nranks, nranks > 1 ? "s" : "");
+    struct bench_record dummy, *r = rank == 0 ? bench_add(l, be, "step", op, shape, 0, 0) : &dummy;
+    if (!r)
+        return SEG_STATUS_OK;
+    struct seg_config cfg;
+    struct step_ctx c = {0};
+    char kv[160];
+    /* a fixed number of runs: every rank must take the same number of steps */
+    struct bench_opts fixed = *o;
+    fixed.budget_s = 1e9;
+    enum seg_status st = seg_config_init(&cfg);
+    snprintf(kv, sizeof kv, "model.arch=%s", o->step_arch);
+    if (!st) st = seg_config_set(&cfg, kv);
+    if (!st) st = fill_batch(&c.src, per, o->step_h, o->step_w, 11, true);
+    if (!st) st = fill_batch(&c.tgt, per, o->step_h, o->step_w, 12, false);
+    seg_backend_mem_peak_reset(be);
+    if (!st) st = seg_trainer_create_dist(&cfg, be, dist, &c.t);
+    if (!st) st = bench_time(be, &fixed, run_step, &c, r);
+    r->mem_mb = (double)seg_backend_mem_peak(be) / (1 << 20);
+    seg_trainer_destroy(c.t);
+    seg_config_free(&cfg);
+    free(c.src.images);
+    free(c.src.labels);
+    free(c.tgt.images);
+    if (st && rank == 0)
+        l->n--;
+    return st;
+}
+
+/* Under mpirun: steps per second of one source-only step on a global batch of N images
+ * (N = the rank count), rank 0 alone and then every rank with one image each: the same
+ * work, so the ratio is the strong-scaling speedup. */
+static enum seg_status step_scaling(struct seg_backend *be, const struct bench_opts *o, struct bench_list *l)
+{
+    int rank = seg_dist_rank(o->dist), nranks = seg_dist_size(o->dist);
+    char shape[96];
+    snprintf(shape, sizeof shape, "%s %dx3x%dx%d", o->step_arch, nranks, o->step_h, o->step_w);
+    int before = l->n;
+    enum seg_status st = SEG_STATUS_OK;
+    if (rank == 0)
+        st = scaling_one(be, o, l, NULL, nranks, shape);
+    bool ok = !st; /* the others wait (without spinning on a core rank 0 may need) */
+    enum seg_status s2 = seg_dist_all(o->dist, &ok);
+    if (!st && (s2 || !ok))
+        return s2 ? s2 : seg_error(SEG_STATUS_BACKEND, "bench step: rank 0's one-rank run failed");
+    if (st)
+        return st;
+    SEG_TRY(scaling_one(be, o, l, o->dist, nranks, shape));
+    if (rank == 0 && l->n == before + 2) {
+        double one = l->v[before].ms_median, many = l->v[before + 1].ms_median;
+        printf("# scaling: %s, global batch %d: 1 rank %.3f steps/s, %d ranks %.3f steps/s: speedup %.2fx "
+               "(%.0f%% efficiency)\n", shape, nranks, 1e3 / one, nranks, 1e3 / many, one / many,
+               100.0 * one / many / nranks);
+    }
+    return SEG_STATUS_OK;
+}
+
 enum seg_status bench_suite_step(struct seg_backend *be, const struct bench_opts *o, struct bench_list *l)
 {
+    if (seg_dist_size(o->dist) > 1)
+        return step_scaling(be, o, l);
     int arch = seg_arch_from_name(o->step_arch);
     if (arch < 0 || arch == SEG_ARCH_DISCRIMINATOR)
         return seg_error(SEG_STATUS_INVALID, "bench step: unknown architecture '%s'", o->step_arch);

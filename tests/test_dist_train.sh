@@ -48,6 +48,11 @@ cmp -s "$work/pl1/thresholds.txt" "$work/pl2/thresholds.txt" || fail "pseudo-lab
 diff -r "$work/pl1" "$work/pl2" >/dev/null || fail "pseudo-label PNGs differ over 2 ranks"
 diff "$work/pl1.txt" "$work/pl2.txt" || fail "pseudo-label report differs over 2 ranks"
 [ "$(ls "$work/pl2"/*_conf.png | wc -l)" -eq 12 ] || fail "pseudo-label over 2 ranks: not every image labelled"
+# the bench's scaling measurement runs (its figures are the bench's business, not a test's)
+out=$("${mpi[@]}" "$segda" bench step --device cpu --step-arch deeplabv2_tiny --step-size 65 --runs 2 2>&1) ||
+    fail "bench step under mpirun: $out"
+grep -q "^# scaling: .* 1 rank .* 2 ranks .* speedup" <<<"$out" && grep -q "source_only 2 ranks" <<<"$out" ||
+    fail "bench step under mpirun: no scaling line: $out"
 # a batch that does not split over the ranks is refused by every rank, with the value named
 out=$("${mpi[@]}" "$segda" train "${common[@]}" --out "$work/odd" --set data.batch=3 2>&1); rc=$?
 [ $rc -ne 0 ] && grep -q "data.batch = 3" <<<"$out" || fail "odd batch: rc $rc: $out"
