@@ -15,6 +15,14 @@ struct step_ctx {
     struct seg_batch    src, tgt;
 };
 
+static void step_ctx_free(struct step_ctx *c)
+{
+    seg_trainer_destroy(c->t);
+    free(c->src.images);
+    free(c->src.labels);
+    free(c->tgt.images);
+}
+
 static enum seg_status run_step(void *p)
 {
     struct step_ctx *c = p;
@@ -62,11 +70,8 @@ static enum seg_status step_one(struct seg_backend *be, const struct bench_opts 
     if (!st) st = seg_trainer_create(&cfg, be, &c.t);
     if (!st) st = bench_time(be, o, run_step, &c, r);
     r->mem_mb = (double)seg_backend_mem_peak(be) / (1 << 20);
-    seg_trainer_destroy(c.t);
+    step_ctx_free(&c);
     seg_config_free(&cfg);
-    free(c.src.images);
-    free(c.src.labels);
-    free(c.tgt.images);
     if (st) /* one method's failure does not hide the others' figures */
         l->n--;
     return st;
@@ -98,11 +103,8 @@ static enum seg_status scaling_one(struct seg_backend *be, const struct bench_op
     if (!st) st = seg_trainer_create_dist(&cfg, be, dist, &c.t);
     if (!st) st = bench_time(be, &fixed, run_step, &c, r);
     r->mem_mb = (double)seg_backend_mem_peak(be) / (1 << 20);
-    seg_trainer_destroy(c.t);
+    step_ctx_free(&c);
     seg_config_free(&cfg);
-    free(c.src.images);
-    free(c.src.labels);
-    free(c.tgt.images);
     if (st && rank == 0)
         l->n--;
     return st;
@@ -120,8 +122,9 @@ static enum seg_status step_scaling(struct seg_backend *be, const struct bench_o
     enum seg_status st = SEG_STATUS_OK;
     if (rank == 0)
         st = scaling_one(be, o, l, NULL, nranks, shape);
-    bool ok = !st; /* the others wait (without spinning on a core rank 0 may need) */
-    enum seg_status s2 = seg_dist_all(o->dist, &ok);
+    bool ok = !st; /* the others wait, asleep: rank 0 may need their cores */
+    enum seg_status s2 = seg_dist_barrier(o->dist);
+    if (!s2) s2 = seg_dist_all(o->dist, &ok);
     if (!st && (s2 || !ok))
         return s2 ? s2 : seg_error(SEG_STATUS_BACKEND, "bench step: rank 0's one-rank run failed");
     if (st)

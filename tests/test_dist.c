@@ -131,26 +131,33 @@ static enum seg_status hash_trainer(const struct seg_trainer *t, uint64_t *h)
     return SEG_STATUS_OK;
 }
 
+/* ||b - a|| / ||a|| over two tensors of the same shape. */
+static enum seg_status rel_l2(const struct seg_tensor *a, const struct seg_tensor *b, double *rel)
+{
+    size_t ne = (size_t)seg_tensor_numel(a);
+    float *x = malloc(ne * sizeof *x), *y = malloc(ne * sizeof *y);
+    enum seg_status st = !x || !y ? seg_error(SEG_STATUS_OUT_OF_MEMORY, "test_dist: out of memory")
+                                  : seg_tensor_read(a, x, ne * sizeof *x);
+    if (!st) st = seg_tensor_read(b, y, ne * sizeof *y);
+    double num = 0, den = 0;
+    for (size_t j = 0; !st && j < ne; j++) {
+        num += ((double)x[j] - y[j]) * ((double)x[j] - y[j]);
+        den += (double)x[j] * x[j];
+    }
+    free(x);
+    free(y);
+    *rel = sqrt(num) / fmax(sqrt(den), 1e-12);
+    return st;
+}
+
 /* The worst relative L2 error over the main model's tensors, b against a. */
 static enum seg_status compare_models(const struct seg_model *a, const struct seg_model *b, double *worst,
                                       char *where, size_t n)
 {
     *worst = 0;
     for (int i = 0; i < a->nparams; i++) {
-        size_t ne = (size_t)seg_tensor_numel(a->params[i].var->value);
-        float *x = malloc(ne * sizeof *x), *y = malloc(ne * sizeof *y);
-        enum seg_status st = !x || !y ? seg_error(SEG_STATUS_OUT_OF_MEMORY, "test_dist: out of memory")
-                                      : seg_tensor_read(a->params[i].var->value, x, ne * sizeof *x);
-        if (!st) st = seg_tensor_read(b->params[i].var->value, y, ne * sizeof *y);
-        double num = 0, den = 0;
-        for (size_t j = 0; !st && j < ne; j++) {
-            num += ((double)x[j] - y[j]) * ((double)x[j] - y[j]);
-            den += (double)x[j] * x[j];
-        }
-        free(x);
-        free(y);
-        SEG_TRY(st);
-        double rel = sqrt(num) / fmax(sqrt(den), 1e-12);
+        double rel;
+        SEG_TRY(rel_l2(a->params[i].var->value, b->params[i].var->value, &rel));
         if (rel > *worst) {
             *worst = rel;
             snprintf(where, n, "%s", a->params[i].name);
@@ -165,23 +172,11 @@ static enum seg_status compare_states(const struct seg_trainer *a, const struct 
 {
     *worst = 0;
     for (int i = 0; i < a->nstate; i++) {
+        double rel;
         if (skip && !strcmp(a->state_name[i], skip))
             continue;
-        size_t ne = (size_t)seg_tensor_numel(a->state[i]);
-        float *x = malloc(ne * sizeof *x), *y = malloc(ne * sizeof *y);
-        enum seg_status st = !x || !y ? seg_error(SEG_STATUS_OUT_OF_MEMORY, "test_dist: out of memory")
-                                      : seg_tensor_read(a->state[i], x, ne * sizeof *x);
-        if (!st) st = seg_tensor_read(b->state[i], y, ne * sizeof *y);
-        double num = 0, den = 0;
-        for (size_t j = 0; !st && j < ne; j++) {
-            num += ((double)x[j] - y[j]) * ((double)x[j] - y[j]);
-            den += (double)x[j] * x[j];
-        }
-        free(x);
-        free(y);
-        SEG_TRY(st);
-        double rel = sqrt(num) / fmax(sqrt(den), 1e-12);
-        if (rel > *worst) {
+        SEG_TRY(rel_l2(a->state[i], b->state[i], &rel));
+        if (rel >= *worst) {
             *worst = rel;
             snprintf(where, n, "%s", a->state_name[i]);
         }

@@ -152,8 +152,16 @@ const char *seg_dist_describe(const struct seg_dist *d, char *buf, size_t n)
 enum seg_status seg_dist_barrier(struct seg_dist *d)
 {
 #ifdef SEGDA_HAVE_MPI
-    if (d && d->size > 1)
-        MPI_TRY(MPI_Barrier(d->comm), "barrier");
+    if (d && d->size > 1) { /* polled with sleeps: a blocking MPI wait spins on a core */
+        MPI_Request req;
+        int done = 0;
+        MPI_TRY(MPI_Ibarrier(d->comm, &req), "barrier");
+        while (!done) {
+            MPI_TRY(MPI_Test(&req, &done, MPI_STATUS_IGNORE), "barrier");
+            if (!done)
+                nanosleep(&(struct timespec){0, 1000000}, NULL);
+        }
+    }
 #else
     (void)d;
 #endif

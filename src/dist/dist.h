@@ -64,6 +64,8 @@ enum seg_status seg_dist_allgatherv_f32(struct seg_dist *d, const float *x, size
 enum seg_status seg_dist_average_grads(struct seg_dist *d, struct seg_model *m);
 /* Seconds spent in seg_dist_average_grads since the last call (bench). */
 double seg_dist_take_comm_seconds(struct seg_dist *d);
+/* Waits for every rank, sleeping rather than spinning (an idle rank leaves its core to the
+ * busy ones). */
 enum seg_status seg_dist_barrier(struct seg_dist *d);
 
 #endif
