@@ -7,7 +7,9 @@
  *  - for the methods whose every global quantity is combined over the ranks, rank 0 also
  *    trains the same steps alone on the whole batch, and the weights must agree within
  *    --tol (relative L2 norm per tensor): the 2-rank job is the 1-rank job.
- * usage: mpirun -np 2 test_dist -b BACKEND [-m METHOD,...] [--steps N] [--tol T]
+ * usage: mpirun -np 2 test_dist -b BACKEND [-m METHOD,...] [--steps N] [--tol T] [--bucket BYTES]
+ * (--bucket: gradient bucket size; CI uses 64 KiB so that the tiny model spans many buckets
+ * and the pipelined reduction is exercised)
  * Tolerances: weights agree to ~1e-5 when no pixel changes side of a threshold; a few
  * pixels flipping (PixIntraDA's easy/hard split on OpenCL) move them ~1e-3. */
 #include <math.h>
@@ -282,8 +284,10 @@ int main(int argc, char **argv)
             steps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--tol") && i + 1 < argc)
             tol = atof(argv[++i]);
+        else if (!strcmp(argv[i], "--bucket") && i + 1 < argc)
+            seg_dist_set_bucket_bytes(d, (size_t)atol(argv[++i]));
         else {
-            fprintf(stderr, "usage: mpirun -np 2 test_dist -b BACKEND [-m METHOD,...] [--steps N] [--tol T]\n");
+            fprintf(stderr, "usage: mpirun -np 2 test_dist -b BACKEND [-m METHOD,...] [--steps N] [--tol T] [--bucket BYTES]\n");
             seg_dist_finalize(d);
             return 2;
         }

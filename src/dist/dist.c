@@ -23,6 +23,7 @@ struct seg_dist {
     size_t                stage_cap;
     float                *bucket[3], *chunk[3]; /* gradient buckets in flight */
     size_t                bucket_cap;   /* floats each */
+    size_t                bucket_bytes; /* target size of a bucket */
     double                comm_s;
 };
 
@@ -94,6 +95,7 @@ enum seg_status seg_dist_init(int *argc, char ***argv, struct seg_dist **out)
     (void)argv;
 #endif
     d->coll = (struct seg_collective){d, d->size, coll_sum, coll_average};
+    d->bucket_bytes = SEG_DIST_BUCKET_BYTES;
     *out = d;
     return SEG_STATUS_OK;
 }
@@ -351,6 +353,12 @@ enum seg_status seg_dist_bcast_model(struct seg_dist *d, struct seg_model *m)
     return SEG_STATUS_OK;
 }
 
+void seg_dist_set_bucket_bytes(struct seg_dist *d, size_t bytes)
+{
+    if (d)
+        d->bucket_bytes = bytes < sizeof(float) ? sizeof(float) : bytes;
+}
+
 double seg_dist_take_comm_seconds(struct seg_dist *d)
 {
     if (!d)
@@ -389,18 +397,21 @@ static enum seg_status buckets_reserve(struct seg_dist *d, size_t n)
     return SEG_STATUS_OK;
 }
 
-/* Lets the non-blocking collectives in flight advance (MPI progresses them inside calls). */
-static void progress(MPI_Request *req, int n)
+/* Lets the non-blocking collectives in flight advance (MPI progresses them inside calls).
+ * The handles themselves, never copies: a completed request is freed and its handle nulled. */
+static void progress(MPI_Request *rs, MPI_Request *ag)
 {
-    for (int i = 0; i < n; i++)
-        if (req[i] != MPI_REQUEST_NULL) {
+    for (int i = 0; i < 6; i++) {
+        MPI_Request *r = i < 3 ? &rs[i] : &ag[i - 3];
+        if (*r != MPI_REQUEST_NULL) {
             int done;
-            MPI_Test(&req[i], &done, MPI_STATUS_IGNORE);
+            MPI_Test(r, &done, MPI_STATUS_IGNORE);
         }
+    }
 }
 
 static enum seg_status bucket_read(struct seg_dist *d, struct seg_model *m, const struct bucket *b,
-                                   float *dst, MPI_Request *req)
+                                   float *dst, MPI_Request *rs, MPI_Request *ag)
 {
     size_t off = 0;
     for (int i = b->first; i < b->last; i++) {
@@ -411,7 +422,7 @@ static enum seg_status bucket_read(struct seg_dist *d, struct seg_model *m, cons
         size_t n = (size_t)seg_tensor_numel(p->var->grad);
         SEG_TRY(seg_tensor_read(p->var->grad, dst + off, n * sizeof(float)));
         off += n;
-        progress(req, 6);
+        progress(rs, ag);
     }
     memset(dst + off, 0, (b->padded - off) * sizeof(float));
     (void)d;
@@ -419,7 +430,7 @@ static enum seg_status bucket_read(struct seg_dist *d, struct seg_model *m, cons
 }
 
 static enum seg_status bucket_write(struct seg_dist *d, struct seg_model *m, const struct bucket *b,
-                                    float *src, MPI_Request *req)
+                                    float *src, MPI_Request *rs, MPI_Request *ag)
 {
     float inv = 1.0f / (float)d->size;
     for (size_t i = 0; i < b->n; i++)
@@ -432,7 +443,7 @@ static enum seg_status bucket_write(struct seg_dist *d, struct seg_model *m, con
         size_t n = (size_t)seg_tensor_numel(p->var->grad);
         SEG_TRY(seg_tensor_write(p->var->grad, src + off, n * sizeof(float)));
         off += n;
-        progress(req, 6);
+        progress(rs, ag);
     }
     return SEG_STATUS_OK;
 }
@@ -444,7 +455,7 @@ static enum seg_status average_grads_mpi(struct seg_dist *d, struct seg_model *m
 {
     struct bucket bk[1024];
     int nb = 0;
-    size_t cap = SEG_DIST_BUCKET_BYTES / sizeof(float), biggest = 0;
+    size_t cap = d->bucket_bytes / sizeof(float), biggest = 0;
     for (int i = 0; i < m->nparams;) {
         struct bucket b = {i, i, 0, 0};
         while (b.last < m->nparams && (b.n == 0 || b.n + (size_t)seg_tensor_numel(m->params[b.last].var->value) <= cap)) {
@@ -464,14 +475,11 @@ static enum seg_status average_grads_mpi(struct seg_dist *d, struct seg_model *m
     SEG_TRY(buckets_reserve(d, biggest));
     MPI_Request rs[3] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL, MPI_REQUEST_NULL};
     MPI_Request ag[3] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL, MPI_REQUEST_NULL};
-    MPI_Request all[6];
     enum seg_status st = SEG_STATUS_OK;
     for (int k = 0; k < nb + 2 && !st; k++) {
-        memcpy(all, rs, sizeof rs);
-        memcpy(all + 3, ag, sizeof ag);
         if (k < nb) { /* A */
             int s = k % 3;
-            st = bucket_read(d, m, &bk[k], d->bucket[s], all);
+            st = bucket_read(d, m, &bk[k], d->bucket[s], rs, ag);
             int chunk = (int)(bk[k].padded / (size_t)d->size);
             if (!st)
                 st = mpi_err(MPI_Ireduce_scatter_block(d->bucket[s], d->chunk[s], chunk, MPI_FLOAT, MPI_SUM,
@@ -487,10 +495,8 @@ static enum seg_status average_grads_mpi(struct seg_dist *d, struct seg_model *m
         if (!st && k >= 2) { /* C */
             int s = (k - 2) % 3;
             st = mpi_err(MPI_Wait(&ag[s], MPI_STATUS_IGNORE), "all-gather");
-            memcpy(all, rs, sizeof rs);
-            memcpy(all + 3, ag, sizeof ag);
             if (!st)
-                st = bucket_write(d, m, &bk[k - 2], d->bucket[s], all);
+                st = bucket_write(d, m, &bk[k - 2], d->bucket[s], rs, ag);
         }
     }
     return st;

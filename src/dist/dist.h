@@ -62,6 +62,8 @@ enum seg_status seg_dist_allgatherv_f32(struct seg_dist *d, const float *x, size
  * A parameter without a gradient must be so on every rank. */
 #define SEG_DIST_BUCKET_BYTES (16u << 20)
 enum seg_status seg_dist_average_grads(struct seg_dist *d, struct seg_model *m);
+/* Another bucket size (tests: many buckets on a tiny model). */
+void seg_dist_set_bucket_bytes(struct seg_dist *d, size_t bytes);
 /* Seconds spent in seg_dist_average_grads since the last call (bench). */
 double seg_dist_take_comm_seconds(struct seg_dist *d);
 /* Waits for every rank, sleeping rather than spinning (an idle rank leaves its core to the
