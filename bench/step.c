@@ -80,7 +80,7 @@ static enum seg_status step_one(struct seg_backend *be, const struct bench_opts 
 /* One source-only step of a global batch of `global` images: rank 0 alone (dist NULL; the
  * other ranks wait), or every rank of o->dist with its share. Rank 0 records it. */
 static enum seg_status scaling_one(struct seg_backend *be, const struct bench_opts *o, struct bench_list *l,
-                                   struct seg_dist *dist, int global, const char *shape)
+                                   struct seg_dist *dist, int global, const char *shape, double *comm_ms)
 {
     int rank = seg_dist_rank(o->dist), nranks = seg_dist_size(dist), per = global / nranks;
     char op[48];
@@ -101,7 +101,9 @@ static enum seg_status scaling_one(struct seg_backend *be, const struct bench_op
     if (!st) st = fill_batch(&c.tgt, per, o->step_h, o->step_w, 12, false);
     seg_backend_mem_peak_reset(be);
     if (!st) st = seg_trainer_create_dist(&cfg, be, dist, &c.t);
+    seg_dist_take_comm_seconds(dist);
     if (!st) st = bench_time(be, &fixed, run_step, &c, r);
+    *comm_ms = 1e3 * seg_dist_take_comm_seconds(dist) / (fixed.runs + 1); /* + the warm-up */
     r->mem_mb = (double)seg_backend_mem_peak(be) / (1 << 20);
     step_ctx_free(&c);
     seg_config_free(&cfg);
@@ -119,9 +121,10 @@ static enum seg_status step_scaling(struct seg_backend *be, const struct bench_o
     char shape[96];
     snprintf(shape, sizeof shape, "%s %dx3x%dx%d", o->step_arch, nranks, o->step_h, o->step_w);
     int before = l->n;
+    double comm_ms = 0;
     enum seg_status st = SEG_STATUS_OK;
     if (rank == 0)
-        st = scaling_one(be, o, l, NULL, nranks, shape);
+        st = scaling_one(be, o, l, NULL, nranks, shape, &comm_ms);
     bool ok = !st; /* the others wait, asleep: rank 0 may need their cores */
     enum seg_status s2 = seg_dist_barrier(o->dist);
     if (!s2) s2 = seg_dist_all(o->dist, &ok);
@@ -129,12 +132,12 @@ static enum seg_status step_scaling(struct seg_backend *be, const struct bench_o
         return s2 ? s2 : seg_error(SEG_STATUS_BACKEND, "bench step: rank 0's one-rank run failed");
     if (st)
         return st;
-    SEG_TRY(scaling_one(be, o, l, o->dist, nranks, shape));
+    SEG_TRY(scaling_one(be, o, l, o->dist, nranks, shape, &comm_ms));
     if (rank == 0 && l->n == before + 2) {
         double one = l->v[before].ms_median, many = l->v[before + 1].ms_median;
         printf("# scaling: %s, global batch %d: 1 rank %.3f steps/s, %d ranks %.3f steps/s: speedup %.2fx "
-               "(%.0f%% efficiency)\n", shape, nranks, 1e3 / one, nranks, 1e3 / many, one / many,
-               100.0 * one / many / nranks);
+               "(%.0f%% efficiency); gradient averaging %.0f ms a step\n", shape, nranks, 1e3 / one, nranks,
+               1e3 / many, one / many, 100.0 * one / many / nranks, comm_ms);
     }
     return SEG_STATUS_OK;
 }
