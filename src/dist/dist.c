@@ -27,6 +27,10 @@ struct seg_dist {
     double                comm_s;
 };
 
+static enum seg_status coll_sum(void *ctx, struct seg_tensor *t) { return seg_dist_sum_tensor(ctx, t); }
+static enum seg_status coll_average(void *ctx, struct seg_model *m) { return seg_dist_average_grads(ctx, m); }
+
+#ifdef SEGDA_HAVE_MPI
 static double now_s(void)
 {
     struct timespec ts;
@@ -34,10 +38,16 @@ static double now_s(void)
     return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static enum seg_status coll_sum(void *ctx, struct seg_tensor *t) { return seg_dist_sum_tensor(ctx, t); }
-static enum seg_status coll_average(void *ctx, struct seg_model *m) { return seg_dist_average_grads(ctx, m); }
+static enum seg_status check_f32(const struct seg_tensor *t)
+{
+    if (t->dtype != SEG_DTYPE_F32)
+        return seg_error(SEG_STATUS_INVALID, "dist: only F32 tensors are reduced");
+    if (seg_tensor_numel(t) > INT32_MAX / 2)
+        return seg_error(SEG_STATUS_INVALID, "dist: tensor of %lld elements is too large",
+                         (long long)seg_tensor_numel(t));
+    return SEG_STATUS_OK;
+}
 
-#ifdef SEGDA_HAVE_MPI
 static enum seg_status mpi_err(int rc, const char *what)
 {
     if (rc == MPI_SUCCESS)
@@ -305,15 +315,6 @@ static enum seg_status stage_reserve(struct seg_dist *d, size_t n)
     return SEG_STATUS_OK;
 }
 
-static enum seg_status check_f32(const struct seg_tensor *t)
-{
-    if (t->dtype != SEG_DTYPE_F32)
-        return seg_error(SEG_STATUS_INVALID, "dist: only F32 tensors are reduced");
-    if (seg_tensor_numel(t) > INT32_MAX / 2)
-        return seg_error(SEG_STATUS_INVALID, "dist: tensor of %lld elements is too large",
-                         (long long)seg_tensor_numel(t));
-    return SEG_STATUS_OK;
-}
 
 enum seg_status seg_dist_sum_tensor(struct seg_dist *d, struct seg_tensor *t)
 {
