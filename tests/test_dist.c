@@ -265,6 +265,61 @@ static int run_method(struct seg_dist *d, struct seg_backend *be, const char *me
     return fail;
 }
 
+/* Gradient averaging with a parameter that only rank 0 has a gradient for (a loss term
+ * rank 1's shard gave no pixel to): both ranks must end with half of rank 0's gradient, and
+ * a parameter without a gradient anywhere must stay without one. */
+static int check_grad_union(struct seg_dist *d, struct seg_backend *be)
+{
+    struct seg_model_config mc = {SEG_ARCH_DEEPLABV2_TINY, NC, false, true, SEG_BN_POLICY_TRAINABLE, 7, 0};
+    struct seg_model *m = NULL;
+    int rank = seg_dist_rank(d), fail = 0, target = -1, untouched = -1;
+    enum seg_status st = seg_model_create(be, &mc, &m);
+    for (int i = 0; !st && i < m->nparams; i++) {
+        struct seg_param *p = &m->params[i];
+        if (p->is_buffer || !p->var->requires_grad)
+            continue;
+        if (target < 0)
+            target = i;
+        else if (untouched < 0)
+            untouched = i;
+        else if (rank == 0 || i % 2) { /* the rest: every rank, or rank 0 alone for the even ones */
+            st = seg_tensor_new_like(p->var->value, &p->var->grad);
+            if (!st) st = seg_fill(p->var->grad, (float)(rank + 1));
+        }
+    }
+    if (!st && rank == 0) {
+        st = seg_tensor_new_like(m->params[target].var->value, &m->params[target].var->grad);
+        if (!st) st = seg_fill(m->params[target].var->grad, 3.0f);
+    }
+    if (!st) st = seg_dist_average_grads(d, m);
+    float v = 0;
+    if (!st && !m->params[target].var->grad)
+        st = seg_error(SEG_STATUS_INVALID, "rank %d got no gradient for %s", rank, m->params[target].name);
+    if (!st) { /* every element: 3 on rank 0, nothing (zeros) on rank 1 -> 1.5 */
+        size_t ne = (size_t)seg_tensor_numel(m->params[target].var->grad);
+        float *g = malloc(ne * sizeof *g);
+        st = g ? seg_tensor_read(m->params[target].var->grad, g, ne * sizeof *g)
+               : seg_error(SEG_STATUS_OUT_OF_MEMORY, "test_dist: out of memory");
+        for (size_t j = 0; !st && j < ne; j++)
+            if (j == 0 || g[j] != 1.5f)
+                v = g[j];
+        free(g);
+    }
+    if (st) {
+        fprintf(stderr, "FAIL gradient union: rank %d: %s\n", rank, seg_last_error());
+        fail = 1;
+    } else if (v != 1.5f || m->params[untouched].var->grad) {
+        fprintf(stderr, "FAIL gradient union: rank %d: %s = %g (want 1.5), %s %s a gradient\n", rank,
+                m->params[target].name, v, m->params[untouched].name, m->params[untouched].var->grad ? "has" : "has no");
+        fail = 1;
+    } else if (rank == 0) {
+        printf("gradient union: a gradient on rank 0 alone is averaged with zeros on rank 1 (%g); "
+               "none anywhere stays none: ok\n", v);
+    }
+    seg_model_destroy(m);
+    return fail;
+}
+
 int main(int argc, char **argv)
 {
     struct seg_dist *d = NULL;
@@ -309,7 +364,7 @@ int main(int argc, char **argv)
         printf("data-parallel training on %s (%s), %s\n", seg_backend_device(be)->spec, seg_backend_device(be)->name,
                seg_dist_describe(d, job, sizeof job));
     }
-    int fails = 0;
+    int fails = check_grad_union(d, be);
     char list[512];
     snprintf(list, sizeof list, "%s", methods);
     for (char *save = NULL, *m = strtok_r(list, ",", &save); m; m = strtok_r(NULL, ",", &save))

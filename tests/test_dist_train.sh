@@ -53,6 +53,26 @@ out=$("${mpi[@]}" "$segda" bench step --device cpu --step-arch deeplabv2_tiny --
     fail "bench step under mpirun: $out"
 grep -q "^# scaling: .* 1 rank .* 2 ranks .* speedup" <<<"$out" && grep -q "source_only 2 ranks" <<<"$out" ||
     fail "bench step under mpirun: no scaling line: $out"
+# SIGTERM to mpirun (as Ctrl-C or a scheduler's stop): every rank stops, rank 0 saves a
+# checkpoint that resumes
+"${mpi[@]}" "$segda" train "${common[@]}" --out "$work/kill" --set solver.iterations=100000 --set train.eval_every=0 \
+    >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 300); do [ -f "$work/kill/last.safetensors" ] && break; sleep 0.1; done
+sleep 1
+kill -TERM $pid
+wait $pid
+for _ in $(seq 1 50); do pgrep -f "$work/kill" >/dev/null || break; sleep 0.1; done
+pgrep -f "$work/kill" >/dev/null && fail "ranks still running after SIGTERM to mpirun"
+python3 - "$work/kill/last.safetensors" <<'PY' || fail "no readable checkpoint after SIGTERM"
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+meta = json.loads(b[8:8 + n])["__metadata__"]
+assert int(meta["iteration"]) > 0, meta
+PY
+"$segda" train "${common[@]}" --out "$work/kill" --set solver.iterations=100000 --set train.eval_every=0 \
+    --set solver.stop=1 --resume auto >/dev/null 2>&1 || fail "resume after SIGTERM"
 # a batch that does not split over the ranks is refused by every rank, with the value named
 out=$("${mpi[@]}" "$segda" train "${common[@]}" --out "$work/odd" --set data.batch=3 2>&1); rc=$?
 [ $rc -ne 0 ] && grep -q "data.batch = 3" <<<"$out" || fail "odd batch: rc $rc: $out"

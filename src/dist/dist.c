@@ -382,6 +382,7 @@ static bool has_grad(const struct seg_param *p)
     return !p->is_buffer && p->var->requires_grad && p->var->grad;
 }
 
+
 static enum seg_status buckets_reserve(struct seg_dist *d, size_t n)
 {
     if (n <= d->bucket_cap)
@@ -452,8 +453,32 @@ static enum seg_status bucket_write(struct seg_dist *d, struct seg_model *m, con
 /* Three stages a bucket: read + start the reduce-scatter (A), wait for it + start the
  * all-gather (B), wait for that + write back (C). Bucket k's A runs while k-1 is in B and
  * k-2 in C, on three host buffers. */
+/* A parameter whose gradient some ranks have and others not (a loss term the shard gave no
+ * pixel to, so that nothing reached it) gets a zero gradient where it is missing: the mean
+ * is then the one-process gradient of the union, and every rank reduces the same buckets. */
+static enum seg_status union_of_grads(struct seg_dist *d, struct seg_model *m)
+{
+    int n = m->nparams;
+    int *has = calloc((size_t)(n ? n : 1), sizeof *has);
+    if (!has)
+        return seg_error(SEG_STATUS_OUT_OF_MEMORY, "dist: out of host memory");
+    for (int i = 0; i < n; i++)
+        has[i] = has_grad(&m->params[i]);
+    enum seg_status st = mpi_err(MPI_Allreduce(MPI_IN_PLACE, has, n, MPI_INT, MPI_LOR, d->comm), "allreduce");
+    for (int i = 0; !st && i < n; i++) {
+        struct seg_var *v = m->params[i].var;
+        if (!has[i] || v->grad)
+            continue;
+        st = seg_tensor_new_like(v->value, &v->grad);
+        if (!st) st = seg_fill(v->grad, 0.0f);
+    }
+    free(has);
+    return st;
+}
+
 static enum seg_status average_grads_mpi(struct seg_dist *d, struct seg_model *m)
 {
+    SEG_TRY(union_of_grads(d, m));
     struct bucket bk[1024];
     int nb = 0;
     size_t cap = d->bucket_bytes / sizeof(float), biggest = 0;

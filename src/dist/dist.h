@@ -59,7 +59,7 @@ enum seg_status seg_dist_allgatherv_f32(struct seg_dist *d, const float *x, size
 /* Every gradient of m's trainable parameters replaced by its mean over the ranks. The
  * gradients travel in buckets of about SEG_DIST_BUCKET_BYTES: while bucket k is reduced
  * (non-blocking MPI), bucket k + 1 is read from the device and bucket k - 1 written back.
- * A parameter without a gradient must be so on every rank. */
+ * A parameter with a gradient on some ranks only gets zeros where it has none (the union). */
 #define SEG_DIST_BUCKET_BYTES (16u << 20)
 enum seg_status seg_dist_average_grads(struct seg_dist *d, struct seg_model *m);
 /* Another bucket size (tests: many buckets on a tiny model). */
