@@ -10,8 +10,10 @@
  * usage: mpirun -np 2 test_dist -b BACKEND [-m METHOD,...] [--steps N] [--tol T] [--bucket BYTES]
  * (--bucket: gradient bucket size; CI uses 64 KiB so that the tiny model spans many buckets
  * and the pipelined reduction is exercised)
- * Tolerances: weights agree to ~1e-5 when no pixel changes side of a threshold; a few
- * pixels flipping (PixIntraDA's easy/hard split on OpenCL) move them ~1e-3. */
+ * Tolerance: the weights agree to 1e-6..4e-6 on every backend at the test's learning rate
+ * (10x the paper's); at 40x, float noise grows chaotically through AdaptSegNet's Adam-trained
+ * discriminator (6.6e-3 on Vulkan after 4 steps, 1e-6 after 1), which says nothing of the
+ * data parallelism, so the rate is kept moderate. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,7 +69,7 @@ static enum seg_status set_all(struct seg_config *c, const char *method)
     char kv[128];
     const char *common[] = {"model.arch=deeplabv2_tiny", "model.bn=trainable", "model.num_classes=5",
                             "model.multi_level=true", "data.batch=2", "solver.iterations=20",
-                            "solver.lr=0.01", "adaptsegnet.d_width=8", "pixintra.d_width=8",
+                            "solver.lr=0.0025", "adaptsegnet.d_width=8", "pixintra.d_width=8",
                             "pixintra.inter_share=0", "bida.static_every=2", "sdca.tau=10"};
     snprintf(kv, sizeof kv, "method.name=%s", method);
     SEG_TRY(seg_config_set(c, kv));
@@ -329,7 +331,7 @@ int main(int argc, char **argv)
     }
     const char *backend = "cpu", *methods = "source_only,adaptsegnet,sdca,pixintra,bida,plca";
     int steps = 4;
-    double tol = 2e-3;
+    double tol = 1e-4;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-b") && i + 1 < argc)
             backend = argv[++i];
