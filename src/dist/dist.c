@@ -1,6 +1,5 @@
 /* dist.c: the data-parallel communicator (see dist.h): MPI when built with SEGDA_MPI and
  * started by a launcher, else a one-rank job whose collectives return at once. */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +63,15 @@ static enum seg_status mpi_err(int rc, const char *what)
             return mpi_st_;                                 \
     } while (0)
 
+/* In place: rank 0 sums every rank's x in rank order and broadcasts the result, so every
+ * rank holds the same bits (an allreduce may order the sum differently on each rank). */
+static enum seg_status sum_at_root_then_bcast(struct seg_dist *d, void *x, int n, MPI_Datatype type)
+{
+    MPI_TRY(MPI_Reduce(d->rank ? x : MPI_IN_PLACE, x, n, type, MPI_SUM, 0, d->comm), "reduce");
+    MPI_TRY(MPI_Bcast(x, n, type, 0, d->comm), "broadcast");
+    return SEG_STATUS_OK;
+}
+
 static bool under_launcher(void)
 {
     static const char *const vars[] = {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK", "PMI_RANK"};
@@ -100,9 +108,6 @@ enum seg_status seg_dist_init(int *argc, char ***argv, struct seg_dist **out)
             MPI_Comm_free(&node);
         }
     }
-#else
-    (void)argc;
-    (void)argv;
 #endif
     d->coll = (struct seg_collective){d, d->size, coll_sum, coll_average};
     d->bucket_bytes = SEG_DIST_BUCKET_BYTES;
@@ -134,9 +139,6 @@ void seg_dist_abort(struct seg_dist *d, int code)
 #ifdef SEGDA_HAVE_MPI
     if (d && d->size > 1)
         MPI_Abort(d->comm, code);
-#else
-    (void)d;
-    (void)code;
 #endif
 }
 
@@ -174,8 +176,6 @@ enum seg_status seg_dist_barrier(struct seg_dist *d)
                 nanosleep(&(struct timespec){0, 1000000}, NULL);
         }
     }
-#else
-    (void)d;
 #endif
     return SEG_STATUS_OK;
 }
@@ -183,15 +183,8 @@ enum seg_status seg_dist_barrier(struct seg_dist *d)
 enum seg_status seg_dist_sum_f64(struct seg_dist *d, double *x, int n)
 {
 #ifdef SEGDA_HAVE_MPI
-    if (d && d->size > 1 && n > 0) {
-        /* one owner sums, in rank order, then broadcasts: the same bits everywhere */
-        MPI_TRY(MPI_Reduce(d->rank ? x : MPI_IN_PLACE, x, n, MPI_DOUBLE, MPI_SUM, 0, d->comm), "reduce");
-        MPI_TRY(MPI_Bcast(x, n, MPI_DOUBLE, 0, d->comm), "broadcast");
-    }
-#else
-    (void)d;
-    (void)x;
-    (void)n;
+    if (d && d->size > 1 && n > 0)
+        return sum_at_root_then_bcast(d, x, n, MPI_DOUBLE);
 #endif
     return SEG_STATUS_OK;
 }
@@ -201,10 +194,6 @@ enum seg_status seg_dist_sum_i64(struct seg_dist *d, int64_t *x, int n)
 #ifdef SEGDA_HAVE_MPI
     if (d && d->size > 1 && n > 0)
         MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, x, n, MPI_INT64_T, MPI_SUM, d->comm), "allreduce");
-#else
-    (void)d;
-    (void)x;
-    (void)n;
 #endif
     return SEG_STATUS_OK;
 }
@@ -217,9 +206,6 @@ enum seg_status seg_dist_all(struct seg_dist *d, bool *ok)
         MPI_TRY(MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_INT, MPI_LAND, d->comm), "allreduce");
         *ok = v != 0;
     }
-#else
-    (void)d;
-    (void)ok;
 #endif
     return SEG_STATUS_OK;
 }
@@ -232,25 +218,7 @@ enum seg_status seg_dist_bcast(struct seg_dist *d, void *buf, size_t nbytes, int
             return seg_error(SEG_STATUS_INVALID, "dist: broadcast of %zu bytes (more than 1 GiB)", nbytes);
         MPI_TRY(MPI_Bcast(buf, (int)nbytes, MPI_BYTE, root, d->comm), "broadcast");
     }
-#else
-    (void)d;
-    (void)buf;
-    (void)nbytes;
-    (void)root;
 #endif
-    return SEG_STATUS_OK;
-}
-
-enum seg_status seg_dist_allgather_f32(struct seg_dist *d, const float *x, int n, float *out)
-{
-#ifdef SEGDA_HAVE_MPI
-    if (d && d->size > 1) {
-        MPI_TRY(MPI_Allgather(x, n, MPI_FLOAT, out, n, MPI_FLOAT, d->comm), "allgather");
-        return SEG_STATUS_OK;
-    }
-#endif
-    (void)d;
-    memcpy(out, x, (size_t)n * sizeof *x);
     return SEG_STATUS_OK;
 }
 
@@ -315,24 +283,19 @@ static enum seg_status stage_reserve(struct seg_dist *d, size_t n)
     return SEG_STATUS_OK;
 }
 
-
 enum seg_status seg_dist_sum_tensor(struct seg_dist *d, struct seg_tensor *t)
 {
-    if (!d || d->size == 1)
-        return SEG_STATUS_OK;
 #ifdef SEGDA_HAVE_MPI
-    SEG_TRY(check_f32(t));
-    size_t n = (size_t)seg_tensor_numel(t);
-    SEG_TRY(stage_reserve(d, n));
-    SEG_TRY(seg_tensor_read(t, d->stage, n * sizeof(float)));
-    MPI_TRY(MPI_Reduce(d->rank ? d->stage : MPI_IN_PLACE, d->stage, (int)n, MPI_FLOAT, MPI_SUM, 0, d->comm),
-            "reduce");
-    MPI_TRY(MPI_Bcast(d->stage, (int)n, MPI_FLOAT, 0, d->comm), "broadcast");
-    return seg_tensor_write(t, d->stage, n * sizeof(float));
-#else
-    (void)t;
-    return SEG_STATUS_OK;
+    if (d && d->size > 1) {
+        SEG_TRY(check_f32(t));
+        size_t n = (size_t)seg_tensor_numel(t);
+        SEG_TRY(stage_reserve(d, n));
+        SEG_TRY(seg_tensor_read(t, d->stage, n * sizeof(float)));
+        SEG_TRY(sum_at_root_then_bcast(d, d->stage, (int)n, MPI_FLOAT));
+        return seg_tensor_write(t, d->stage, n * sizeof(float));
+    }
 #endif
+    return SEG_STATUS_OK;
 }
 
 enum seg_status seg_dist_bcast_tensor(struct seg_dist *d, struct seg_tensor *t, int root)
@@ -412,8 +375,8 @@ static void progress(MPI_Request *rs, MPI_Request *ag)
     }
 }
 
-static enum seg_status bucket_read(struct seg_dist *d, struct seg_model *m, const struct bucket *b,
-                                   float *dst, MPI_Request *rs, MPI_Request *ag)
+static enum seg_status bucket_read(struct seg_model *m, const struct bucket *b, float *dst, MPI_Request *rs,
+                                   MPI_Request *ag)
 {
     size_t off = 0;
     for (int i = b->first; i < b->last; i++) {
@@ -427,7 +390,6 @@ static enum seg_status bucket_read(struct seg_dist *d, struct seg_model *m, cons
         progress(rs, ag);
     }
     memset(dst + off, 0, (b->padded - off) * sizeof(float));
-    (void)d;
     return SEG_STATUS_OK;
 }
 
@@ -505,7 +467,7 @@ static enum seg_status average_grads_mpi(struct seg_dist *d, struct seg_model *m
     for (int k = 0; k < nb + 2 && !st; k++) {
         if (k < nb) { /* A */
             int s = k % 3;
-            st = bucket_read(d, m, &bk[k], d->bucket[s], rs, ag);
+            st = bucket_read(m, &bk[k], d->bucket[s], rs, ag);
             int chunk = (int)(bk[k].padded / (size_t)d->size);
             if (!st)
                 st = mpi_err(MPI_Ireduce_scatter_block(d->bucket[s], d->chunk[s], chunk, MPI_FLOAT, MPI_SUM,
@@ -539,7 +501,6 @@ enum seg_status seg_dist_average_grads(struct seg_dist *d, struct seg_model *m)
     d->comm_s += now_s() - t0;
     return st;
 #else
-    (void)m;
     return SEG_STATUS_OK;
 #endif
 }

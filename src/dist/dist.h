@@ -51,8 +51,6 @@ enum seg_status seg_dist_bcast_tensor(struct seg_dist *d, struct seg_tensor *t, 
 /* Every parameter and buffer of m set to rank 0's (the start of training: every rank then
  * holds the same weights whatever its initialization). */
 enum seg_status seg_dist_bcast_model(struct seg_dist *d, struct seg_model *m);
-/* Gathers n floats from every rank into out[rank * n ...] on every rank (rank order). */
-enum seg_status seg_dist_allgather_f32(struct seg_dist *d, const float *x, int n, float *out);
 /* Concatenates every rank's x[0..n) in rank order into *out (malloc'd, *nout floats) on
  * every rank. */
 enum seg_status seg_dist_allgatherv_f32(struct seg_dist *d, const float *x, size_t n, float **out, size_t *nout);
