@@ -483,13 +483,6 @@ enum seg_status seg_dataset_open(const struct seg_dataset_opts *o, struct seg_da
             st = seg_labelmap_init(map, o->kind, o->num_classes);
         }
     }
-    if (st != SEG_STATUS_OK) {
-        seg_strv_free(&b.images);
-        seg_strv_free(&b.labels);
-        seg_strv_free(&b.names);
-        seg_dataset_close(ds);
-        return st;
-    }
     if (st == SEG_STATUS_OK && o->label_dir && o->label_dir[0])
         st = use_label_dir(ds, o, &b);
     if (st != SEG_STATUS_OK) {
