@@ -1,9 +1,11 @@
-/* args.c: the option parser every command shares, and model loading for inference. */
+/* args.c: the option parser every command shares, model loading for inference, and the
+ * device of a data-parallel rank. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app/app.h"
+#include "dist/dist.h"
 #include "model/model.h"
 
 int seg_args_parse(const char *cmd, int argc, char **argv, const struct seg_arg *args, int nargs,
@@ -76,4 +78,45 @@ enum seg_status seg_app_open_model(const char *weights, const char *device, stru
         *be = NULL;
     }
     return st;
+}
+
+/* The device of this rank: from a comma-separated list, the local rank's entry; a kind
+ * without an index (opencl, vulkan, auto), the local rank's device of that kind. */
+enum seg_status seg_app_rank_device(const char *spec, struct seg_dist *dist, char *out, size_t n)
+{
+    int lr = seg_dist_local_rank(dist);
+    snprintf(out, n, "%s", spec);
+    if (seg_dist_size(dist) < 2)
+        return SEG_STATUS_OK;
+    if (strchr(spec, ',')) {
+        int count = 1;
+        for (const char *p = spec; *p; p++)
+            count += *p == ',';
+        const char *p = spec;
+        for (int i = 0; i < lr % count; i++)
+            p = strchr(p, ',') + 1;
+        snprintf(out, n, "%.*s", (int)strcspn(p, ","), p);
+        return SEG_STATUS_OK;
+    }
+    if (!strcmp(spec, "cpu") || strchr(spec, ':'))
+        return SEG_STATUS_OK;
+    struct seg_device_info devs[64];
+    int nd = 0, match[64], nm = 0;
+    char notes[1024];
+    seg_devices_list(devs, 64, &nd, notes, sizeof notes);
+    for (int i = 0; i < nd && i < 64; i++)
+        if (!devs[i].is_cpu && (!strcmp(spec, "auto") || !strncmp(devs[i].spec, spec, strlen(spec))))
+            match[nm++] = i;
+    if (!strcmp(spec, "auto") && nm) { /* one kind for every rank: the first device's */
+        const char *colon = strchr(devs[match[0]].spec, ':');
+        size_t kl = colon ? (size_t)(colon - devs[match[0]].spec) : strlen(devs[match[0]].spec);
+        int k = 0;
+        for (int i = 0; i < nm; i++)
+            if (!strncmp(devs[match[i]].spec, devs[match[0]].spec, kl))
+                match[k++] = match[i];
+        nm = k;
+    }
+    if (nm)
+        snprintf(out, n, "%s", devs[match[lr % nm]].spec);
+    return SEG_STATUS_OK;
 }
