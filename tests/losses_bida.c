@@ -137,6 +137,28 @@ static enum seg_status static_cbst(struct lt_ctx *c, struct seg_var **loss)
     return st;
 }
 
+static enum seg_status spatial_prior(struct lt_ctx *c, struct seg_var **loss)
+{
+    const struct seg_tensor *c0 = lt_tensor(c, "counts"), *ys = lt_tensor(c, "labels"), *prob = lt_tensor(c, "prob");
+    struct seg_tensor *counts = NULL, *q = NULL, *wp = NULL, *thr = NULL, *present = NULL;
+    NEED(c0 && ys && prob);
+    enum seg_status st = seg_clone(c0, &counts);
+    if (!st) st = bida_prior_update(counts, ys, NULL);
+    if (!st) st = bida_prior_weights(counts, &q);
+    if (!st)
+        st = bida_apply_prior(prob, q, (int64_t)lt_param(c, "grid_h", 0), (int64_t)lt_param(c, "grid_w", 0),
+                              (int64_t)lt_param(c, "h", 0), (int64_t)lt_param(c, "w", 0), &wp);
+    if (!st) st = bida_class_thresholds(wp, (float)lt_param(c, "portion", 0.2), &thr, &present);
+    if (!st) st = out_tensor(c, "counts_new", counts);
+    if (!st) st = out_tensor(c, "weighted", wp);
+    if (!st) st = out_tensor(c, "thr", thr);
+    if (!st) st = weighted_sum(c, wp, loss);
+    struct seg_tensor *tmp[] = {counts, q, wp, thr, present};
+    for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++)
+        seg_tensor_free(tmp[i]);
+    return st;
+}
+
 static enum seg_status distill_kl(struct lt_ctx *c, struct seg_var **loss)
 {
     const struct seg_tensor *t = lt_tensor(c, "teacher");
@@ -153,6 +175,7 @@ const struct lt_case lt_cases_bida[] = {
     {"bida_dynamic_hybrid", dynamic_hybrid},
     {"bida_ema", ema},
     {"bida_static_cbst", static_cbst},
+    {"bida_spatial_prior", spatial_prior},
     {"bida_distill_kl", distill_kl},
     {NULL, NULL},
 };

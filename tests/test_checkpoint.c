@@ -100,7 +100,7 @@ static void test_model_round_trip(void **state)
 {
     struct seg_backend *be = NULL;
     assert_int_equal(seg_backend_create("cpu", &be), 0);
-    struct seg_model_config cfg = {SEG_ARCH_DEEPLABV2_TINY, 7, true, true, SEG_BN_POLICY_FROZEN_AFFINE, 5, 0};
+    struct seg_model_config cfg = {SEG_ARCH_DEEPLABV2_TINY, 7, true, true, SEG_BN_POLICY_FROZEN_AFFINE, 5, 0, false};
     struct seg_model *a = NULL, *b = NULL;
     assert_int_equal(seg_model_create(be, &cfg, &a), 0);
     cfg.seed = 6;
@@ -141,12 +141,120 @@ static void test_model_round_trip(void **state)
     seg_backend_destroy(be);
 }
 
+/* The main logits of m on a fixed input (eval mode), on the host; source: the shared stem. */
+static float *logits(struct seg_backend *be, struct seg_model *m, bool source, size_t *n)
+{
+    struct seg_ag *ag = NULL;
+    struct seg_tensor *x = NULL;
+    struct seg_var *xv;
+    struct seg_model_out o;
+    int64_t shape[4] = {1, 3, 41, 33};
+    float img[3 * 41 * 33];
+    for (size_t i = 0; i < sizeof img / sizeof img[0]; i++)
+        img[i] = (float)((i * 7919) % 255) / 64.0f - 2.0f;
+    assert_int_equal(seg_ag_create(be, &ag), 0);
+    assert_int_equal(seg_tensor_new(be, SEG_DTYPE_F32, 4, shape, &x), 0);
+    assert_int_equal(seg_tensor_write(x, img, sizeof img), 0);
+    assert_int_equal(seg_ag_const(ag, x, &xv), 0);
+    seg_ag_set_grad_enabled(ag, false);
+    assert_int_equal(source ? seg_model_forward_source(ag, m, xv, false, &o) : seg_model_forward(ag, m, xv, false, &o), 0);
+    *n = seg_tensor_nbytes(o.main->value);
+    float *y = malloc(*n);
+    assert_int_equal(seg_tensor_read(o.main->value, y, *n), 0);
+    seg_ag_destroy(ag);
+    return y;
+}
+
+static void assert_same_tensor(struct seg_model *a, const char *na, struct seg_model *b, const char *nb)
+{
+    struct seg_param *pa = seg_model_find(a, na), *pb = seg_model_find(b, nb);
+    assert_non_null(pa);
+    assert_non_null(pb);
+    size_t n = seg_tensor_nbytes(pa->var->value);
+    assert_int_equal(n, seg_tensor_nbytes(pb->var->value));
+    float *x = malloc(n), *y = malloc(n);
+    seg_tensor_read(pa->var->value, x, n);
+    seg_tensor_read(pb->var->value, y, n);
+    assert_memory_equal(x, y, n);
+    free(x);
+    free(y);
+}
+
+/* BiDA's released-code target stem: loaded from a checkpoint without one it copies the
+ * shared stem (so both paths agree), it is what inference runs, and the source path never
+ * touches it. */
+static void test_target_stem(void **state)
+{
+    struct seg_backend *be = NULL;
+    assert_int_equal(seg_backend_create("cpu", &be), 0);
+    struct seg_model_config cfg = {SEG_ARCH_DEEPLABV2_TINY, 5, true, true, SEG_BN_POLICY_FROZEN_AFFINE, 5, 0, false};
+    struct seg_model *plain = NULL, *two = NULL, *back = NULL;
+    assert_int_equal(seg_model_create(be, &cfg, &plain), 0);
+    cfg.target_stem = true;
+    cfg.seed = 6;
+    assert_int_equal(seg_model_create(be, &cfg, &two), 0);
+    int stem = 0, target = 0;
+    for (int i = 0; i < plain->nparams; i++) {
+        const char *nm = plain->params[i].name;
+        stem += !strncmp(nm, "conv1.", 6) || !strncmp(nm, "bn1.", 4) || !strncmp(nm, "layer1.", 7);
+    }
+    for (int i = 0; i < two->nparams; i++)
+        target += !strncmp(two->params[i].name, "target.", 7);
+    assert_true(stem > 0);
+    assert_int_equal(target, stem);
+    assert_int_equal(two->nparams, plain->nparams + stem);
+    char path[] = "/tmp/segda-stem-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(seg_model_save(plain, path, NULL, 0), 0);
+    assert_int_equal(seg_model_load(two, path, true), 0);
+    assert_same_tensor(plain, "conv1.weight", two, "target.conv1.weight");
+    assert_same_tensor(plain, "bn1.running_var", two, "target.bn1.running_var");
+    assert_same_tensor(plain, "layer1.0.downsample.0.weight", two, "target.layer1.0.downsample.0.weight");
+    size_t n0, n1, n2;
+    float *ref = logits(be, plain, false, &n0), *tgt = logits(be, two, false, &n1);
+    assert_int_equal(n0, n1);
+    assert_memory_equal(ref, tgt, n0);
+    free(tgt);
+    /* a different target stem changes the target path only */
+    struct seg_param *w = seg_model_find(two, "target.layer1.0.conv2.weight");
+    assert_int_equal(seg_fill(w->var->value, 0.01f), 0);
+    tgt = logits(be, two, false, &n1);
+    float *src = logits(be, two, true, &n2);
+    assert_memory_equal(ref, src, n0);
+    assert_memory_not_equal(ref, tgt, n0);
+    /* the checkpoint says it has a target stem, and a model built from it reads it back */
+    assert_int_equal(seg_model_save(two, path, NULL, 0), 0);
+    struct seg_model_config got;
+    assert_int_equal(seg_model_config_from_file(path, &got), 0);
+    assert_true(got.target_stem);
+    assert_int_equal(seg_model_create(be, &got, &back), 0);
+    assert_int_equal(seg_model_load(back, path, true), 0);
+    float *again = logits(be, back, false, &n2);
+    assert_memory_equal(tgt, again, n0);
+    /* only ResNets have one */
+    struct seg_model *vgg = NULL;
+    cfg.arch = SEG_ARCH_DEEPLABV2_VGG16;
+    assert_int_equal(seg_model_create(be, &cfg, &vgg), SEG_STATUS_INVALID);
+    free(ref);
+    free(tgt);
+    free(src);
+    free(again);
+    close(fd);
+    unlink(path);
+    seg_model_destroy(plain);
+    seg_model_destroy(two);
+    seg_model_destroy(back);
+    seg_backend_destroy(be);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_valid),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_model_round_trip),
+        cmocka_unit_test(test_target_stem),
     };
     return cmocka_run_group_tests_name("checkpoint-cpu", tests, NULL, NULL);
 }

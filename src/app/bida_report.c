@@ -5,7 +5,9 @@
  * calibration (mu_S + xi, xi = mu_T - mu_S, Eq. 6-7) and hybrid (calibrated dynamic first,
  * static elsewhere, Eq. 10). Labels are compared on the stride-8 grid where BiDA makes them
  * (ground truth resized by nearest neighbour); density = labelled pixels / pixels whose
- * ground truth is not ignored. Layer4 features (bida.feature = layer4) only. */
+ * ground truth is not ignored. Layer4 features (bida.feature = layer4) only. A checkpoint
+ * trained with bida.spatial_prior weighs the static labels' confidences by its prior, as
+ * training did. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,10 +47,16 @@ struct kinds {
     struct seg_tensor *lab[NKINDS];
 };
 
+/* CBST-SP's weights of the checkpoint's spatial prior: q [C, gh*gw], or NULL without one. */
+struct prior {
+    struct seg_tensor *q;
+    int                gw, gh;
+};
+
 /* One batch: the four label maps [N, P] and the ground truth on the grid. */
 static enum seg_status batch_labels(struct seg_model *m, struct seg_ag *ag, const struct seg_data_batch *b,
-                                    struct seg_tensor *const state[4], float dyn_thr, struct kinds *k,
-                                    struct seg_tensor **gt)
+                                    struct seg_tensor *const state[4], const struct prior *pr, float dyn_thr,
+                                    struct kinds *k, struct seg_tensor **gt)
 {
     struct seg_backend *be = m->be;
     int nc = m->cfg.num_classes;
@@ -77,6 +85,12 @@ static enum seg_status batch_labels(struct seg_model *m, struct seg_ag *ag, cons
         st = seg_softmax(o.main->value, 1, false, &prob);
         if (!st) st = seg_tensor_reshape(prob, 3, ps, &prob3);
         if (!st) st = seg_tensor_reshape(o.features->value, 3, fs, &feat);
+        if (!st && pr->q) {
+            struct seg_tensor *weighted = NULL;
+            st = bida_apply_prior(prob3, pr->q, pr->gh, pr->gw, h, w, &weighted);
+            seg_tensor_free(prob3);
+            prob3 = weighted;
+        }
     }
     /* static thresholds: the round's mean CBST threshold per class (none seen: never) */
     float host[2 * 256], t[256], present[256];
@@ -122,6 +136,14 @@ enum seg_status seg_bida_report(const char *weights, const struct seg_config *cf
     if (!st) st = state_tensor(m->be, &f, weights, "state.bida_mu_t", nc, d, &state[1]);
     if (!st) st = state_tensor(m->be, &f, weights, "state.bida_seen", 2, nc, &state[2]);
     if (!st) st = state_tensor(m->be, &f, weights, "state.bida_thr", 2, nc, &state[3]);
+    struct prior pr = {NULL, 0, 0};
+    if (!st && seg_st_find(&f, "state.bida_prior")) {
+        struct seg_tensor *counts = NULL;
+        st = seg_config_size(cfg, "bida.prior_grid", &pr.gw, &pr.gh);
+        if (!st) st = state_tensor(m->be, &f, weights, "state.bida_prior", nc, (int64_t)pr.gh * pr.gw, &counts);
+        if (!st) st = bida_prior_weights(counts, &pr.q);
+        seg_tensor_free(counts);
+    }
     seg_st_free(&f);
     struct seg_domain dom;
     bool open = false;
@@ -141,7 +163,7 @@ enum seg_status seg_bida_report(const char *weights, const struct seg_config *cf
         }
         struct kinds k = {{NULL}};
         struct seg_tensor *gt = NULL;
-        st = batch_labels(m, ag, b, state, (float)dyn_thr, &k, &gt);
+        st = batch_labels(m, ag, b, state, &pr, (float)dyn_thr, &k, &gt);
         size_t n = st ? 0 : (size_t)seg_tensor_numel(gt);
         int32_t *g = n ? malloc(n * sizeof *g) : NULL, *l = n ? malloc(n * sizeof *l) : NULL;
         if (!st && (!g || !l))
@@ -169,6 +191,7 @@ enum seg_status seg_bida_report(const char *weights, const struct seg_config *cf
         seg_domain_close(&dom);
     for (int i = 0; i < 4; i++)
         seg_tensor_free(state[i]);
+    seg_tensor_free(pr.q);
     if (st)
         return st;
     static const char *const names[NKINDS] = {"static (CBST)", "dynamic", "dynamic + calibration", "hybrid"};

@@ -12,7 +12,7 @@ enum seg_status seg_model_save(const struct seg_model *m, const char *path,
     struct seg_st_tensor *ts = calloc((size_t)m->nparams, sizeof *ts);
     void **bufs = calloc((size_t)m->nparams, sizeof *bufs);
     struct seg_st_meta meta[32];
-    char nc[16], ml[8], bias[8], width[16];
+    struct seg_model_meta_buf mb;
     enum seg_status st = SEG_STATUS_OK;
     if (!ts || !bufs) {
         st = seg_error(SEG_STATUS_OUT_OF_MEMORY, "%s: out of host memory", path);
@@ -37,17 +37,7 @@ enum seg_status seg_model_save(const struct seg_model *m, const char *path,
     }
     if (st)
         goto out;
-    snprintf(nc, sizeof nc, "%d", m->cfg.num_classes);
-    snprintf(ml, sizeof ml, "%d", m->cfg.multi_level);
-    snprintf(bias, sizeof bias, "%d", m->cfg.classifier_bias);
-    snprintf(width, sizeof width, "%d", m->cfg.width);
-    int k = 0;
-    meta[k++] = (struct seg_st_meta){"format", "segda-1"};
-    meta[k++] = (struct seg_st_meta){"arch", (char *)seg_arch_name(m->cfg.arch)};
-    meta[k++] = (struct seg_st_meta){"num_classes", nc};
-    meta[k++] = (struct seg_st_meta){"multi_level", ml};
-    meta[k++] = (struct seg_st_meta){"classifier_bias", bias};
-    meta[k++] = (struct seg_st_meta){"width", width};
+    int k = seg_model_meta(&m->cfg, &mb, meta);
     for (int i = 0; i + 1 < 2 * nmeta && k < 32; i += 2)
         meta[k++] = (struct seg_st_meta){(char *)meta_kv[i], (char *)meta_kv[i + 1]};
     st = seg_st_write(path, ts, m->nparams, meta, k);
@@ -57,6 +47,23 @@ out:
     free(bufs);
     free(ts);
     return st;
+}
+
+int seg_model_meta(const struct seg_model_config *cfg, struct seg_model_meta_buf *buf, struct seg_st_meta *meta)
+{
+    snprintf(buf->nc, sizeof buf->nc, "%d", cfg->num_classes);
+    snprintf(buf->ml, sizeof buf->ml, "%d", cfg->multi_level);
+    snprintf(buf->bias, sizeof buf->bias, "%d", cfg->classifier_bias);
+    snprintf(buf->width, sizeof buf->width, "%d", cfg->width);
+    snprintf(buf->stem, sizeof buf->stem, "%d", cfg->target_stem);
+    meta[0] = (struct seg_st_meta){"format", "segda-1"};
+    meta[1] = (struct seg_st_meta){"arch", (char *)seg_arch_name(cfg->arch)};
+    meta[2] = (struct seg_st_meta){"num_classes", buf->nc};
+    meta[3] = (struct seg_st_meta){"multi_level", buf->ml};
+    meta[4] = (struct seg_st_meta){"classifier_bias", buf->bias};
+    meta[5] = (struct seg_st_meta){"width", buf->width};
+    meta[6] = (struct seg_st_meta){"target_stem", buf->stem};
+    return SEG_MODEL_META_COUNT;
 }
 
 static bool parse_int(const char *s, int *v)
@@ -79,7 +86,7 @@ enum seg_status seg_model_config_from_file(const char *path, struct seg_model_co
         return st;
     memset(cfg, 0, sizeof *cfg);
     const char *arch = seg_st_meta_get(&f, "arch");
-    int a = arch ? seg_arch_from_name(arch) : -1, ml = 0, bias = 1, width = 0;
+    int a = arch ? seg_arch_from_name(arch) : -1, ml = 0, bias = 1, width = 0, stem = 0;
     if (a < 0) {
         st = seg_error(SEG_STATUS_FORMAT, "%s: metadata names no known architecture (arch=%s)",
                        path, arch ? arch : "missing");
@@ -90,10 +97,12 @@ enum seg_status seg_model_config_from_file(const char *path, struct seg_model_co
         parse_int(seg_st_meta_get(&f, "multi_level"), &ml);
         parse_int(seg_st_meta_get(&f, "classifier_bias"), &bias);
         parse_int(seg_st_meta_get(&f, "width"), &width);
+        parse_int(seg_st_meta_get(&f, "target_stem"), &stem);
         cfg->arch = (enum seg_arch)a;
         cfg->multi_level = ml;
         cfg->classifier_bias = bias;
         cfg->width = width;
+        cfg->target_stem = stem;
         cfg->bn = SEG_BN_POLICY_FROZEN_AFFINE;
     }
     seg_st_free(&f);
@@ -109,7 +118,10 @@ enum seg_status seg_model_load(struct seg_model *m, const char *path, bool stric
     int loaded = 0;
     for (int i = 0; i < m->nparams && !st; i++) {
         struct seg_tensor *t = m->params[i].var->value;
-        const struct seg_st_tensor *s = seg_st_find(&f, m->params[i].name);
+        const char *name = m->params[i].name;
+        const struct seg_st_tensor *s = seg_st_find(&f, name);
+        if (!s && !strncmp(name, SEG_TARGET_STEM_PREFIX, strlen(SEG_TARGET_STEM_PREFIX)))
+            s = seg_st_find(&f, name + strlen(SEG_TARGET_STEM_PREFIX)); /* from the shared stem */
         if (!s) {
             if (strict)
                 st = seg_error(SEG_STATUS_FORMAT, "%s: tensor '%s' is missing (architecture %s)",

@@ -9,6 +9,8 @@
 #include "backend/backend.h"
 #include "model/model.h"
 
+#define TRY(expr) SEG_TRY(expr)
+
 static const char *const arch_names[SEG_ARCH_COUNT] = {
     [SEG_ARCH_DEEPLABV2_RESNET101] = "deeplabv2_resnet101",
     [SEG_ARCH_DEEPLABV2_RESNET50] = "deeplabv2_resnet50",
@@ -162,44 +164,77 @@ static enum seg_status add_aspp(struct seg_model *m, struct initrng *r, int cin,
     return SEG_STATUS_OK;
 }
 
+/* ResNet layer l (0-based) under prefix ("" or the target stem's): its bottlenecks, a
+ * projection on the first. */
+static enum seg_status add_resnet_layer(struct seg_model *m, struct initrng *r, const struct resnet_shape *s,
+                                        int l, int inplanes, const char *prefix)
+{
+    enum seg_status st = SEG_STATUS_OK;
+    int planes = s->base << l;
+    char name[96];
+    for (int b = 0; b < s->blocks[l] && !st; b++) {
+        int cin = b == 0 ? inplanes : planes * 4;
+        snprintf(name, sizeof name, "%slayer%d.%d.conv1", prefix, l + 1, b);
+        st = add_conv(m, r, 0, planes, cin, 1, false, name);
+        snprintf(name, sizeof name, "%slayer%d.%d.bn1", prefix, l + 1, b);
+        if (!st) st = add_bn(m, r, planes, name);
+        snprintf(name, sizeof name, "%slayer%d.%d.conv2", prefix, l + 1, b);
+        if (!st) st = add_conv(m, r, 0, planes, planes, 3, false, name);
+        snprintf(name, sizeof name, "%slayer%d.%d.bn2", prefix, l + 1, b);
+        if (!st) st = add_bn(m, r, planes, name);
+        snprintf(name, sizeof name, "%slayer%d.%d.conv3", prefix, l + 1, b);
+        if (!st) st = add_conv(m, r, 0, planes * 4, planes, 1, false, name);
+        snprintf(name, sizeof name, "%slayer%d.%d.bn3", prefix, l + 1, b);
+        if (!st) st = add_bn(m, r, planes * 4, name);
+        /* DeepLab's _make_layer: a projection for the first block of every layer. */
+        if (!st && b == 0) {
+            snprintf(name, sizeof name, "%slayer%d.0.downsample.0", prefix, l + 1);
+            st = add_conv(m, r, 0, planes * 4, inplanes, 1, false, name);
+            snprintf(name, sizeof name, "%slayer%d.0.downsample.1", prefix, l + 1);
+            if (!st) st = add_bn(m, r, planes * 4, name);
+        }
+    }
+    return st;
+}
+
+static enum seg_status add_resnet_stem(struct seg_model *m, struct initrng *r, const struct resnet_shape *s,
+                                       const char *prefix)
+{
+    char conv1[32], bn1[32];
+    snprintf(conv1, sizeof conv1, "%sconv1", prefix);
+    snprintf(bn1, sizeof bn1, "%sbn1", prefix);
+    enum seg_status st = add_conv(m, r, 0, s->base, 3, 7, false, conv1);
+    if (!st) st = add_bn(m, r, s->base, bn1);
+    if (!st) st = add_resnet_layer(m, r, s, 0, s->base, prefix);
+    return st;
+}
+
+/* The target stem starts as a copy of the shared one; its parameters come last, so the
+ * shared ones are initialised (and ordered) as in a model without it. */
+static enum seg_status add_target_stem(struct seg_model *m, struct initrng *r, const struct resnet_shape *s)
+{
+    int first = m->nparams;
+    enum seg_status st = add_resnet_stem(m, r, s, SEG_TARGET_STEM_PREFIX);
+    for (int i = first; i < m->nparams && !st; i++) {
+        struct seg_param *src = seg_model_find(m, m->params[i].name + strlen(SEG_TARGET_STEM_PREFIX));
+        st = src ? seg_tensor_copy(m->params[i].var->value, src->var->value)
+                 : seg_error(SEG_STATUS_INVALID, "model: the target stem's %s has no shared twin", m->params[i].name);
+    }
+    return st;
+}
+
 static enum seg_status build_resnet(struct seg_model *m, struct initrng *r)
 {
     struct resnet_shape s = resnet_shape_of(&m->cfg);
-    enum seg_status st = add_conv(m, r, 0, s.base, 3, 7, false, "conv1");
-    if (!st)
-        st = add_bn(m, r, s.base, "bn1");
-    int inplanes = s.base;
-    char name[64];
-    for (int l = 0; l < 4 && !st; l++) {
-        int planes = s.base << l;
-        for (int b = 0; b < s.blocks[l] && !st; b++) {
-            int cin = b == 0 ? inplanes : planes * 4;
-            snprintf(name, sizeof name, "layer%d.%d.conv1", l + 1, b);
-            st = add_conv(m, r, 0, planes, cin, 1, false, name);
-            snprintf(name, sizeof name, "layer%d.%d.bn1", l + 1, b);
-            if (!st) st = add_bn(m, r, planes, name);
-            snprintf(name, sizeof name, "layer%d.%d.conv2", l + 1, b);
-            if (!st) st = add_conv(m, r, 0, planes, planes, 3, false, name);
-            snprintf(name, sizeof name, "layer%d.%d.bn2", l + 1, b);
-            if (!st) st = add_bn(m, r, planes, name);
-            snprintf(name, sizeof name, "layer%d.%d.conv3", l + 1, b);
-            if (!st) st = add_conv(m, r, 0, planes * 4, planes, 1, false, name);
-            snprintf(name, sizeof name, "layer%d.%d.bn3", l + 1, b);
-            if (!st) st = add_bn(m, r, planes * 4, name);
-            /* DeepLab's _make_layer: a projection for the first block of every layer. */
-            if (!st && b == 0) {
-                snprintf(name, sizeof name, "layer%d.0.downsample.0", l + 1);
-                st = add_conv(m, r, 0, planes * 4, inplanes, 1, false, name);
-                snprintf(name, sizeof name, "layer%d.0.downsample.1", l + 1);
-                if (!st) st = add_bn(m, r, planes * 4, name);
-            }
-        }
-        inplanes = planes * 4;
-    }
+    enum seg_status st = add_resnet_stem(m, r, &s, "");
+    for (int l = 1; l < 4 && !st; l++)
+        st = add_resnet_layer(m, r, &s, l, (s.base << (l - 1)) * 4, "");
     if (!st && m->cfg.multi_level)
         st = add_aspp(m, r, s.base * 16, "layer5");
     if (!st)
         st = add_aspp(m, r, s.base * 32, "layer6");
+    if (!st && m->cfg.target_stem)
+        st = add_target_stem(m, r, &s);
     return st;
 }
 
@@ -250,10 +285,14 @@ enum seg_status seg_model_create(struct seg_backend *be, const struct seg_model_
     if ((unsigned)cfg->arch >= SEG_ARCH_COUNT || cfg->num_classes < 1)
         return seg_error(SEG_STATUS_INVALID, "model: bad architecture %d or %d classes",
                          (int)cfg->arch, cfg->num_classes);
+    if (cfg->target_stem && (cfg->arch == SEG_ARCH_DEEPLABV2_VGG16 || cfg->arch == SEG_ARCH_DISCRIMINATOR))
+        return seg_error(SEG_STATUS_INVALID, "model: a target stem needs a ResNet architecture, not %s",
+                         seg_arch_name(cfg->arch));
     struct seg_model *m = calloc(1, sizeof *m);
     if (!m)
         return seg_error(SEG_STATUS_OUT_OF_MEMORY, "model: out of host memory");
     m->cfg = *cfg;
+    m->target_input = true;
     if (cfg->arch == SEG_ARCH_DEEPLABV2_VGG16 || cfg->arch == SEG_ARCH_DISCRIMINATOR)
         m->cfg.multi_level = false; /* single-level networks */
     m->be = be;
@@ -317,8 +356,6 @@ static struct seg_var *P(struct seg_model *m, const char *fmt, ...)
     return p ? p->var : NULL;
 }
 
-#define TRY(expr) SEG_TRY(expr)
-
 static enum seg_status conv(struct seg_ag *ag, struct seg_model *m, struct seg_var *x,
                             const char *prefix, int stride, int pad, int dil, bool bias,
                             struct seg_var **y)
@@ -353,13 +390,14 @@ static enum seg_status bn(struct seg_ag *ag, struct seg_model *m, struct seg_var
     return SEG_STATUS_OK;
 }
 
+/* stem: the prefix of layer1's parameters ("" or the target stem's). */
 static enum seg_status bottleneck(struct seg_ag *ag, struct seg_model *m, struct seg_var *x, int l,
-                                  int b, bool train, struct seg_var **y)
+                                  int b, const char *stem, bool train, struct seg_var **y)
 {
-    char pre[32], pb[64];
+    char pre[48], pb[80];
     int stride = b == 0 ? layer_stride[l] : 1, dil = layer_dilation[l];
     struct seg_var *t1, *t2, *t3, *t4, *t5, *t6, *res = x, *sum;
-    snprintf(pre, sizeof pre, "layer%d.%d", l + 1, b);
+    snprintf(pre, sizeof pre, "%slayer%d.%d", l == 0 ? stem : "", l + 1, b);
     snprintf(pb, sizeof pb, "%s.conv1", pre);
     TRY(conv(ag, m, x, pb, stride, 0, 1, false, &t1));
     snprintf(pb, sizeof pb, "%s.bn1", pre);
@@ -425,15 +463,19 @@ static enum seg_status forward_resnet(struct seg_ag *ag, struct seg_model *m, st
 {
     struct resnet_shape s = resnet_shape_of(&m->cfg);
     struct seg_var *t, *u, *h;
-    TRY(conv(ag, m, x, "conv1", 2, 3, 1, false, &t));
-    TRY(bn(ag, m, t, "bn1", train, true, &u));
+    const char *stem = m->cfg.target_stem && m->target_input ? SEG_TARGET_STEM_PREFIX : "";
+    char conv1[32], bn1[32];
+    snprintf(conv1, sizeof conv1, "%sconv1", stem);
+    snprintf(bn1, sizeof bn1, "%sbn1", stem);
+    TRY(conv(ag, m, x, conv1, 2, 3, 1, false, &t));
+    TRY(bn(ag, m, t, bn1, train, true, &u));
     struct seg_pool2d_params pool = {3, 3, 2, 2, 1, 1, true};
     TRY(seg_ag_maxpool2d(ag, u, &pool, &h));
     seg_var_done(u);
     for (int l = 0; l < 4; l++) {
         for (int b = 0; b < s.blocks[l]; b++) {
             struct seg_var *o;
-            TRY(bottleneck(ag, m, h, l, b, train, &o));
+            TRY(bottleneck(ag, m, h, l, b, stem, train, &o));
             if (!(l == 2 && b == s.blocks[2] - 1 && m->cfg.multi_level))
                 seg_var_done(h);
             h = o;
@@ -509,4 +551,14 @@ enum seg_status seg_model_forward(struct seg_ag *ag, struct seg_model *m, struct
     if (m->cfg.arch == SEG_ARCH_DEEPLABV2_VGG16)
         return forward_vgg(ag, m, x, out);
     return forward_resnet(ag, m, x, train, out);
+}
+
+enum seg_status seg_model_forward_source(struct seg_ag *ag, struct seg_model *m, struct seg_var *x,
+                                         bool train, struct seg_model_out *out)
+{
+    bool target = m->target_input;
+    m->target_input = false;
+    enum seg_status st = seg_model_forward(ag, m, x, train, out);
+    m->target_input = target;
+    return st;
 }

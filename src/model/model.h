@@ -35,7 +35,13 @@ struct seg_model_config {
     enum seg_bn_policy bn;
     uint32_t           seed;          /* weight initialization */
     int                width;         /* 0: the architecture's own (ResNet base 64, D ndf 64) */
+    bool               target_stem;   /* ResNet: a second conv1/bn1/layer1 for target-domain
+                                         images, parameters under "target." (BiDA's released
+                                         code); layer2-4 and the heads stay shared */
 };
+
+/* The target stem's parameter names: this prefix + the shared stem's (target.conv1.weight). */
+#define SEG_TARGET_STEM_PREFIX "target."
 
 struct seg_param {
     char            name[80];
@@ -50,6 +56,10 @@ struct seg_model {
     struct seg_param       *params;
     int                     nparams, cap;
     bool                    expose_branches; /* forward fills out->branches (BiDA) */
+    bool                    target_input;    /* with a target stem: forward takes its input for a
+                                                target-domain image and runs the target stem.
+                                                true on creation (inference sees the target
+                                                domain); training sets it around source passes */
 };
 
 struct seg_model_out {
@@ -66,6 +76,9 @@ void seg_model_destroy(struct seg_model *m);
 /* train: batch statistics where the BN policy uses them. */
 enum seg_status seg_model_forward(struct seg_ag *ag, struct seg_model *m, struct seg_var *x,
                                   bool train, struct seg_model_out *out);
+/* The same on a source-domain image: the shared stem, whatever m->target_input says. */
+enum seg_status seg_model_forward_source(struct seg_ag *ag, struct seg_model *m, struct seg_var *x,
+                                         bool train, struct seg_model_out *out);
 /* The main classifier (layer6) alone on layer4-like features: PLCA's test-time aggregation
  * runs it on aggregated features. */
 enum seg_status seg_model_head(struct seg_ag *ag, struct seg_model *m, struct seg_var *features,
@@ -80,9 +93,19 @@ struct seg_st_file;
 enum seg_status seg_model_save(const struct seg_model *m, const char *path,
                                const char *const *meta_kv, int nmeta);
 /* Loads every parameter of m from path; shapes must match. strict: every model tensor
- * must be present. */
+ * must be present. A target stem the file lacks (a checkpoint of a model without one, e.g.
+ * the source-only weights BiDA starts from) starts as a copy of the file's shared stem. */
 enum seg_status seg_model_load(struct seg_model *m, const char *path, bool strict);
 /* Reads the architecture from a file's metadata. */
 enum seg_status seg_model_config_from_file(const char *path, struct seg_model_config *cfg);
+/* The architecture as checkpoint metadata (format, arch, num_classes, multi_level,
+ * classifier_bias, width, target_stem): fills meta[0..SEG_MODEL_META_COUNT) with values
+ * held in buf and returns SEG_MODEL_META_COUNT. */
+enum { SEG_MODEL_META_COUNT = 7 };
+struct seg_model_meta_buf {
+    char nc[16], ml[8], bias[8], width[16], stem[8];
+};
+struct seg_st_meta;
+int seg_model_meta(const struct seg_model_config *cfg, struct seg_model_meta_buf *buf, struct seg_st_meta *meta);
 
 #endif

@@ -64,6 +64,23 @@ enum seg_status bida_class_thresholds(const struct seg_tensor *prob, float porti
 enum seg_status bida_static_labels(const struct seg_tensor *prob, const struct seg_tensor *thr,
                                    struct seg_tensor **labels);
 
+/* CBST-SP's spatial prior ([58], "self-training with spatial priors"): counts [C, P] of
+ * each class's source labels at every position of a fixed grid, over the source batches
+ * trained on (labels [N, P] already on the grid; data-parallel: summed over ranks through
+ * coll when given). */
+enum seg_status bida_prior_update(struct seg_tensor *counts, const struct seg_tensor *labels,
+                                  const struct seg_collective *coll);
+
+/* The prior as weights q [C, P]: q(c, p) = (count(c, p) + 1) / (max_p count(c, p) + 1),
+ * 1 where class c is most frequent in the source, near 0 where it never occurs. */
+enum seg_status bida_prior_weights(const struct seg_tensor *counts, struct seg_tensor **q);
+
+/* prob [N, C, h*w] times q [C, gh*gw] resized to h x w (bilinear, corners aligned):
+ * CBST-SP's prior-weighted confidences, whose class thresholds and labels are then taken
+ * as without the prior. */
+enum seg_status bida_apply_prior(const struct seg_tensor *prob, const struct seg_tensor *q, int64_t gh, int64_t gw,
+                                 int64_t h, int64_t w, struct seg_tensor **out);
+
 /* Self-distillation: mean over pixels of KL(softmax(teacher) || softmax(student)) along
  * axis 1; teacher logits are a constant, student logits a variable of the same shape. */
 enum seg_status bida_distill_kl(struct seg_ag *ag, const struct seg_tensor *teacher, struct seg_var *student,

@@ -374,6 +374,58 @@ enum seg_status bida_static_labels(const struct seg_tensor *prob, const struct s
     return st;
 }
 
+enum seg_status bida_prior_update(struct seg_tensor *counts, const struct seg_tensor *labels,
+                                  const struct seg_collective *coll)
+{
+    if (labels->ndim != 2 || counts->ndim != 2 || labels->shape[1] != counts->shape[1])
+        return seg_error(SEG_STATUS_INVALID, "bida: the prior needs labels [N, P] and counts [C, P]");
+    struct scratch sc = {{0}, 0};
+    enum seg_status st = SEG_STATUS_OK;
+    struct seg_tensor *oh = NULL, *sum = NULL, *acc = NULL;
+    OP(oh, seg_one_hot(labels, (int)counts->shape[0], &oh)); /* [N, C, P]; 255: no class */
+    OP(sum, seg_reduce(SEG_REDUCE_SUM, oh, 0, false, &sum));   /* [C, P] */
+    if (!st && coll) st = coll->sum(coll->ctx, sum);
+    OP(acc, seg_binary(SEG_BINARY_ADD, counts, sum, &acc));
+    if (!st) st = seg_tensor_copy(counts, acc);
+    scratch_free(&sc);
+    return st;
+}
+
+enum seg_status bida_prior_weights(const struct seg_tensor *counts, struct seg_tensor **q)
+{
+    *q = NULL;
+    if (counts->ndim != 2)
+        return seg_error(SEG_STATUS_INVALID, "bida: prior counts must be [C, P]");
+    struct scratch sc = {{0}, 0};
+    enum seg_status st = SEG_STATUS_OK;
+    struct seg_tensor *mx = NULL, *num = NULL, *den = NULL;
+    OP(mx, seg_reduce(SEG_REDUCE_MAX, counts, 1, true, &mx)); /* [C, 1] */
+    OP(num, seg_unary(SEG_UNARY_AFFINE, counts, 1.0f, 1.0f, &num));
+    OP(den, seg_unary(SEG_UNARY_AFFINE, mx, 1.0f, 1.0f, &den));
+    if (!st) st = seg_binary(SEG_BINARY_DIV, num, den, q);
+    scratch_free(&sc);
+    return st;
+}
+
+enum seg_status bida_apply_prior(const struct seg_tensor *prob, const struct seg_tensor *q, int64_t gh, int64_t gw,
+                                 int64_t h, int64_t w, struct seg_tensor **out)
+{
+    *out = NULL;
+    int64_t c = q->ndim == 2 ? q->shape[0] : 0;
+    if (prob->ndim != 3 || q->ndim != 2 || prob->shape[1] != c || q->shape[1] != gh * gw || prob->shape[2] != h * w)
+        return seg_error(SEG_STATUS_INVALID, "bida: the prior needs prob [N, C, h*w] and q [C, gh*gw]");
+    struct scratch sc = {{0}, 0};
+    enum seg_status st = SEG_STATUS_OK;
+    int64_t grid[4] = {1, c, gh, gw}, flat[3] = {1, c, h * w};
+    struct seg_tensor *qv = NULL, *up = NULL, *uv = NULL;
+    OP(qv, view(q, 4, grid, &qv));
+    OP(up, seg_resize_bilinear(qv, h, w, true, &up));
+    OP(uv, view(up, 3, flat, &uv));
+    if (!st) st = seg_binary(SEG_BINARY_MUL, prob, uv, out);
+    scratch_free(&sc);
+    return st;
+}
+
 enum seg_status bida_density(const struct seg_tensor *labels, double *density)
 {
     struct scratch sc = {{0}, 0};

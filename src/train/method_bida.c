@@ -22,6 +22,12 @@
  *    top bida.static_portion of the pixels predicted k. The threshold is estimated online:
  *    the mean over the round's batches of each batch's CBST quantile (the paper computes it
  *    over the whole target set every 10k iterations; `segda pseudo-label` does that offline);
+ *    with bida.spatial_prior, CBST's spatial priors ([58]'s CBST-SP): the teacher's
+ *    probabilities are weighted by q(c, p) = (n(c, p) + 1) / (max_p n(c, p) + 1), n the
+ *    counts of source labels of class c at each position of a bida.prior_grid grid (positions
+ *    relative to the image), accumulated over the source batches trained on so far (so the
+ *    prior sees the same crops and flips as the target batches), and the CBST thresholds and
+ *    labels are taken on the weighted confidences;
  *  - eq. (10) hybrid labels y_T: y_D where defined, else y_F;
  *  - eq. (2) FCL = CE over classes of s(f_T(p), rho_S(c)) / tau against y_T, eq. (3)
  *    BCL = the same for s(f_S(p), rho_T(c)) against y_S; cosine similarity, tau = bida.tau;
@@ -51,11 +57,21 @@
  *    code's cb_prop is 0.1);
  *  - distillation: the KL is taken at stride 8 on the same (weakly augmented) target
  *    batch; ProDA uses strongly augmented images at 1/4 resolution and a SimCLR student
- *    init, neither of which this data pipeline provides.
+ *    init, neither of which this data pipeline provides;
+ *  - the spatial prior (off by default: the released code has none, and the paper names
+ *    only "the method of [58]", which proposes CBST with and without it): [58] counts the
+ *    source labels over the whole source set at full resolution and smooths them with a
+ *    Gaussian; here the counts grow online on a coarse grid (64x32 by default) and the
+ *    bilinear upsampling is the smoothing; its normalisation (each class's peak is 1, +1
+ *    counts) is our choice: a class is never penalised where the source shows it most, and
+ *    is damped where the source never shows it.
+ * The released code's domain-specific stem (model.target_stem = true): target images run
+ * through their own conv1/bn1/layer1 (layer2-4 and the heads shared), started from the
+ * shared stem of model.init; source passes use the shared stem, the teacher and every
+ * inference on the target the target one.
  * Ablation (paper Table 3): L_base = bida.lambda_fc=0 bida.lambda_bc=0 bida.dynamic=false;
  * +FCL: bida.lambda_fc; +BCL: bida.lambda_bc; +y_D w/o cal.: bida.dynamic=true
- * bida.calibrate=false; w/ cal.: bida.calibrate=true. Not implemented: the released code's
- * domain-specific target stem (conv1/bn1/layer1). */
+ * bida.calibrate=false; w/ cal.: bida.calibrate=true. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,7 +82,8 @@
 enum bida_seg_t { SEG_T_STATIC, SEG_T_HYBRID, SEG_T_NONE };
 
 struct bida {
-    bool   distill, aspp_feature, dynamic, calibrate, use_static;
+    bool   distill, aspp_feature, dynamic, calibrate, use_static, spatial_prior;
+    int    prior_w, prior_h; /* the spatial prior's grid */
     double lambda_fc, lambda_bc, tau, ema, dyn_thr, portion;
     double l_seg_s, l_seg_t, l_ent_s, l_ent_t;
     double distill_thr, distill_kl;
@@ -75,6 +92,7 @@ struct bida {
     /* method state (owned by the trainer): mu_S, mu_T [C, D]; seen [2, C]; the round's
      * CBST threshold sums (row 0) and counts (row 1) [2, C] */
     struct seg_tensor *mu_s, *mu_t, *seen, *thr_acc;
+    struct seg_tensor *prior; /* [C, prior_h * prior_w] source label counts (CBST-SP) */
 };
 
 static enum seg_status state_zeros(struct seg_trainer *t, const char *name, int64_t a, int64_t b,
@@ -139,6 +157,8 @@ static enum seg_status bida_init(struct seg_trainer *t)
     TRY(seg_config_bool(c, "bida.dynamic", &b->dynamic));
     TRY(seg_config_bool(c, "bida.calibrate", &b->calibrate));
     TRY(seg_config_bool(c, "bida.static_labels", &b->use_static));
+    TRY(seg_config_bool(c, "bida.spatial_prior", &b->spatial_prior));
+    TRY(seg_config_size(c, "bida.prior_grid", &b->prior_w, &b->prior_h));
     TRY(seg_config_float(c, "bida.lambda_fc", &b->lambda_fc));
     TRY(seg_config_float(c, "bida.lambda_bc", &b->lambda_bc));
     TRY(seg_config_float(c, "bida.tau", &b->tau));
@@ -158,6 +178,9 @@ static enum seg_status bida_init(struct seg_trainer *t)
                                              "static_every >= 1 are required");
     if (!b->distill && !b->dynamic && !b->use_static)
         return seg_error(SEG_STATUS_INVALID, "config bida: target labels need bida.dynamic or bida.static_labels");
+    if (!b->distill && b->spatial_prior && !b->use_static)
+        return seg_error(SEG_STATUS_INVALID, "config bida.spatial_prior = true weights the static labels: it needs "
+                                             "bida.static_labels = true");
     if (!b->distill && b->seg_t == SEG_T_STATIC && !b->use_static && b->l_seg_t != 0)
         return seg_error(SEG_STATUS_INVALID, "config bida.seg_t_labels = static needs bida.static_labels = true");
 
@@ -183,6 +206,8 @@ static enum seg_status bida_init(struct seg_trainer *t)
     TRY(state_zeros(t, "bida_mu_t", k, d, &b->mu_t));
     TRY(state_zeros(t, "bida_seen", 2, k, &b->seen));
     TRY(state_zeros(t, "bida_thr", 2, k, &b->thr_acc));
+    if (b->spatial_prior)
+        TRY(state_zeros(t, "bida_prior", k, (int64_t)b->prior_h * b->prior_w, &b->prior));
     return SEG_STATUS_OK;
 }
 
@@ -199,11 +224,24 @@ static enum seg_status copy_weights(struct seg_model *dst, struct seg_model *src
     return SEG_STATUS_OK;
 }
 
-/* The teacher on x: softmax at stride 8 [N, C, h*w] (small), at the input size
- * [N, C, H*W] (big), its stride-8 logits [N, C, h, w]; each optional. */
-static enum seg_status teacher_probs(struct seg_trainer *t, struct seg_var *x, struct seg_tensor **small,
-                                     struct seg_tensor **big, struct seg_tensor **logits)
+/* *prob [N, C, h*w] <- *prob times the spatial prior's weights q at h x w. */
+static enum seg_status weigh(const struct seg_tensor *q, const struct bida *b, int64_t h, int64_t w,
+                             struct seg_tensor **prob)
 {
+    struct seg_tensor *out = NULL;
+    TRY(bida_apply_prior(*prob, q, b->prior_h, b->prior_w, h, w, &out));
+    seg_tensor_free(*prob);
+    *prob = out;
+    return SEG_STATUS_OK;
+}
+
+/* The teacher on x: softmax at stride 8 [N, C, h*w] (small), at the input size
+ * [N, C, H*W] (big), its stride-8 logits [N, C, h, w]; each optional. With prior (the
+ * spatial prior's weights [C, grid]), small and big are weighted by it (CBST-SP). */
+static enum seg_status teacher_probs(struct seg_trainer *t, struct seg_var *x, const struct seg_tensor *prior,
+                                     struct seg_tensor **small, struct seg_tensor **big, struct seg_tensor **logits)
+{
+    const struct bida *b = t->priv;
     struct seg_model_out o;
     struct seg_tensor *up = NULL;
     int64_t n = x->value->shape[0], hh = x->value->shape[2], ww = x->value->shape[3];
@@ -215,6 +253,7 @@ static enum seg_status teacher_probs(struct seg_trainer *t, struct seg_var *x, s
     if (!st && small) {
         st = seg_softmax(lg, 1, false, small);
         if (!st) st = seg_tensor_set_shape(*small, 3, sp);
+        if (!st && prior) st = weigh(prior, b, lg->shape[2], lg->shape[3], small);
     }
     if (!st && logits)
         st = seg_clone(lg, logits);
@@ -222,6 +261,7 @@ static enum seg_status teacher_probs(struct seg_trainer *t, struct seg_var *x, s
         st = seg_resize_bilinear(lg, hh, ww, true, &up);
         if (!st) st = seg_softmax(up, 1, false, big);
         if (!st) st = seg_tensor_set_shape(*big, 3, bp);
+        if (!st && prior) st = weigh(prior, b, hh, ww, big);
     }
     seg_tensor_free(up);
     seg_ag_set_grad_enabled(t->ag, g);
@@ -303,7 +343,7 @@ static enum seg_status target_ce(struct seg_trainer *t, struct seg_var *logits, 
 
 struct step_tensors {
     struct seg_tensor *ys, *ps, *yf, *yf_grid, *ys_grid, *rho_st, *yd, *yt, *yt_full, *thr, *pres_s, *pres_t,
-        *seen_s, *seen_t;
+        *seen_s, *seen_t, *ys_prior, *q;
 };
 
 static void step_tensors_free(struct step_tensors *s)
@@ -327,9 +367,14 @@ static enum seg_status adapt_step(struct seg_trainer *t, struct bida *b, const s
     }
     TRY(seg_batch_upload(t, src, &xs, &k->ys));
     TRY(seg_batch_upload(t, tgt, &xt, NULL));
+    if (b->spatial_prior) { /* CBST-SP: this batch's source labels join the prior */
+        TRY(bida_labels_to_grid(k->ys, b->prior_h, b->prior_w, &k->ys_prior));
+        TRY(bida_prior_update(b->prior, k->ys_prior, seg_ag_collective(t->ag)));
+        TRY(bida_prior_weights(b->prior, &k->q));
+    }
     if (b->use_static) { /* y_F */
         struct seg_tensor *big = NULL;
-        enum seg_status st = teacher_probs(t, xt, &k->ps, &big, NULL);
+        enum seg_status st = teacher_probs(t, xt, k->q, &k->ps, &big, NULL);
         if (!st) st = round_thresholds(b, k->ps, (float)b->portion, seg_ag_collective(t->ag), &k->thr);
         if (!st) st = bida_static_labels(big, k->thr, &k->yf);
         seg_tensor_free(big);
@@ -423,7 +468,7 @@ static enum seg_status distill_step(struct seg_trainer *t, struct bida *b, const
     double dens;
     TRY(seg_batch_upload(t, src, &xs, &k->ys));
     TRY(seg_batch_upload(t, tgt, &xt, NULL));
-    enum seg_status st = teacher_probs(t, xt, NULL, &big, &k->ps);
+    enum seg_status st = teacher_probs(t, xt, NULL, NULL, &big, &k->ps);
     int64_t one[1] = {t->model->cfg.num_classes};
     if (!st) st = seg_tensor_new(t->be, SEG_DTYPE_F32, 1, one, &k->thr);
     if (!st) st = seg_fill(k->thr, (float)b->distill_thr);

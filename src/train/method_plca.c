@@ -126,7 +126,7 @@ static enum seg_status chunk_step(struct seg_trainer *t, const struct plca_param
     struct seg_plca_terms terms;
     memset(&terms, 0, sizeof terms);
     TRY(seg_batch_upload(t, src, &xs, &labels));
-    enum seg_status st = seg_model_forward(ag, t->model, xs, true, &so);
+    enum seg_status st = seg_model_forward_source(ag, t->model, xs, true, &so);
     if (!st) st = seg_batch_upload(t, tgt, &xt, NULL);
     if (!st) st = seg_model_forward(ag, t->model, xt, true, &to);
     if (!st) {

@@ -220,7 +220,7 @@ static enum seg_status init_pass(struct seg_trainer *t)
         struct seg_tensor *labels = NULL;
         struct seg_model_out out;
         st = seg_batch_upload(t, &b, &x, &labels);
-        if (!st) st = seg_model_forward(t->ag, t->model, x, false, &out);
+        if (!st) st = seg_model_forward_source(t->ag, t->model, x, false, &out);
         if (!st) st = update_both(t, &out, labels, NULL); /* every rank the whole pass */
         seg_tensor_free(labels);
         seg_ag_reset(t->ag);

@@ -12,7 +12,7 @@ enum seg_status seg_segmentation_loss(struct seg_trainer *t, struct seg_var *ima
     struct seg_var *up, *l_main, *upa, *l_aux, *scaled;
     int64_t h = images->value->shape[2], w = images->value->shape[3];
     TRY(seg_config_float(&t->cfg, "loss.aux_weight", &aux_w));
-    TRY(seg_model_forward(t->ag, t->model, images, true, out));
+    TRY(seg_model_forward_source(t->ag, t->model, images, true, out));
     TRY(seg_ag_resize_bilinear(t->ag, out->main, h, w, true, &up));
     TRY(seg_ag_cross_entropy(t->ag, up, labels, NULL, 255, &l_main));
     TRY(seg_losses_add_var(losses, "seg", l_main));

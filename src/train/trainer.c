@@ -75,6 +75,9 @@ static enum seg_status model_config(const struct seg_config *c, struct seg_model
     mc->num_classes = (int)nc;
     mc->width = (int)width;
     TRY(seg_config_bool(c, "model.classifier_bias", &mc->classifier_bias));
+    TRY(seg_config_bool(c, "model.target_stem", &mc->target_stem));
+    if (mc->target_stem && a == SEG_ARCH_DEEPLABV2_VGG16)
+        return seg_error(SEG_STATUS_INVALID, "config model.target_stem = true needs a ResNet model.arch, not %s", arch);
     if (!strcmp(bn, "frozen_affine"))
         mc->bn = SEG_BN_POLICY_FROZEN_AFFINE;
     else if (!strcmp(bn, "frozen"))
@@ -379,20 +382,19 @@ enum seg_status seg_trainer_save(const struct seg_trainer *t, const char *path)
         snprintf(name, sizeof name, "state.%s", t->state_name[i]);
         st = ckpt_add(&c, name, t->state[i]);
     }
-    char iter[32], rng[32], step[32], nc[16], ml[8], width[16];
+    char iter[32], rng[32], step[32];
     snprintf(iter, sizeof iter, "%" PRId64, t->iter);
     snprintf(rng, sizeof rng, "%" PRIu64, t->rng);
     snprintf(step, sizeof step, "%d", t->opt->step);
-    snprintf(nc, sizeof nc, "%d", t->model->cfg.num_classes);
-    snprintf(ml, sizeof ml, "%d", t->model->cfg.multi_level);
-    snprintf(width, sizeof width, "%d", t->model->cfg.width);
-    struct seg_st_meta meta[] = {
-        {"format", "segda-1"}, {"arch", (char *)seg_arch_name(t->model->cfg.arch)},
-        {"num_classes", nc}, {"multi_level", ml}, {"classifier_bias", t->model->cfg.classifier_bias ? "1" : "0"}, {"width", width},
-        {"method", (char *)t->method->name}, {"iteration", iter}, {"rng", rng}, {"optim_step", step},
-    };
+    struct seg_model_meta_buf mb;
+    struct seg_st_meta meta[SEG_MODEL_META_COUNT + 4];
+    int k = seg_model_meta(&t->model->cfg, &mb, meta);
+    meta[k++] = (struct seg_st_meta){"method", (char *)t->method->name};
+    meta[k++] = (struct seg_st_meta){"iteration", iter};
+    meta[k++] = (struct seg_st_meta){"rng", rng};
+    meta[k++] = (struct seg_st_meta){"optim_step", step};
     if (!st)
-        st = seg_st_write(path, c.t, c.n, meta, (int)(sizeof meta / sizeof meta[0]));
+        st = seg_st_write(path, c.t, c.n, meta, k);
     for (int i = 0; i < c.n; i++) {
         free(c.bufs[i]);
         free(c.names[i]);

@@ -151,19 +151,46 @@ def case_ema(gen):
             {"loss": (new * wgt).sum(), "mu_new": new, "seen_new": new_seen}, {"lambda": lam, "tol": 1e-5})
 
 
+def cbst(prob, portion):
+    conf, pred = prob.max(1)
+    thr = torch.full((prob.shape[1],), -1.0, dtype=prob.dtype)
+    for k in range(prob.shape[1]):
+        v = conf[pred == k]
+        if v.numel():
+            v, _ = torch.sort(v, descending=True)
+            thr[k] = v[max(int(portion * v.numel()) - 1, 0)]
+    return thr, torch.where(conf >= thr[pred], pred, torch.full_like(pred, 255))
+
+
+def case_spatial_prior(gen):
+    """CBST-SP [58]: per-position counts of the source labels on a grid; weights
+    q = (count + 1) / (the class's peak count + 1), upsampled (bilinear, corners aligned) to
+    the prediction and multiplied into its probabilities; then CBST's thresholds on the
+    weighted confidences (the labels from them are case_static's: compared here they would
+    hinge on float-vs-double near-ties at a threshold)."""
+    c, gh, gw, h, w, portion = 4, 3, 5, 6, 8, 0.25
+    counts0 = torch.randint(0, 6, (c, gh * gw), generator=gen).double()
+    counts0[2] = 0                                   # a class the source has not shown yet
+    ys = labels(gen, 3, gh * gw, classes=c, ignore=0.2)
+    ys[ys == 2] = 1
+    counts = counts0 + one_hot(ys.long(), c).sum(0)
+    q = (counts + 1) / (counts.max(1, keepdim=True).values + 1)
+    qup = F.interpolate(q.view(1, c, gh, gw), size=(h, w), mode="bilinear", align_corners=True)
+    prob = F.softmax(rand(gen, 2, c, h * w, lo=-3, hi=3), 1).float().double()
+    weighted = prob * qup.view(1, c, h * w)
+    thr, _ = cbst(weighted, portion)
+    wgt = rand(gen, 2, c, h * w).requires_grad_()
+    return ({"counts": counts0, "labels": ys, "prob": prob, "w": wgt},
+            {"loss": (weighted * wgt).sum(), "counts_new": counts, "weighted": weighted, "thr": thr},
+            {"grid_h": gh, "grid_w": gw, "h": h, "w": w, "portion": portion, "tol": 1e-5})
+
+
 def case_static(gen):
     """CBST [58]: class k's threshold is the confidence at position floor(p n_k) - 1 of its
     pixels sorted by confidence (descending); a pixel keeps its argmax if it reaches it."""
     c, portion = 4, 0.3
     prob = F.softmax(rand(gen, 2, c, 25, lo=-3, hi=3), 1).float().double()
-    conf, pred = prob.max(1)
-    thr = torch.full((c,), -1.0)
-    for k in range(c):
-        v = conf[pred == k]
-        if v.numel():
-            v, _ = torch.sort(v, descending=True)
-            thr[k] = v[max(int(portion * v.numel()) - 1, 0)]
-    lab = torch.where(conf >= thr[pred], pred, torch.full_like(pred, 255))
+    thr, lab = cbst(prob, portion)
     wgt = rand(gen, c).requires_grad_()
     return ({"prob": prob, "w": wgt}, {"loss": (thr * wgt).sum(), "thr": thr, "labels": lab.double()},
             {"portion": portion, "tol": 1e-6})
@@ -187,5 +214,6 @@ CASES = {
     "bida_dynamic_hybrid": case_dynamic,
     "bida_ema": case_ema,
     "bida_static_cbst": case_static,
+    "bida_spatial_prior": case_spatial_prior,
     "bida_distill_kl": case_distill_kl,
 }
