@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Resume continues exactly: a tiny AdaptSegNet run of 6 iterations, against the same run
 # stopped after 3 (and one killed by SIGINT) and resumed: the logged losses of iterations
-# 4..6 and the final checkpoints must be identical. Also checks that a malformed config
+# 4..6 and the final checkpoints must be identical (likewise a BiDA run with a target stem
+# and a spatial prior). Also checks that a malformed config
 # and a corrupt checkpoint fail with a clear message and the documented exit codes.
 # usage: test_resume.sh SEGDA WORKDIR DEVICE
 set -u
@@ -22,6 +23,14 @@ strip() { grep '"loss"' "$1" | sed -e 's/"it_s": [^,]*,//' -e 's/"mem_mb": [^,]*
 diff <(strip "$work/full/metrics.jsonl") <(strip "$work/part/metrics.jsonl") || fail "losses differ after resume"
 # ... and the final checkpoints (weights, BN statistics, optimizer state, RNG) are byte-identical
 cmp -s "$work/full/last.safetensors" "$work/part/last.safetensors" || fail "checkpoints differ after resume"
+# BiDA with the released code's target stem and CBST's spatial prior: its teacher, EMA
+# prototypes, thresholds and prior counts travel in the checkpoint too.
+bida=(--set method.name=bida --set model.target_stem=true --set bida.spatial_prior=true
+      --set bida.prior_grid=16x8 --set bida.static_every=2)
+"$segda" train "${common[@]}" "${bida[@]}" --out "$work/bida_full" >/dev/null || fail "bida full run"
+"$segda" train "${common[@]}" "${bida[@]}" --out "$work/bida_part" --set solver.stop=3 >/dev/null || fail "bida first half"
+"$segda" train "${common[@]}" "${bida[@]}" --out "$work/bida_part" --resume auto >/dev/null || fail "bida resumed half"
+cmp -s "$work/bida_full/last.safetensors" "$work/bida_part/last.safetensors" || fail "bida checkpoints differ after resume"
 # A real interruption: SIGINT during training saves the state (exit 130) and resumes.
 "$segda" train "${common[@]}" --out "$work/kill" --set solver.iterations=400 >/dev/null &
 pid=$!
@@ -38,4 +47,4 @@ out=$("$segda" train "${common[@]}" --set solver.lrr=1 2>&1); rc=$?
 head -c 100 "$work/full/last.safetensors" > "$work/bad.safetensors"
 out=$("$segda" train "${common[@]}" --out "$work/bad" --resume "$work/bad.safetensors" 2>&1); rc=$?
 [ $rc -eq 4 ] && grep -q "bad.safetensors" <<<"$out" || fail "corrupt checkpoint: rc $rc: $out"
-echo "resume on $dev: identical losses after resume; SIGINT saves and resumes; bad input refused"
+echo "resume on $dev: identical losses and checkpoints after resume (adaptsegnet, bida); SIGINT saves and resumes; bad input refused"
