@@ -685,6 +685,14 @@ enum seg_status seg_ag_resize_bilinear(struct seg_ag *ag, struct seg_var *x, int
     return record(ag, y, &x, 1, bwd_resize, 0, NULL, 0, ip, NULL, out);
 }
 
+/* The node just recorded for out communicates in its backward, which then always runs (no
+ * node is recorded when no input needs a gradient). */
+static void mark_collective(struct seg_ag *ag, const struct seg_var *out)
+{
+    if (ag->nnodes && ag->nodes[ag->nnodes - 1]->out == out)
+        ag->nodes[ag->nnodes - 1]->coll = ag->coll;
+}
+
 /* *t = s * *t, into a new tensor. */
 static enum seg_status scale_in_place(struct seg_tensor **t, float s)
 {
@@ -835,8 +843,8 @@ enum seg_status seg_ag_batchnorm(struct seg_ag *ag, struct seg_var *x, struct se
     int32_t ip[8] = {batch};
     float fp[4] = {eps};
     st = record(ag, y, in, 3, bwd_batchnorm, 0x3u, saved, 2, ip, fp, out);
-    if (!st && batch && ag->sync_bn && ag->nnodes && ag->nodes[ag->nnodes - 1]->out == *out)
-        ag->nodes[ag->nnodes - 1]->coll = ag->coll;
+    if (!st && batch && ag->sync_bn)
+        mark_collective(ag, *out);
     return st;
 }
 
@@ -860,8 +868,8 @@ enum seg_status seg_ag_allreduce_sum(struct seg_ag *ag, struct seg_var *x, struc
         return st;
     }
     st = record(ag, y, &x, 1, bwd_allreduce, 0x1u, NULL, 0, NULL, NULL, out);
-    if (!st && ag->nnodes && ag->nodes[ag->nnodes - 1]->out == *out)
-        ag->nodes[ag->nnodes - 1]->coll = ag->coll;
+    if (!st)
+        mark_collective(ag, *out);
     return st;
 }
 

@@ -292,7 +292,6 @@ enum seg_status seg_model_create(struct seg_backend *be, const struct seg_model_
     if (!m)
         return seg_error(SEG_STATUS_OUT_OF_MEMORY, "model: out of host memory");
     m->cfg = *cfg;
-    m->target_input = true;
     if (cfg->arch == SEG_ARCH_DEEPLABV2_VGG16 || cfg->arch == SEG_ARCH_DISCRIMINATOR)
         m->cfg.multi_level = false; /* single-level networks */
     m->be = be;
@@ -458,12 +457,14 @@ static enum seg_status aspp(struct seg_ag *ag, struct seg_model *m, struct seg_v
     return SEG_STATUS_OK;
 }
 
+/* source: x is a source-domain image, which takes the shared stem even in a model with a
+ * target stem. */
 static enum seg_status forward_resnet(struct seg_ag *ag, struct seg_model *m, struct seg_var *x,
-                                      bool train, struct seg_model_out *out)
+                                      bool train, bool source, struct seg_model_out *out)
 {
     struct resnet_shape s = resnet_shape_of(&m->cfg);
     struct seg_var *t, *u, *h;
-    const char *stem = m->cfg.target_stem && m->target_input ? SEG_TARGET_STEM_PREFIX : "";
+    const char *stem = m->cfg.target_stem && !source ? SEG_TARGET_STEM_PREFIX : "";
     char conv1[32], bn1[32];
     snprintf(conv1, sizeof conv1, "%sconv1", stem);
     snprintf(bn1, sizeof bn1, "%sbn1", stem);
@@ -540,8 +541,8 @@ enum seg_status seg_model_head(struct seg_ag *ag, struct seg_model *m, struct se
     return aspp(ag, m, features, "layer6", logits, NULL);
 }
 
-enum seg_status seg_model_forward(struct seg_ag *ag, struct seg_model *m, struct seg_var *x,
-                                  bool train, struct seg_model_out *out)
+static enum seg_status model_forward(struct seg_ag *ag, struct seg_model *m, struct seg_var *x, bool train,
+                                     bool source, struct seg_model_out *out)
 {
     memset(out, 0, sizeof *out);
     if (x->value->ndim != 4)
@@ -550,15 +551,17 @@ enum seg_status seg_model_forward(struct seg_ag *ag, struct seg_model *m, struct
         return forward_discriminator(ag, m, x, out);
     if (m->cfg.arch == SEG_ARCH_DEEPLABV2_VGG16)
         return forward_vgg(ag, m, x, out);
-    return forward_resnet(ag, m, x, train, out);
+    return forward_resnet(ag, m, x, train, source, out);
+}
+
+enum seg_status seg_model_forward(struct seg_ag *ag, struct seg_model *m, struct seg_var *x,
+                                  bool train, struct seg_model_out *out)
+{
+    return model_forward(ag, m, x, train, false, out);
 }
 
 enum seg_status seg_model_forward_source(struct seg_ag *ag, struct seg_model *m, struct seg_var *x,
                                          bool train, struct seg_model_out *out)
 {
-    bool target = m->target_input;
-    m->target_input = false;
-    enum seg_status st = seg_model_forward(ag, m, x, train, out);
-    m->target_input = target;
-    return st;
+    return model_forward(ag, m, x, train, true, out);
 }

@@ -56,10 +56,6 @@ struct seg_model {
     struct seg_param       *params;
     int                     nparams, cap;
     bool                    expose_branches; /* forward fills out->branches (BiDA) */
-    bool                    target_input;    /* with a target stem: forward takes its input for a
-                                                target-domain image and runs the target stem.
-                                                true on creation (inference sees the target
-                                                domain); training sets it around source passes */
 };
 
 struct seg_model_out {
@@ -73,10 +69,11 @@ struct seg_model_out {
 enum seg_status seg_model_create(struct seg_backend *be, const struct seg_model_config *cfg,
                                  struct seg_model **out);
 void seg_model_destroy(struct seg_model *m);
-/* train: batch statistics where the BN policy uses them. */
+/* train: batch statistics where the BN policy uses them. x is taken for a target-domain
+ * image (what inference sees): a model with a target stem runs it. */
 enum seg_status seg_model_forward(struct seg_ag *ag, struct seg_model *m, struct seg_var *x,
                                   bool train, struct seg_model_out *out);
-/* The same on a source-domain image: the shared stem, whatever m->target_input says. */
+/* The same on a source-domain image: the shared stem, in a model with a target stem too. */
 enum seg_status seg_model_forward_source(struct seg_ag *ag, struct seg_model *m, struct seg_var *x,
                                          bool train, struct seg_model_out *out);
 /* The main classifier (layer6) alone on layer4-like features: PLCA's test-time aggregation

@@ -75,9 +75,7 @@ static enum seg_status model_config(const struct seg_config *c, struct seg_model
     mc->num_classes = (int)nc;
     mc->width = (int)width;
     TRY(seg_config_bool(c, "model.classifier_bias", &mc->classifier_bias));
-    TRY(seg_config_bool(c, "model.target_stem", &mc->target_stem));
-    if (mc->target_stem && a == SEG_ARCH_DEEPLABV2_VGG16)
-        return seg_error(SEG_STATUS_INVALID, "config model.target_stem = true needs a ResNet model.arch, not %s", arch);
+    TRY(seg_config_bool(c, "model.target_stem", &mc->target_stem)); /* seg_model_create checks the arch */
     if (!strcmp(bn, "frozen_affine"))
         mc->bn = SEG_BN_POLICY_FROZEN_AFFINE;
     else if (!strcmp(bn, "frozen"))
