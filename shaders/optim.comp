@@ -1,8 +1,10 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-/* -DSGD:  0 = param, 1 = momentum buffer, 2 = grad. fp[0] lr, fp[1] momentum, fp[2] wd;
- *         ip[0] = first step, ip[1] = n, ip[2] = has buffer (host).
- * -DADAM: 0 = param, 1 = m, 2 = v, 3 = grad. fp as ops.def; ip[0] = n (host).
+/* -DSGD:  0 = param, 1 = momentum buffer, 2 = grad, 3 = skip flag. fp[0] lr, fp[1] momentum,
+ *         fp[2] wd; ip[0] = first step, ip[1] = n, ip[2] = has buffer, ip[3] = has flag (host).
+ * -DADAM: 0 = param, 1 = m, 2 = v, 3 = grad, 4 = skip flag. fp as ops.def; ip[0] = n,
+ *         ip[1] = has flag (host).
+ * A set skip flag leaves everything unchanged (the trainer's device-side non-finite test).
  * Written in the CPU reference's operation order, without contraction. */
 #include "common.glsl"
 DECLARE_WG()
@@ -10,8 +12,10 @@ DECLARE_WG()
 BUF_F(0, p)
 BUF_F(1, mb)
 BUF_RF(2, g)
+BUF_RF(3, skip)
 void main()
 {
+    if (IP(3) != 0 && skip[OFF(3)] != 0.0) return;
     float lr = FP(0), mom = FP(1), wd = FP(2);
     bool first = IP(0) != 0, hb = IP(2) != 0;
     GRID_LOOP(i, UP(1)) {
@@ -31,8 +35,10 @@ BUF_F(0, p)
 BUF_F(1, m)
 BUF_F(2, v)
 BUF_RF(3, g)
+BUF_RF(4, skip)
 void main()
 {
+    if (IP(1) != 0 && skip[OFF(4)] != 0.0) return;
     float lr = FP(0), b1 = FP(1), b2 = FP(2), eps = FP(3), wd = FP(4), bc1 = FP(5), bc2 = FP(6);
     GRID_LOOP(i, UP(0)) {
         float pv = p[OFF(0) + i];

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "harness.h"
@@ -152,7 +153,7 @@ static enum seg_status f_ce(const struct h_case *c, struct seg_tensor **in,
                             struct seg_tensor **out, int *nout)
 {
     const struct seg_tensor *w = c->nin > 2 ? in[2] : NULL;
-    TRY(seg_cross_entropy(in[0], in[1], w, 255, &out[0], &out[2]));
+    TRY(seg_cross_entropy(in[0], in[1], w, 255, false, &out[0], &out[2]));
     *nout = 3;
     return seg_cross_entropy_terms(in[0], in[1], w, 255, &out[1]);
 }
@@ -473,7 +474,7 @@ static enum seg_status f_sgd(const struct h_case *c, struct seg_tensor **in,
     TRY(seg_clone(in[1], &out[1]));
     *nout = 2;
     for (int s = 0; s < 3; s++) /* three steps: the first initializes the momentum */
-        TRY(seg_sgd_step(out[0], out[1], in[2], c->fp[0], 0.9f, 5e-4f, s == 0));
+        TRY(seg_sgd_step(out[0], out[1], in[2], c->fp[0], 0.9f, 5e-4f, s == 0, NULL));
     return SEG_STATUS_OK;
 }
 
@@ -485,8 +486,32 @@ static enum seg_status f_adam(const struct h_case *c, struct seg_tensor **in,
     TRY(seg_clone(in[2], &out[2]));
     *nout = 3;
     for (int s = 1; s <= 3; s++)
-        TRY(seg_adam_step(out[0], out[1], out[2], in[3], c->fp[0], 0.9f, 0.99f, 1e-8f, 0.0f, s));
+        TRY(seg_adam_step(out[0], out[1], out[2], in[3], c->fp[0], 0.9f, 0.99f, 1e-8f, 0.0f, s, NULL));
     return SEG_STATUS_OK;
+}
+
+/* The flag over the input with element ip[0] (if >= 0) replaced by NaN (ip[1] = 0) or
+ * -Inf (ip[1] = 1); tests/test_step_gate.c checks hand-made cases on every backend. */
+static enum seg_status f_nonfinite(const struct h_case *c, struct seg_tensor **in,
+                                   struct seg_tensor **out, int *nout)
+{
+    int64_t one[1] = {1};
+    struct seg_tensor *x = NULL, *v = NULL, *bad = NULL;
+    TRY(seg_clone(in[0], &x));
+    enum seg_status st = SEG_STATUS_OK;
+    if (c->ip[0] >= 0) {
+        st = seg_tensor_view(x, c->ip[0], 1, one, &v);
+        if (!st) st = seg_tensor_new(x->be, SEG_DTYPE_F32, 1, one, &bad);
+        if (!st) st = seg_fill(bad, c->ip[1] ? -INFINITY : NAN);
+        if (!st) st = seg_tensor_copy(v, bad);
+    }
+    if (!st) st = seg_tensor_new(x->be, SEG_DTYPE_F32, 1, one, &out[0]);
+    if (!st) st = seg_nonfinite_any(x, out[0]);
+    *nout = 1;
+    seg_tensor_free(v);
+    seg_tensor_free(bad);
+    seg_tensor_free(x);
+    return st;
 }
 
 /* ---- composites through autograd: losses built from ops -------------------------------- */
@@ -1045,6 +1070,15 @@ int h_cases_build(struct h_case **cases)
     c = add(&b, "ADAM_STEP", SEG_OP_ADAM_STEP, f_adam, NULL, PW, "[1000] lr=1e-3 x3");
     inputs(c, 4, F(1, 1000), IN(SEG_DTYPE_F32, H_UNIFORM, -0.1f, 0.1f, 1, 1000), FP(1, 1000), F(1, 1000));
     c->fp[0] = 1e-3f;
+
+    struct { int n, at, inf; } nf[] = {{1000, -1, 0}, {1000, 999, 0}, {70001, 4321, 1}, {3, 0, 1}};
+    for (size_t i = 0; i < sizeof nf / sizeof nf[0]; i++) {
+        c = add(&b, "NONFINITE_ANY", SEG_OP_NONFINITE_ANY, f_nonfinite, NULL, 0, "[%d] %s at %d", nf[i].n,
+                nf[i].inf ? "-Inf" : "NaN", nf[i].at);
+        inputs(c, 1, F(1, nf[i].n));
+        c->ip[0] = nf[i].at;
+        c->ip[1] = nf[i].inf;
+    }
 
     c = add(&b, "bce_with_logits", SEG_OP_UNARY, f_ag, b_ag, RD, "x=[2,1,9,13] target");
     inputs(c, 2, IN(SEG_DTYPE_F32, H_UNIFORM, -4.0f, 4.0f, 4, 2, 1, 9, 13),

@@ -62,18 +62,14 @@ static enum seg_status contrast(struct lt_ctx *c, struct seg_var **loss, bool fo
     struct seg_var *fs = lt_var(c, "feat_s"), *ft = lt_var(c, "feat_t"), *rho, *n;
     const struct seg_tensor *ys = lt_tensor(c, "labels_s"), *yt = lt_tensor(c, "labels_t");
     struct seg_tensor *present = NULL, *cnt = NULL;
-    double npix = 0;
     NEED(fs && ft && ys && yt);
     int k = 5;
     TRY(bida_prototypes(lt_ag(c), forward ? fs : ft, forward ? ys : yt, k, &rho, &present));
     enum seg_status st = bida_contrast(lt_ag(c), forward ? ft : fs, rho, present, forward ? yt : ys,
-                                       (float)lt_param(c, "tau", 0.1), loss, &npix);
+                                       (float)lt_param(c, "tau", 0.1), loss, &cnt);
     seg_tensor_free(present);
-    int64_t one[1] = {1};
-    float v = (float)npix;
-    if (!st) st = seg_tensor_new(seg_ag_backend(lt_ag(c)), SEG_DTYPE_F32, 1, one, &cnt);
-    if (!st) st = seg_tensor_write(cnt, &v, sizeof v);
     if (!st) st = seg_ag_const(lt_ag(c), cnt, &n);
+    else seg_tensor_free(cnt);
     if (!st) st = lt_output(c, "npix", n);
     return st;
 }

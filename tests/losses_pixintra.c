@@ -14,15 +14,10 @@ static enum seg_status output_tensor(struct lt_ctx *c, const char *name, struct 
     return lt_output(c, name, v);
 }
 
-static enum seg_status count(const struct seg_tensor *mask, double *n)
+/* The number of set pixels of mask, as the device value [1] the loss functions take. */
+static enum seg_status count(const struct seg_tensor *mask, struct seg_tensor **n)
 {
-    struct seg_tensor *s = NULL;
-    float v = 0;
-    enum seg_status st = seg_reduce_all(SEG_REDUCE_SUM, mask, &s);
-    if (!st) st = seg_tensor_read(s, &v, sizeof v);
-    seg_tensor_free(s);
-    *n = v;
-    return st;
+    return seg_reduce_all(SEG_REDUCE_SUM, mask, n);
 }
 
 /* Eq. 2, 3, 7 and the partial CE of Eq. 5 on the resulting pseudo labels. */
@@ -55,7 +50,9 @@ static enum seg_status thresholds(struct lt_ctx *c, struct seg_var **loss)
     struct seg_var *w = lt_var(c, "w");
     NEED(y && w);
     int bins = (int)lt_param(c, "bins", 1000), nc = (int)y->shape[1];
-    double cap = lt_param(c, "cap", 0.9), alpha = lt_param(c, "alpha", 1), easy = 0;
+    double cap = lt_param(c, "cap", 0.9), alpha = lt_param(c, "alpha", 1);
+    float easy = 0;
+    struct seg_tensor *easy_t = NULL;
     struct seg_tensor *h = NULL, *tt = NULL, *ta = NULL;
     float *hf = malloc((size_t)nc * bins * sizeof *hf), thr[64], thra[64];
     double *hd = malloc((size_t)nc * bins * sizeof *hd);
@@ -72,7 +69,9 @@ static enum seg_status thresholds(struct lt_ctx *c, struct seg_var **loss)
         thra[k] = (float)(alpha * thr[k]);
     if (!st) st = seg_tensor_new(y->be, SEG_DTYPE_F32, 1, &n, &ta);
     if (!st) st = seg_tensor_write(ta, thra, (size_t)nc * sizeof(float));
-    if (!st) st = seg_pixintra_easy_count(y, ta, &easy);
+    if (!st) st = seg_pixintra_easy_count(y, ta, &easy_t);
+    if (!st) st = seg_tensor_read(easy_t, &easy, sizeof easy);
+    seg_tensor_free(easy_t);
     seg_tensor_free(ta);
     if (!st) st = seg_tensor_new(y->be, SEG_DTYPE_F32, 1, &n, &tt);
     if (!st) st = seg_tensor_write(tt, thr, (size_t)nc * sizeof(float));
@@ -102,23 +101,28 @@ static enum seg_status kld(struct lt_ctx *c, struct seg_var **loss)
 {
     struct seg_var *x = lt_var(c, "logits");
     const struct seg_tensor *e = lt_tensor(c, "easy");
-    double n;
+    struct seg_tensor *n = NULL;
     NEED(x && e);
     TRY(count(e, &n));
-    return seg_pixintra_kld(lt_ag(c), x, e, n, loss);
+    enum seg_status st = seg_pixintra_kld(lt_ag(c), x, e, n, loss);
+    seg_tensor_free(n);
+    return st;
 }
 
 static enum seg_status pla(struct lt_ctx *c, struct seg_var **loss, bool g)
 {
     struct seg_var *d = lt_var(c, "d");
     const struct seg_tensor *m = lt_tensor(c, "hard");
-    double nh;
+    struct seg_tensor *nh = NULL, *ne = NULL;
     NEED(d && m);
     TRY(count(m, &nh));
     bool bce = !strcmp(lt_param_str(c, "form", "sum"), "bce");
-    if (g)
-        return seg_pixintra_pla_g(lt_ag(c), d, m, nh, bce, loss);
-    return seg_pixintra_pla_d(lt_ag(c), d, m, nh, (double)seg_tensor_numel(m) - nh, bce, loss);
+    enum seg_status st = seg_unary(SEG_UNARY_AFFINE, nh, -1.0f, (float)seg_tensor_numel(m), &ne);
+    if (!st)
+        st = g ? seg_pixintra_pla_g(lt_ag(c), d, m, nh, bce, loss) : seg_pixintra_pla_d(lt_ag(c), d, m, nh, ne, bce, loss);
+    seg_tensor_free(nh);
+    seg_tensor_free(ne);
+    return st;
 }
 
 static enum seg_status pla_g(struct lt_ctx *c, struct seg_var **loss) { return pla(c, loss, true); }

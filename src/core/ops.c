@@ -1073,17 +1073,26 @@ static enum seg_status want_same(const char *what, const struct seg_tensor *a,
     return SEG_STATUS_OK;
 }
 
+static enum seg_status want_skip_flag(const char *what, const struct seg_tensor *skip)
+{
+    if (skip && (skip->dtype != SEG_DTYPE_F32 || seg_tensor_numel(skip) != 1))
+        return seg_error(SEG_STATUS_INVALID, "%s: the skip flag must be one F32 value", what);
+    return SEG_STATUS_OK;
+}
+
 enum seg_status seg_sgd_step(struct seg_tensor *param, struct seg_tensor *momentum_buf,
                              const struct seg_tensor *grad, float lr, float momentum, float wd,
-                             bool first)
+                             bool first, const struct seg_tensor *skip)
 {
     TRY(want_dtype("sgd_step", param, SEG_DTYPE_F32));
     TRY(want_same("sgd_step", param, momentum_buf));
     TRY(want_same("sgd_step", param, grad));
+    TRY(want_skip_flag("sgd_step", skip));
     struct seg_op_args a = args(SEG_OP_SGD_STEP);
     a.dst[0] = param;
     a.dst[1] = momentum_buf;
     a.src[0] = grad;
+    a.src[1] = skip;
     a.fp[0] = lr;
     a.fp[1] = momentum;
     a.fp[2] = wd;
@@ -1093,12 +1102,13 @@ enum seg_status seg_sgd_step(struct seg_tensor *param, struct seg_tensor *moment
 
 enum seg_status seg_adam_step(struct seg_tensor *param, struct seg_tensor *m, struct seg_tensor *v,
                               const struct seg_tensor *grad, float lr, float b1, float b2,
-                              float eps, float wd, int step)
+                              float eps, float wd, int step, const struct seg_tensor *skip)
 {
     TRY(want_dtype("adam_step", param, SEG_DTYPE_F32));
     TRY(want_same("adam_step", param, m));
     TRY(want_same("adam_step", param, v));
     TRY(want_same("adam_step", param, grad));
+    TRY(want_skip_flag("adam_step", skip));
     if (step < 1)
         return seg_error(SEG_STATUS_INVALID, "adam_step: step %d (counts from 1)", step);
     struct seg_op_args a = args(SEG_OP_ADAM_STEP);
@@ -1106,6 +1116,7 @@ enum seg_status seg_adam_step(struct seg_tensor *param, struct seg_tensor *m, st
     a.dst[1] = m;
     a.dst[2] = v;
     a.src[0] = grad;
+    a.src[1] = skip;
     a.fp[0] = lr;
     a.fp[1] = b1;
     a.fp[2] = b2;
@@ -1114,6 +1125,21 @@ enum seg_status seg_adam_step(struct seg_tensor *param, struct seg_tensor *m, st
     a.fp[5] = (float)(1.0 - pow(b1, step));
     a.fp[6] = (float)(1.0 - pow(b2, step));
     return seg_op_run(param->be, &a);
+}
+
+enum seg_status seg_nonfinite_any(const struct seg_tensor *x, struct seg_tensor *flag)
+{
+    TRY(want_dtype("nonfinite_any", x, SEG_DTYPE_F32));
+    TRY(want_dtype("nonfinite_any", flag, SEG_DTYPE_F32));
+    int64_t n = seg_tensor_numel(x);
+    if (seg_tensor_numel(flag) != 1 || n < 1 || n > INT32_MAX)
+        return seg_error(SEG_STATUS_INVALID, "nonfinite_any: %lld elements into a flag of %lld",
+                         (long long)n, (long long)seg_tensor_numel(flag));
+    struct seg_op_args a = args(SEG_OP_NONFINITE_ANY);
+    a.dst[0] = flag;
+    a.src[0] = x;
+    a.ip[0] = (int32_t)n;
+    return seg_op_run(x->be, &a);
 }
 
 /* ---- bench support ---------------------------------------------------------------------------- */

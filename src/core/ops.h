@@ -119,12 +119,15 @@ enum seg_status seg_cumsum(const struct seg_tensor *x, int axis, bool reverse,
                            struct seg_tensor **out);
 enum seg_status seg_rng_uniform(struct seg_tensor *t, uint32_t seed, uint32_t stream);
 
+/* skip (optional, F32 [1]): where its value is not 0 the step changes nothing. */
 enum seg_status seg_sgd_step(struct seg_tensor *param, struct seg_tensor *momentum_buf,
                              const struct seg_tensor *grad, float lr, float momentum, float wd,
-                             bool first);
+                             bool first, const struct seg_tensor *skip);
 enum seg_status seg_adam_step(struct seg_tensor *param, struct seg_tensor *m, struct seg_tensor *v,
                               const struct seg_tensor *grad, float lr, float b1, float b2,
-                              float eps, float wd, int step);
+                              float eps, float wd, int step, const struct seg_tensor *skip);
+/* flag [1] (F32, written): 1 when some element of x is NaN or infinite, else 0. */
+enum seg_status seg_nonfinite_any(const struct seg_tensor *x, struct seg_tensor *flag);
 
 /* ---- bench support (ops.def PEAK_FMA, CONV2D_DIRECT; device timers; GEMM tuning) ---- */
 
@@ -204,9 +207,12 @@ enum seg_status seg_concat(const struct seg_tensor *const *xs, int n, int axis,
                            struct seg_tensor **out);
 
 /* Mean cross-entropy over non-ignored pixels (weighted mean with class weights, as PyTorch):
- * loss [1] and the weight sum [1] that the backward needs. */
+ * loss [1] and the weight sum [1] that the backward needs. An all-ignored batch gives NaN
+ * as in PyTorch, or with empty_zero 0 and a zero gradient (the weight sum is taken as at
+ * least 1 without class weights, where it counts pixels, else 1e-12), so that a caller
+ * needs no host test of the label count. */
 enum seg_status seg_cross_entropy(const struct seg_tensor *logits, const struct seg_tensor *labels,
-                                  const struct seg_tensor *weights, int ignore_index,
+                                  const struct seg_tensor *weights, int ignore_index, bool empty_zero,
                                   struct seg_tensor **loss, struct seg_tensor **wsum);
 /* dlogits of dloss * loss, dloss a [1] tensor on the device. */
 enum seg_status seg_cross_entropy_grad(const struct seg_tensor *logits,

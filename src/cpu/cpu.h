@@ -49,6 +49,7 @@ CPU_KERNEL(cpu_slice_assign);
 CPU_KERNEL(cpu_permute);
 CPU_KERNEL(cpu_sgd_step);
 CPU_KERNEL(cpu_adam_step);
+CPU_KERNEL(cpu_nonfinite_any);
 CPU_KERNEL(cpu_peak_fma);
 CPU_KERNEL(cpu_conv2d_direct);
 

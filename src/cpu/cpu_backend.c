@@ -41,6 +41,7 @@ static const seg_kernel_fn cpu_kernels[SEG_OP_COUNT] = {
     [SEG_OP_RNG_UNIFORM] = cpu_rng_uniform,
     [SEG_OP_SGD_STEP] = cpu_sgd_step,
     [SEG_OP_ADAM_STEP] = cpu_adam_step,
+    [SEG_OP_NONFINITE_ANY] = cpu_nonfinite_any,
     [SEG_OP_PEAK_FMA] = cpu_peak_fma,
     [SEG_OP_CONV2D_DIRECT] = cpu_conv2d_direct,
 };

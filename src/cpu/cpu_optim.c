@@ -1,5 +1,7 @@
-/* cpu_optim.c: SGD with momentum and Adam, PyTorch's update rules. */
+/* cpu_optim.c: SGD with momentum and Adam, PyTorch's update rules; the non-finite test that
+ * gates them. */
 #include <math.h>
+#include <string.h>
 
 #include "cpu/cpu.h"
 
@@ -10,6 +12,8 @@ CPU_KERNEL(cpu_sgd_step)
     float lr = a->fp[0], mom = a->fp[1], wd = a->fp[2];
     bool first = a->ip[0];
     int64_t n = seg_numel_of(a->dst[0]);
+    if (a->src[1] && CPU_F32(a->src[1])[0] != 0.0f)
+        return SEG_STATUS_OK;
     for (int64_t i = 0; i < n; i++) {
         float gi = g[i] + wd * p[i];
         buf[i] = first ? gi : mom * buf[i] + gi;
@@ -25,11 +29,26 @@ CPU_KERNEL(cpu_adam_step)
     float lr = a->fp[0], b1 = a->fp[1], b2 = a->fp[2], eps = a->fp[3], wd = a->fp[4];
     float bc1 = a->fp[5], bc2 = a->fp[6];
     int64_t n = seg_numel_of(a->dst[0]);
+    if (a->src[1] && CPU_F32(a->src[1])[0] != 0.0f)
+        return SEG_STATUS_OK;
     for (int64_t i = 0; i < n; i++) {
         float gi = g[i] + wd * p[i];
         m[i] = b1 * m[i] + (1.0f - b1) * gi;
         v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
         p[i] -= lr / bc1 * m[i] / (sqrtf(v[i]) / sqrtf(bc2) + eps);
     }
+    return SEG_STATUS_OK;
+}
+
+CPU_KERNEL(cpu_nonfinite_any)
+{
+    const float *x = CPU_F32(a->src[0]);
+    bool bad = false;
+    for (int32_t i = 0; i < a->ip[0]; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], sizeof u);
+        bad |= (u & 0x7F800000u) == 0x7F800000u;
+    }
+    CPU_F32(a->dst[0])[0] = bad ? 1.0f : 0.0f;
     return SEG_STATUS_OK;
 }

@@ -880,13 +880,13 @@ static enum seg_status bwd_ce(struct seg_ag_node *n, const struct seg_tensor *g,
                                   g, &gin[0]);
 }
 
-enum seg_status seg_ag_cross_entropy(struct seg_ag *ag, struct seg_var *logits,
-                                     const struct seg_tensor *labels,
-                                     const struct seg_tensor *weights, int ignore_index,
-                                     struct seg_var **out)
+static enum seg_status ag_cross_entropy(struct seg_ag *ag, struct seg_var *logits,
+                                        const struct seg_tensor *labels,
+                                        const struct seg_tensor *weights, int ignore_index,
+                                        bool empty_zero, struct seg_var **out)
 {
     struct seg_tensor *loss = NULL, *wsum = NULL, *lab = NULL, *w = NULL;
-    enum seg_status st = seg_cross_entropy(logits->value, labels, weights, ignore_index, &loss, &wsum);
+    enum seg_status st = seg_cross_entropy(logits->value, labels, weights, ignore_index, empty_zero, &loss, &wsum);
     if (!st)
         st = seg_clone(labels, &lab);
     if (!st && weights)
@@ -900,6 +900,22 @@ enum seg_status seg_ag_cross_entropy(struct seg_ag *ag, struct seg_var *logits,
     struct seg_tensor *saved[3] = {lab, w, wsum};
     int32_t ip[8] = {ignore_index};
     return record(ag, loss, &logits, 1, bwd_ce, 0x1u, saved, 3, ip, NULL, out);
+}
+
+enum seg_status seg_ag_cross_entropy(struct seg_ag *ag, struct seg_var *logits,
+                                     const struct seg_tensor *labels,
+                                     const struct seg_tensor *weights, int ignore_index,
+                                     struct seg_var **out)
+{
+    return ag_cross_entropy(ag, logits, labels, weights, ignore_index, false, out);
+}
+
+enum seg_status seg_ag_cross_entropy_or_zero(struct seg_ag *ag, struct seg_var *logits,
+                                             const struct seg_tensor *labels,
+                                             const struct seg_tensor *weights, int ignore_index,
+                                             struct seg_var **out)
+{
+    return ag_cross_entropy(ag, logits, labels, weights, ignore_index, true, out);
 }
 
 static enum seg_status bwd_sort(struct seg_ag_node *n, const struct seg_tensor *g,

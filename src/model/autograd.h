@@ -137,5 +137,11 @@ enum seg_status seg_ag_cross_entropy(struct seg_ag *ag, struct seg_var *logits,
                                      const struct seg_tensor *labels,
                                      const struct seg_tensor *weights, int ignore_index,
                                      struct seg_var **out);
+/* The same, but 0 with a zero gradient where every pixel is ignored (PyTorch: NaN): a
+ * method whose pseudo labels may be empty needs no host test of their count. */
+enum seg_status seg_ag_cross_entropy_or_zero(struct seg_ag *ag, struct seg_var *logits,
+                                             const struct seg_tensor *labels,
+                                             const struct seg_tensor *weights, int ignore_index,
+                                             struct seg_var **out);
 
 #endif

@@ -69,12 +69,12 @@ enum seg_status seg_optim_step(struct seg_optim *o, float lr)
             return st;
         if (o->cfg.kind == SEG_OPTIM_SGD) {
             st = seg_sgd_step(v->value, o->state1[i], v->grad, plr, o->cfg.momentum,
-                              o->cfg.weight_decay, first);
+                              o->cfg.weight_decay, first, o->skip);
         } else {
             if (!o->state2[i] && (st = zeros_like(v->value, &o->state2[i])))
                 return st;
             st = seg_adam_step(v->value, o->state1[i], o->state2[i], v->grad, plr, o->cfg.beta1,
-                               o->cfg.beta2, o->cfg.eps, o->cfg.weight_decay, o->step);
+                               o->cfg.beta2, o->cfg.eps, o->cfg.weight_decay, o->step, o->skip);
         }
         if (st)
             return st;

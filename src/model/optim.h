@@ -23,6 +23,9 @@ struct seg_optim {
     struct seg_tensor     **state1, **state2; /* per parameter (momentum / Adam m, v) */
     int                     step;
     const struct seg_collective *coll;    /* data-parallel: NULL or one rank: none */
+    /* NULL, or a device flag [1] (F32) that skips every update where it is not 0: the
+     * trainer's non-finite test, read by the kernels instead of the host (borrowed). */
+    const struct seg_tensor *skip;
 };
 
 enum seg_status seg_optim_create(struct seg_model *m, const struct seg_optim_config *cfg,

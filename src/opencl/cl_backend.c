@@ -387,6 +387,7 @@ static const seg_kernel_fn cl_kernels[SEG_OP_COUNT] = {
     [SEG_OP_RNG_UNIFORM] = seg_cl_rng_uniform,
     [SEG_OP_SGD_STEP] = seg_cl_sgd_step,
     [SEG_OP_ADAM_STEP] = seg_cl_adam_step,
+    [SEG_OP_NONFINITE_ANY] = seg_cl_nonfinite_any,
     [SEG_OP_PEAK_FMA] = seg_cl_peak_fma,
     [SEG_OP_CONV2D_DIRECT] = seg_cl_conv2d_direct,
 };

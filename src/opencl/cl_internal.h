@@ -219,6 +219,7 @@ SEG_CL_KERNEL(seg_cl_cumsum);
 /* cl_optim.c */
 SEG_CL_KERNEL(seg_cl_sgd_step);
 SEG_CL_KERNEL(seg_cl_adam_step);
+SEG_CL_KERNEL(seg_cl_nonfinite_any);
 /* cl_peak.c */
 SEG_CL_KERNEL(seg_cl_peak_fma);
 /* cl_conv.c */

@@ -28,10 +28,11 @@ enum seg_status bida_cosine(struct seg_ag *ag, struct seg_var *feat, struct seg_
 
 /* Eq. (2) / (3): mean over labelled pixels of -log softmax_c(s(f(p), rho(c)) / tau)[y(p)],
  * the softmax over the classes that have a prototype; pixels whose class has none are
- * skipped. *npix: pixels used (0 gives a constant 0 loss). */
+ * skipped; no pixel gives 0 with no gradient, decided on the device. npix (NULL: not
+ * wanted): the pixels used, a device value [1] F32 the caller frees. */
 enum seg_status bida_contrast(struct seg_ag *ag, struct seg_var *feat, struct seg_var *rho,
                               const struct seg_tensor *present, const struct seg_tensor *labels,
-                              float tau, struct seg_var **loss, double *npix);
+                              float tau, struct seg_var **loss, struct seg_tensor **npix);
 
 /* Eq. (6)-(7): rho + (mu_t - mu_s) for classes whose two EMA prototypes exist
  * (seen [2, C]: row 0 source, row 1 target), rho unchanged elsewhere. */
@@ -86,7 +87,7 @@ enum seg_status bida_apply_prior(const struct seg_tensor *prob, const struct seg
 enum seg_status bida_distill_kl(struct seg_ag *ag, const struct seg_tensor *teacher, struct seg_var *student,
                                 struct seg_var **loss);
 
-/* Fraction of the pixels of labels I32 that are not 255. */
-enum seg_status bida_density(const struct seg_tensor *labels, double *density);
+/* Fraction of the pixels of labels I32 that are not 255, a device value [1] F32. */
+enum seg_status bida_density(const struct seg_tensor *labels, struct seg_tensor **density);
 
 #endif

@@ -133,15 +133,15 @@ enum seg_status bida_cosine(struct seg_ag *ag, struct seg_var *feat, struct seg_
     return st;
 }
 
-/* Labels whose class is not present become 255; *n counts the rest. */
+/* Labels whose class is not present become 255; *n ([1] F32 on the device, NULL: not
+ * wanted) counts the rest. */
 static enum seg_status mask_labels(const struct seg_tensor *labels, const struct seg_tensor *present,
-                                   struct seg_tensor **out, double *n)
+                                   struct seg_tensor **out, struct seg_tensor **n)
 {
     struct scratch sc = {{0}, 0};
     enum seg_status st = SEG_STATUS_OK;
     int64_t c = present->shape[0], ps[3] = {1, c, 1};
-    struct seg_tensor *oh = NULL, *pv = NULL, *m = NULL, *has = NULL, *lf = NULL, *ign = NULL, *res = NULL, *tot = NULL;
-    float count = 0;
+    struct seg_tensor *oh = NULL, *pv = NULL, *m = NULL, *has = NULL, *lf = NULL, *ign = NULL, *res = NULL;
     OP(oh, seg_one_hot(labels, (int)c, &oh));
     OP(pv, view(present, 3, ps, &pv));
     OP(m, seg_binary(SEG_BINARY_MUL, oh, pv, &m));
@@ -149,32 +149,24 @@ static enum seg_status mask_labels(const struct seg_tensor *labels, const struct
     OP(lf, seg_cast(labels, SEG_DTYPE_F32, &lf));
     OP(ign, full(labels->be, labels->ndim, labels->shape, 255.0f, &ign));
     OP(res, seg_where(has, lf, ign, &res));
-    OP(tot, seg_reduce_all(SEG_REDUCE_SUM, has, &tot));
-    if (!st) st = seg_tensor_read(tot, &count, sizeof count);
+    if (!st && n) st = seg_reduce_all(SEG_REDUCE_SUM, has, n);
     if (!st) st = seg_cast(res, SEG_DTYPE_I32, out);
-    *n = count;
     scratch_free(&sc);
     return st;
 }
 
 enum seg_status bida_contrast(struct seg_ag *ag, struct seg_var *feat, struct seg_var *rho,
                               const struct seg_tensor *present, const struct seg_tensor *labels,
-                              float tau, struct seg_var **loss, double *npix)
+                              float tau, struct seg_var **loss, struct seg_tensor **npix)
 {
     struct scratch sc = {{0}, 0};
     enum seg_status st = SEG_STATUS_OK;
     struct seg_tensor *lab = NULL, *off = NULL, *pv = NULL;
     struct seg_var *sim, *scaled, *o, *logits;
-    int64_t one[1] = {1}, ps[3] = {1, present->shape[0], 1};
-    *npix = 0;
+    int64_t ps[3] = {1, present->shape[0], 1};
+    if (npix)
+        *npix = NULL;
     OP(lab, mask_labels(labels, present, &lab, npix));
-    if (!st && *npix == 0) { /* nothing to contrast: a constant 0 */
-        struct seg_tensor *z = NULL;
-        st = full(present->be, 1, one, 0.0f, &z);
-        if (!st) st = seg_ag_const(ag, z, loss);
-        scratch_free(&sc);
-        return st;
-    }
     if (!st) st = bida_cosine(ag, feat, rho, &sim);
     if (!st) st = seg_ag_affine(ag, sim, 1.0f / tau, 0.0f, &scaled);
     /* absent classes: logit + BIDA_ABSENT_LOGIT ((present - 1) * -BIDA_ABSENT_LOGIT) */
@@ -182,7 +174,8 @@ enum seg_status bida_contrast(struct seg_ag *ag, struct seg_var *feat, struct se
     if (!st) st = seg_unary(SEG_UNARY_AFFINE, pv, -BIDA_ABSENT_LOGIT, BIDA_ABSENT_LOGIT, &off);
     if (!st) st = seg_ag_const(ag, off, &o);
     if (!st) st = seg_ag_add(ag, scaled, o, &logits);
-    if (!st) st = seg_ag_cross_entropy(ag, logits, lab, NULL, 255, loss);
+    /* nothing to contrast gives 0 */
+    if (!st) st = seg_ag_cross_entropy_or_zero(ag, logits, lab, NULL, 255, loss);
     scratch_free(&sc);
     return st;
 }
@@ -426,19 +419,16 @@ enum seg_status bida_apply_prior(const struct seg_tensor *prob, const struct seg
     return st;
 }
 
-enum seg_status bida_density(const struct seg_tensor *labels, double *density)
+enum seg_status bida_density(const struct seg_tensor *labels, struct seg_tensor **density)
 {
     struct scratch sc = {{0}, 0};
     enum seg_status st = SEG_STATUS_OK;
     int64_t one[1] = {1};
-    struct seg_tensor *lf = NULL, *ign = NULL, *has = NULL, *tot = NULL;
-    float v = 0;
+    struct seg_tensor *lf = NULL, *ign = NULL, *has = NULL;
     OP(lf, seg_cast(labels, SEG_DTYPE_F32, &lf));
     OP(ign, full(labels->be, 1, one, 255.0f, &ign));
     OP(has, seg_binary(SEG_BINARY_NE, lf, ign, &has));
-    OP(tot, seg_reduce_all(SEG_REDUCE_MEAN, has, &tot));
-    if (!st) st = seg_tensor_read(tot, &v, sizeof v);
-    *density = v;
+    if (!st) st = seg_reduce_all(SEG_REDUCE_MEAN, has, density);
     scratch_free(&sc);
     return st;
 }

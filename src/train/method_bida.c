@@ -328,17 +328,23 @@ static enum seg_status accumulate(struct seg_ag *ag, struct seg_var **total, str
 }
 
 /* CE of the bilinearly upsampled logits against labels [N, H, W] (skipped when empty). */
+/* Empty pseudo labels give 0 (decided on the device). */
 static enum seg_status target_ce(struct seg_trainer *t, struct seg_var *logits, const struct seg_tensor *labels,
                                  struct seg_var **loss)
 {
-    double dens;
     struct seg_var *up;
-    *loss = NULL;
-    TRY(bida_density(labels, &dens));
-    if (dens == 0.0)
-        return SEG_STATUS_OK;
     TRY(seg_ag_resize_bilinear(t->ag, logits, labels->shape[1], labels->shape[2], true, &up));
-    return seg_ag_cross_entropy(t->ag, up, labels, NULL, 255, loss);
+    return seg_ag_cross_entropy_or_zero(t->ag, up, labels, NULL, 255, loss);
+}
+
+/* Logs the fraction of labelled pixels (a device value, read at the end of the step). */
+static enum seg_status log_density(struct seg_losses *losses, const char *name, const struct seg_tensor *labels)
+{
+    struct seg_tensor *d = NULL;
+    enum seg_status st = bida_density(labels, &d);
+    if (!st) st = seg_losses_add_dev(losses, name, d, 1.0);
+    seg_tensor_free(d);
+    return st;
 }
 
 struct step_tensors {
@@ -359,7 +365,7 @@ static enum seg_status adapt_step(struct seg_trainer *t, struct bida *b, const s
     int nc = t->model->cfg.num_classes;
     struct seg_var *xs, *xt, *loss, *fs, *ft, *rho_s = NULL, *rho_t = NULL, *term;
     struct seg_model_out so, to;
-    double dens, npix;
+
     /* a new round: the teacher becomes the current model, the thresholds start again */
     if (b->use_static && t->iter % b->static_every == 0) {
         TRY(copy_weights(t->aux[0], t->model));
@@ -381,8 +387,7 @@ static enum seg_status adapt_step(struct seg_trainer *t, struct bida *b, const s
         TRY(st);
         int64_t s[3] = {tgt->n, tgt->h, tgt->w};
         TRY(seg_tensor_set_shape(k->yf, 3, s));
-        TRY(bida_density(k->yf, &dens));
-        seg_losses_add(losses, "dens_static", dens);
+        TRY(log_density(losses, "dens_static", k->yf));
     }
     TRY(seg_segmentation_loss(t, xs, k->ys, &so, &loss, losses));
     if (b->l_seg_s != 1.0)
@@ -401,23 +406,21 @@ static enum seg_status adapt_step(struct seg_trainer *t, struct bida *b, const s
         else
             TRY(seg_clone(rho_s->value, &k->rho_st));
         TRY(bida_dynamic_labels(ft->value, k->rho_st, k->pres_s, (float)b->dyn_thr, &k->yd));
-        TRY(bida_density(k->yd, &dens));
-        seg_losses_add(losses, "dens_dyn", dens);
+        TRY(log_density(losses, "dens_dyn", k->yd));
     }
     if (b->dynamic && b->use_static)
         TRY(bida_hybrid_labels(k->yd, k->yf_grid, &k->yt));
     else
         TRY(seg_clone(b->dynamic ? k->yd : k->yf_grid, &k->yt));
-    TRY(bida_density(k->yt, &dens));
-    seg_losses_add(losses, "dens_hybrid", dens);
+    TRY(log_density(losses, "dens_hybrid", k->yt));
     TRY(bida_prototypes(t->ag, ft, k->yt, nc, &rho_t, &k->pres_t));
     if (b->lambda_fc != 0.0) { /* eq. (2): target pixels vs source prototypes */
-        TRY(bida_contrast(t->ag, ft, rho_s, k->pres_s, k->yt, (float)b->tau, &term, &npix));
+        TRY(bida_contrast(t->ag, ft, rho_s, k->pres_s, k->yt, (float)b->tau, &term, NULL));
         TRY(seg_losses_add_var(losses, "fcl", term));
         TRY(accumulate(t->ag, &loss, term, b->lambda_fc));
     }
     if (b->lambda_bc != 0.0) { /* eq. (3): source pixels vs target prototypes */
-        TRY(bida_contrast(t->ag, fs, rho_t, k->pres_t, k->ys_grid, (float)b->tau, &term, &npix));
+        TRY(bida_contrast(t->ag, fs, rho_t, k->pres_t, k->ys_grid, (float)b->tau, &term, NULL));
         TRY(seg_losses_add_var(losses, "bcl", term));
         TRY(accumulate(t->ag, &loss, term, b->lambda_bc));
     }
@@ -433,10 +436,8 @@ static enum seg_status adapt_step(struct seg_trainer *t, struct bida *b, const s
             lab = full;
         }
         TRY(target_ce(t, to.main, lab, &term));
-        if (term) {
-            TRY(seg_losses_add_var(losses, "seg_t", term));
-            TRY(accumulate(t->ag, &loss, term, b->l_seg_t));
-        }
+        TRY(seg_losses_add_var(losses, "seg_t", term));
+        TRY(accumulate(t->ag, &loss, term, b->l_seg_t));
     }
     if (b->l_ent_s != 0.0) {
         TRY(seg_ag_entropy(t->ag, so.main, &term));
@@ -465,7 +466,6 @@ static enum seg_status distill_step(struct seg_trainer *t, struct bida *b, const
     struct seg_var *xs, *xt, *loss, *term;
     struct seg_model_out so, to;
     struct seg_tensor *big = NULL;
-    double dens;
     TRY(seg_batch_upload(t, src, &xs, &k->ys));
     TRY(seg_batch_upload(t, tgt, &xt, NULL));
     enum seg_status st = teacher_probs(t, xt, NULL, NULL, &big, &k->ps);
@@ -477,15 +477,12 @@ static enum seg_status distill_step(struct seg_trainer *t, struct bida *b, const
     TRY(st);
     int64_t s3[3] = {tgt->n, tgt->h, tgt->w};
     TRY(seg_tensor_set_shape(k->yf, 3, s3));
-    TRY(bida_density(k->yf, &dens));
-    seg_losses_add(losses, "dens_teacher", dens);
+    TRY(log_density(losses, "dens_teacher", k->yf));
     TRY(seg_segmentation_loss(t, xs, k->ys, &so, &loss, losses));
     TRY(seg_model_forward(t->ag, t->model, xt, true, &to));
     TRY(target_ce(t, to.main, k->yf, &term));
-    if (term) {
-        TRY(seg_losses_add_var(losses, "seg_t", term));
-        TRY(accumulate(t->ag, &loss, term, 1.0));
-    }
+    TRY(seg_losses_add_var(losses, "seg_t", term));
+    TRY(accumulate(t->ag, &loss, term, 1.0));
     if (b->distill_kl != 0.0) {
         TRY(bida_distill_kl(t->ag, k->ps, to.main, &term));
         TRY(seg_losses_add_var(losses, "kl", term));

@@ -355,12 +355,14 @@ static enum seg_status target_pass(struct seg_trainer *t, struct pixintra *p, in
                 if (!st) st = accumulate(&acc, h);
             }
             for (int a = 0; !st && pass == 1 && a < nalpha; a++) {
-                struct seg_tensor *thr = NULL;
-                double e = 0;
+                struct seg_tensor *thr = NULL, *e = NULL;
+                float ev = 0; /* once a round: the host may read */
                 st = scaled_thresholds(t, p, alphas[a], &thr);
                 if (!st) st = seg_pixintra_easy_count(probs, thr, &e);
-                easy[a] += e;
+                if (!st) st = seg_tensor_read(e, &ev, sizeof ev);
+                easy[a] += ev;
                 seg_tensor_free(thr);
+                seg_tensor_free(e);
             }
             total += pass == 1 ? (double)b->n * b->h * b->w : 0;
             seg_tensor_free(probs);
@@ -487,11 +489,13 @@ static enum seg_status add_scaled(struct seg_ag *ag, struct seg_var **acc, struc
 
 struct split {
     struct seg_tensor *labels, *hard, *easy, *z;
-    double n_hard, n_easy;
+    struct seg_tensor *n_hard, *n_easy; /* pixel counts [1] on the device */
 };
 
 static void split_free(struct split *s)
 {
+    seg_tensor_free(s->n_hard);
+    seg_tensor_free(s->n_easy);
     seg_tensor_free(s->labels);
     seg_tensor_free(s->hard);
     seg_tensor_free(s->easy);
@@ -525,20 +529,19 @@ static enum seg_status g_step(struct seg_trainer *t, struct pixintra *p, int rou
     TRY(seg_ag_resize_bilinear(t->ag, o.main, h, w, true, &up[1]));
     if (o.aux && (p->aux_w != 0 || p->lam_aux != 0))
         TRY(seg_ag_resize_bilinear(t->ag, o.aux, h, w, true, &up[0]));
-    if (sp->n_easy > 0) { /* Eq. 5 */
-        TRY(seg_ag_cross_entropy(t->ag, up[1], sp->labels, NULL, 255, &l));
-        TRY(seg_losses_add_var(losses, "seg", l));
-        TRY(add_scaled(t->ag, &loss, l, 1.0));
-        if (up[0] && p->aux_w != 0) {
-            TRY(seg_ag_cross_entropy(t->ag, up[0], sp->labels, NULL, 255, &l));
-            TRY(seg_losses_add_var(losses, "seg_aux", l));
-            TRY(add_scaled(t->ag, &loss, l, p->aux_w));
-        }
-        if (p->kld && (round == 2 || p->kld_all) && p->kld_w != 0) {
-            TRY(seg_pixintra_kld(t->ag, up[1], sp->easy, sp->n_easy, &l));
-            TRY(seg_losses_add_var(losses, "kld", l));
-            TRY(add_scaled(t->ag, &loss, l, p->kld_w));
-        }
+    /* Eq. 5; no easy pixel makes these terms 0 (on the device, no host test) */
+    TRY(seg_ag_cross_entropy_or_zero(t->ag, up[1], sp->labels, NULL, 255, &l));
+    TRY(seg_losses_add_var(losses, "seg", l));
+    TRY(add_scaled(t->ag, &loss, l, 1.0));
+    if (up[0] && p->aux_w != 0) {
+        TRY(seg_ag_cross_entropy_or_zero(t->ag, up[0], sp->labels, NULL, 255, &l));
+        TRY(seg_losses_add_var(losses, "seg_aux", l));
+        TRY(add_scaled(t->ag, &loss, l, p->aux_w));
+    }
+    if (p->kld && (round == 2 || p->kld_all) && p->kld_w != 0) {
+        TRY(seg_pixintra_kld(t->ag, up[1], sp->easy, sp->n_easy, &l));
+        TRY(seg_losses_add_var(losses, "kld", l));
+        TRY(add_scaled(t->ag, &loss, l, p->kld_w));
     }
     for (int lv = 1; p->pla && lv >= 0; lv--) {
         double lam = lv ? p->lam_main : p->lam_aux;
@@ -552,8 +555,6 @@ static enum seg_status g_step(struct seg_trainer *t, struct pixintra *p, int rou
             TRY(seg_pixintra_cts_g(t->ag, d, sp->hard, p->cts_sigmoid, &l));
         else
             TRY(seg_pixintra_pla_g(t->ag, d, sp->hard, sp->n_hard, p->bce, &l));
-        if (!l)
-            continue;
         TRY(seg_losses_add_var(losses, lv ? "adv" : "adv_aux", l));
         TRY(add_scaled(t->ag, &loss, l, lam));
     }
@@ -601,13 +602,15 @@ static enum seg_status pixintra_step(struct seg_trainer *t, const struct seg_bat
     double npx = (double)tgt->n * tgt->h * tgt->w;
     int nranks = seg_dist_size(t->dist);
     if (!st && nranks > 1) { /* the D loss normalises by the global batch's counts, per rank */
-        double v[2] = {sp.n_easy, npx};
-        st = seg_dist_sum_f64(t->dist, v, 2);
-        sp.n_easy = v[0] / nranks;
+        float e = 0;
+        st = seg_tensor_read(sp.n_easy, &e, sizeof e);
+        double v[2] = {e, npx};
+        if (!st) st = seg_dist_sum_f64(t->dist, v, 2);
+        if (!st) st = seg_fill(sp.n_easy, (float)(v[0] / nranks));
         npx = v[1] / nranks;
     }
-    sp.n_hard = npx - sp.n_easy;
-    seg_losses_add(losses, "easy", sp.n_easy / npx);
+    if (!st) st = seg_unary(SEG_UNARY_AFFINE, sp.n_easy, -1.0f, (float)npx, &sp.n_hard);
+    if (!st) st = seg_losses_add_dev(losses, "easy", sp.n_easy, 1.0 / npx);
 
     seg_model_zero_grad(t->model);
     for (int i = 0; i < t->naux; i++)
@@ -632,11 +635,11 @@ static enum seg_status pixintra_step(struct seg_trainer *t, const struct seg_bat
         if (!st)
             st = p->cts ? seg_pixintra_cts_d(t->ag, d, sp.z, p->cts_sigmoid, &l)
                         : seg_pixintra_pla_d(t->ag, d, sp.hard, sp.n_hard, sp.n_easy, p->bce, &l);
-        if (!st && l) st = seg_losses_add_var(losses, dname[lv], l);
-        if (!st && l) st = seg_check_finite(t, losses);
-        if (!st && l) st = seg_ag_backward(t->ag, l);
+        if (!st) st = seg_losses_add_var(losses, dname[lv], l);
+        if (!st) st = seg_check_finite(t, losses);
+        if (!st) st = seg_ag_backward(t->ag, l);
         seg_ag_reset(t->ag);
-        if (!st && l) st = seg_optim_step(t->aux_opt[lv], (float)t->lr_aux);
+        if (!st) st = seg_optim_step(t->aux_opt[lv], (float)t->lr_aux);
     }
     seg_tensor_free(dprobs[0]);
     seg_tensor_free(dprobs[1]);

@@ -105,19 +105,13 @@ static enum seg_status plca_init(struct seg_trainer *t)
 
 /* Logged per iteration (averaged over the sub-batches): the unweighted terms, then the
  * fraction of source pixels whose cycle was valid at each level. */
-#define NLOG (SEG_PLCA_NTERMS + 2)
 static const char *const valid_name[2] = {"fass_valid", "cass_valid"};
-
-struct sums {
-    double v[NLOG];
-    bool   on[NLOG];
-};
 
 /* One sub-batch: forward of each domain (BN statistics per domain), the objective,
  * backward of total / iter_size (gradients accumulate in the parameters). */
 static enum seg_status chunk_step(struct seg_trainer *t, const struct plca_params *p,
                                   const struct seg_batch *src, const struct seg_batch *tgt,
-                                  struct sums *s)
+                                  struct seg_losses *losses)
 {
     struct seg_ag *ag = t->ag;
     struct seg_var *xs, *xt, *total = NULL, *scaled;
@@ -134,24 +128,14 @@ static enum seg_status chunk_step(struct seg_trainer *t, const struct plca_param
         seg_var_done(to.aux);
         st = seg_plca_objective(ag, &p->o, so.main, so.features, to.main, to.features, labels, &total, &terms);
     }
-    for (int k = 0; !st && k < SEG_PLCA_NTERMS; k++) {
-        float x;
-        if (!terms.v[k])
-            continue;
-        st = seg_tensor_read(terms.v[k]->value, &x, sizeof x);
-        if (!st && !isfinite(x))
-            st = seg_error(SEG_STATUS_INVALID, "loss term '%s' is %g", seg_plca_term_names[k], x);
-        s->v[k] += x;
-        s->on[k] = true;
-    }
-    for (int k = 0; !st && k < 2; k++) {
-        float x;
-        if (!terms.nvalid[k])
-            continue;
-        st = seg_tensor_read(terms.nvalid[k], &x, sizeof x);
-        s->v[SEG_PLCA_NTERMS + k] += x / ((double)src->n * so.main->value->shape[2] * so.main->value->shape[3]);
-        s->on[SEG_PLCA_NTERMS + k] = true;
-    }
+    /* the logged values are the mean over the sub-batches */
+    for (int k = 0; !st && k < SEG_PLCA_NTERMS; k++)
+        if (terms.v[k])
+            st = seg_losses_add_dev(losses, seg_plca_term_names[k], terms.v[k]->value, 1.0 / p->iter_size);
+    double npx = (double)src->n * so.main->value->shape[2] * so.main->value->shape[3];
+    for (int k = 0; !st && k < 2; k++)
+        if (terms.nvalid[k])
+            st = seg_losses_add_dev(losses, valid_name[k], terms.nvalid[k], 1.0 / (npx * p->iter_size));
     seg_tensor_free(terms.nvalid[0]);
     seg_tensor_free(terms.nvalid[1]);
     seg_tensor_free(labels);
@@ -170,19 +154,13 @@ static enum seg_status plca_step(struct seg_trainer *t, const struct seg_batch *
         return seg_error(SEG_STATUS_INVALID, "plca: %d source and %d target images do not split into %ld pairs of sub-batches",
                          src->n, tgt->n, p.iter_size);
     seg_model_zero_grad(t->model);
-    struct sums s;
-    memset(&s, 0, sizeof s);
     int k = (int)p.iter_size, n = src->n / k;
     for (int c = 0; c < k; c++) {
         struct seg_batch sb = {n, src->h, src->w, src->images + (size_t)c * n * 3 * src->h * src->w,
                                src->labels + (size_t)c * n * src->h * src->w};
         struct seg_batch tb = {n, tgt->h, tgt->w, tgt->images + (size_t)c * n * 3 * tgt->h * tgt->w, NULL};
-        TRY(chunk_step(t, &p, &sb, &tb, &s));
+        TRY(chunk_step(t, &p, &sb, &tb, losses));
     }
-    for (int i = 0; i < NLOG; i++)
-        if (s.on[i])
-            seg_losses_add(losses, i < SEG_PLCA_NTERMS ? seg_plca_term_names[i] : valid_name[i - SEG_PLCA_NTERMS],
-                           s.v[i] / k);
     TRY(seg_check_finite(t, losses));
     return seg_optim_step(t->opt, (float)t->lr);
 }

@@ -325,15 +325,12 @@ static enum seg_status target_part(struct seg_trainer *t, const struct sdca_para
     struct seg_var *xt, *loss = NULL;
     struct seg_tensor *labels = NULL, *oh = NULL, *sel = NULL;
     struct seg_model_out to = {0};
-    float nsel = 0;
     TRY(seg_batch_upload(t, tgt, &xt, NULL));
     enum seg_status st = seg_model_forward(t->ag, t->model, xt, true, &to);
     if (!st) st = seg_sdca_target_labels(to.main->value, (float)p->delta, &labels);
     if (!st) st = seg_sdca_onehot(labels, t->model->cfg.num_classes, &oh);
     if (!st) st = seg_reduce_all(SEG_REDUCE_SUM, oh, &sel);
-    if (!st) st = seg_tensor_read(sel, &nsel, sizeof nsel);
-    if (!st)
-        seg_losses_add(losses, "tgt_conf", nsel / (double)seg_tensor_numel(labels));
+    if (!st) st = seg_losses_add_dev(losses, "tgt_conf", sel, 1.0 / (double)seg_tensor_numel(labels));
     if (!st) st = contrast(t, p, &to, oh, true, losses, &loss);
     if (!st) st = seg_check_finite(t, losses);
     if (!st && loss) st = seg_ag_backward(t->ag, loss);

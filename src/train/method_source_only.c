@@ -29,11 +29,7 @@ enum seg_status seg_segmentation_loss(struct seg_trainer *t, struct seg_var *ima
 
 enum seg_status seg_losses_add_var(struct seg_losses *l, const char *name, struct seg_var *v)
 {
-    float x;
-    seg_var_keep(v);
-    TRY(seg_tensor_read(v->value, &x, sizeof x));
-    seg_losses_add(l, name, x);
-    return SEG_STATUS_OK;
+    return seg_losses_add_dev(l, name, v->value, 1.0);
 }
 
 static enum seg_status source_only_step(struct seg_trainer *t, const struct seg_batch *src,
@@ -55,12 +51,14 @@ static enum seg_status source_only_step(struct seg_trainer *t, const struct seg_
     return st;
 }
 
-enum seg_status seg_check_finite(const struct seg_trainer *t, const struct seg_losses *l)
+enum seg_status seg_check_finite(const struct seg_trainer *t, struct seg_losses *l)
 {
-    int bad = -1;
-    for (int i = 0; i < l->n && bad < 0; i++)
-        if (!isfinite(l->value[i]))
-            bad = i;
+    if (seg_dist_size(t->dist) <= 1)
+        return seg_trainer_test_finite(t, l);
+    /* ranks stop together: the values come to the host (a sync, as the gradient averaging
+     * of a data-parallel step needs anyway) */
+    TRY(seg_losses_resolve(l));
+    int bad = seg_losses_first_nonfinite(l);
     bool ok = bad < 0;
     TRY(seg_dist_all(t->dist, &ok));
     if (bad >= 0)

@@ -26,19 +26,20 @@ enum seg_status seg_pixintra_conf_hist(const struct seg_tensor *probs, int bins,
  * no pixel predicts gets cap. */
 void seg_pixintra_thresholds(const double *hist, int num_classes, int bins, double cap, float *thr);
 
-/* Proportion of easy pixels (Eq. 4) of probs at thresholds thr [C] (already scaled). */
+/* The number of easy pixels (Eq. 4) of probs at thresholds thr [C] (already scaled), as a
+ * device value [1] F32 (the step reads nothing on the host). */
 enum seg_status seg_pixintra_easy_count(const struct seg_tensor *probs, const struct seg_tensor *thr,
-                                        double *easy);
+                                        struct seg_tensor **easy);
 
-/* Mean of x over the pixels where mask != 0 (x and mask have equal numel); count = the
- * number of those pixels (> 0). */
+/* Mean of x over the pixels where mask != 0 (x and mask have equal numel); count [1] F32 =
+ * the number of those pixels, on the device: 0 pixels give 0 (divided by max(count, 1)). */
 enum seg_status seg_pixintra_masked_mean(struct seg_ag *ag, struct seg_var *x, const struct seg_tensor *mask,
-                                         double count, struct seg_var **out);
+                                         const struct seg_tensor *count, struct seg_var **out);
 
 /* CRST's MR-KLD on the pseudo-labelled (easy) pixels: mean over easy pixels of
  * -(1/C) sum_c log softmax(logits)_c. logits [N, C, H, W], easy [N, 1, H, W] F32. */
 enum seg_status seg_pixintra_kld(struct seg_ag *ag, struct seg_var *logits, const struct seg_tensor *easy,
-                                 double count, struct seg_var **out);
+                                 const struct seg_tensor *count, struct seg_var **out);
 
 /* PLA (Eq. 6) on the discriminator's upsampled logits d [N, 1, H, W], D = sigmoid(d).
  * form "sum": the paper's log of spatially summed probabilities, each sum divided by its
@@ -46,13 +47,14 @@ enum seg_status seg_pixintra_kld(struct seg_ag *ag, struct seg_var *logits, cons
  *   G: -log(mean_hard(1 - D) + eps)
  *   D: 0.5 * -log(mean_hard(D) + eps) + 0.5 * -log(mean_easy(1 - D) + eps)
  * form "bce": per-pixel BCE: G: mean_hard softplus(d); D: 0.5 * mean_hard softplus(-d) +
- * 0.5 * mean_easy softplus(d). A term whose pixel set is empty is left out (n_hard or
- * n_easy 0); if both are, *out is NULL. */
+ * 0.5 * mean_easy softplus(d). A term whose pixel set is empty is 0 with no gradient (n_hard
+ * or n_easy 0, device values [1] F32, tested on the device). */
 #define SEG_PIXINTRA_EPS 1e-8f
 enum seg_status seg_pixintra_pla_g(struct seg_ag *ag, struct seg_var *d, const struct seg_tensor *hard,
-                                   double n_hard, bool bce, struct seg_var **out);
+                                   const struct seg_tensor *n_hard, bool bce, struct seg_var **out);
 enum seg_status seg_pixintra_pla_d(struct seg_ag *ag, struct seg_var *d, const struct seg_tensor *hard,
-                                   double n_hard, double n_easy, bool bce, struct seg_var **out);
+                                   const struct seg_tensor *n_hard, const struct seg_tensor *n_easy, bool bce,
+                                   struct seg_var **out);
 
 /* CTS (Eq. 8), squared Frobenius norms divided by the pixel count N*H*W, with
  * D = sigmoid(d) (or d itself when sigmoid is false):

@@ -118,18 +118,40 @@ void seg_pixintra_thresholds(const double *hist, int num_classes, int bins, doub
 }
 
 enum seg_status seg_pixintra_easy_count(const struct seg_tensor *probs, const struct seg_tensor *thr,
-                                        double *easy)
+                                        struct seg_tensor **easy)
 {
-    struct seg_tensor *w[4] = {NULL};
-    float v = 0;
+    struct seg_tensor *w[3] = {NULL};
+    *easy = NULL;
     enum seg_status st = thr_view(probs, thr, &w[0]);
     if (!st) st = seg_binary(SEG_BINARY_GT, probs, w[0], &w[1]);
     if (!st) st = seg_reduce(SEG_REDUCE_MAX, w[1], 1, false, &w[2]);
-    if (!st) st = seg_reduce_all(SEG_REDUCE_SUM, w[2], &w[3]);
-    if (!st) st = seg_tensor_read(w[3], &v, sizeof v);
-    *easy = v;
-    free_all(w, 4);
+    if (!st) st = seg_reduce_all(SEG_REDUCE_SUM, w[2], easy);
+    free_all(w, 3);
     return st;
+}
+
+/* A tape constant [1]: f(count) with f = max(count, 1) (a safe divisor) or count > 0. */
+static enum seg_status count_const(struct seg_ag *ag, const struct seg_tensor *count, enum seg_binary_fn fn,
+                                   float rhs, struct seg_var **out)
+{
+    int64_t one[1] = {1};
+    struct seg_tensor *r = NULL, *v = NULL;
+    enum seg_status st = seg_tensor_new(count->be, SEG_DTYPE_F32, 1, one, &r);
+    if (!st) st = seg_fill(r, rhs);
+    if (!st) st = seg_binary(fn, count, r, &v);
+    seg_tensor_free(r);
+    if (!st) st = seg_ag_const(ag, v, out);
+    else seg_tensor_free(v);
+    return st;
+}
+
+/* term where count > 0, else 0 (and no gradient), without a host read. */
+static enum seg_status if_nonempty(struct seg_ag *ag, struct seg_var *term, const struct seg_tensor *count,
+                                   struct seg_var **out)
+{
+    struct seg_var *on;
+    TRY(count_const(ag, count, SEG_BINARY_GT, 0.0f, &on));
+    return seg_ag_mul(ag, term, on, out);
 }
 
 /* A tape constant holding a copy of t. */
@@ -141,20 +163,21 @@ static enum seg_status const_copy(struct seg_ag *ag, const struct seg_tensor *t,
 }
 
 enum seg_status seg_pixintra_masked_mean(struct seg_ag *ag, struct seg_var *x, const struct seg_tensor *mask,
-                                         double count, struct seg_var **out)
+                                         const struct seg_tensor *count, struct seg_var **out)
 {
-    struct seg_var *m, *mr, *prod, *sum;
-    if (seg_tensor_numel(mask) != seg_tensor_numel(x->value) || !(count > 0))
-        return seg_error(SEG_STATUS_INVALID, "pixintra: masked mean: mask and values differ in size, or no pixel");
+    struct seg_var *m, *mr, *prod, *sum, *den;
+    if (seg_tensor_numel(mask) != seg_tensor_numel(x->value) || seg_tensor_numel(count) != 1)
+        return seg_error(SEG_STATUS_INVALID, "pixintra: masked mean: mask and values differ in size, or no count");
     TRY(const_copy(ag, mask, &m));
     TRY(seg_ag_reshape(ag, m, x->value->ndim, x->value->shape, &mr));
     TRY(seg_ag_mul(ag, x, mr, &prod));
     TRY(seg_ag_sum_all(ag, prod, &sum));
-    return seg_ag_affine(ag, sum, (float)(1.0 / count), 0.0f, out);
+    TRY(count_const(ag, count, SEG_BINARY_MAX, 1.0f, &den));
+    return seg_ag_div(ag, sum, den, out);
 }
 
 enum seg_status seg_pixintra_kld(struct seg_ag *ag, struct seg_var *logits, const struct seg_tensor *easy,
-                                 double count, struct seg_var **out)
+                                 const struct seg_tensor *count, struct seg_var **out)
 {
     struct seg_var *ls, *sum, *neg;
     int64_t c = logits->value->shape[1];
@@ -166,20 +189,23 @@ enum seg_status seg_pixintra_kld(struct seg_ag *ag, struct seg_var *logits, cons
 
 /* -log(mean over mask of sigmoid(sign * d) + eps) */
 static enum seg_status neg_log_mean_prob(struct seg_ag *ag, struct seg_var *d, float sign,
-                                         const struct seg_tensor *mask, double count, struct seg_var **out)
+                                         const struct seg_tensor *mask, const struct seg_tensor *count,
+                                         struct seg_var **out)
 {
-    struct seg_var *sd, *p, *m, *me, *lg;
+    struct seg_var *sd, *p, *m, *me, *lg, *nl;
     TRY(seg_ag_affine(ag, d, sign, 0.0f, &sd));
     TRY(seg_ag_unary(ag, SEG_UNARY_SIGMOID, sd, 0, 0, &p));
     TRY(seg_pixintra_masked_mean(ag, p, mask, count, &m));
     TRY(seg_ag_affine(ag, m, 1.0f, SEG_PIXINTRA_EPS, &me));
     TRY(seg_ag_unary(ag, SEG_UNARY_LOG, me, 0, 0, &lg));
-    return seg_ag_affine(ag, lg, -1.0f, 0.0f, out);
+    TRY(seg_ag_affine(ag, lg, -1.0f, 0.0f, &nl));
+    return if_nonempty(ag, nl, count, out);
 }
 
 /* mean over mask of softplus(sign * d): BCE with label 1 (sign -1) or 0 (sign +1). */
 static enum seg_status mean_softplus(struct seg_ag *ag, struct seg_var *d, float sign,
-                                     const struct seg_tensor *mask, double count, struct seg_var **out)
+                                     const struct seg_tensor *mask, const struct seg_tensor *count,
+                                     struct seg_var **out)
 {
     struct seg_var *sd, *sp;
     TRY(seg_ag_affine(ag, d, sign, 0.0f, &sd));
@@ -188,36 +214,27 @@ static enum seg_status mean_softplus(struct seg_ag *ag, struct seg_var *d, float
 }
 
 enum seg_status seg_pixintra_pla_g(struct seg_ag *ag, struct seg_var *d, const struct seg_tensor *hard,
-                                   double n_hard, bool bce, struct seg_var **out)
+                                   const struct seg_tensor *n_hard, bool bce, struct seg_var **out)
 {
-    *out = NULL;
-    if (!(n_hard > 0))
-        return SEG_STATUS_OK;
     /* G wants D(hard) = 0 ("easy"): 1 - D = sigmoid(-d). */
     return bce ? mean_softplus(ag, d, 1.0f, hard, n_hard, out) : neg_log_mean_prob(ag, d, -1.0f, hard, n_hard, out);
 }
 
 enum seg_status seg_pixintra_pla_d(struct seg_ag *ag, struct seg_var *d, const struct seg_tensor *hard,
-                                   double n_hard, double n_easy, bool bce, struct seg_var **out)
+                                   const struct seg_tensor *n_hard, const struct seg_tensor *n_easy, bool bce,
+                                   struct seg_var **out)
 {
     struct seg_var *a = NULL, *b = NULL, *sum;
     struct seg_tensor *easy = NULL;
-    *out = NULL;
-    if (n_hard > 0) /* hard pixels are labelled 1 */
-        TRY(bce ? mean_softplus(ag, d, -1.0f, hard, n_hard, &a) : neg_log_mean_prob(ag, d, 1.0f, hard, n_hard, &a));
-    if (n_easy > 0) { /* easy pixels 0 */
-        TRY(seg_unary(SEG_UNARY_AFFINE, hard, -1.0f, 1.0f, &easy));
-        enum seg_status st = bce ? mean_softplus(ag, d, 1.0f, easy, n_easy, &b)
-                                 : neg_log_mean_prob(ag, d, -1.0f, easy, n_easy, &b);
-        seg_tensor_free(easy);
-        TRY(st);
-    }
-    if (a && b)
-        TRY(seg_ag_add(ag, a, b, &sum));
-    else
-        sum = a ? a : b;
-    if (!sum)
-        return SEG_STATUS_OK;
+    /* hard pixels are labelled 1 */
+    TRY(bce ? mean_softplus(ag, d, -1.0f, hard, n_hard, &a) : neg_log_mean_prob(ag, d, 1.0f, hard, n_hard, &a));
+    /* easy pixels 0 */
+    TRY(seg_unary(SEG_UNARY_AFFINE, hard, -1.0f, 1.0f, &easy));
+    enum seg_status st = bce ? mean_softplus(ag, d, 1.0f, easy, n_easy, &b)
+                             : neg_log_mean_prob(ag, d, -1.0f, easy, n_easy, &b);
+    seg_tensor_free(easy);
+    TRY(st);
+    TRY(seg_ag_add(ag, a, b, &sum));
     return seg_ag_affine(ag, sum, 0.5f, 0.0f, out); /* each domain's term halved, as AdaptSegNet */
 }
 

@@ -12,12 +12,94 @@
 
 #define TRY(expr) SEG_TRY(expr)
 
-void seg_losses_add(struct seg_losses *l, const char *name, double value)
+static void losses_put(struct seg_losses *l, const char *name, double value)
 {
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->name[i], name)) {
+            l->value[i] += value;
+            return;
+        }
     if (l->n < SEG_MAX_TERMS) {
         l->name[l->n] = name;
         l->value[l->n++] = value;
     }
+}
+
+static void losses_entry(struct seg_losses *l, const char *name, int slot, double value)
+{
+    if (l->nent == SEG_STATS_SLOTS)
+        return;
+    l->ent_name[l->nent] = name;
+    l->ent_slot[l->nent] = slot;
+    l->ent_value[l->nent++] = value;
+}
+
+void seg_losses_add(struct seg_losses *l, const char *name, double value)
+{
+    losses_entry(l, name, -1, value);
+    losses_put(l, name, value); /* host values are known at once */
+}
+
+enum seg_status seg_losses_add_dev(struct seg_losses *l, const char *name, const struct seg_tensor *v,
+                                   double scale)
+{
+    if (seg_tensor_numel(v) != 1 || (v->dtype != SEG_DTYPE_F32 && v->dtype != SEG_DTYPE_I32))
+        return seg_error(SEG_STATUS_INVALID, "logged value '%s' is not one F32 or I32 number", name);
+    if (!l->stats || l->nslots == SEG_STATS_SLOTS) { /* outside a trainer step: read it now */
+        float f = 0;
+        int32_t i = 0;
+        SEG_TRY(seg_tensor_read(v, v->dtype == SEG_DTYPE_F32 ? (void *)&f : (void *)&i, 4));
+        seg_losses_add(l, name, (v->dtype == SEG_DTYPE_F32 ? (double)f : (double)i) * scale);
+        return SEG_STATUS_OK;
+    }
+    int64_t one[1] = {1};
+    struct seg_tensor *slot = NULL, *f32 = NULL;
+    enum seg_status st = seg_tensor_view(l->stats, l->nslots, 1, one, &slot);
+    if (!st && v->dtype == SEG_DTYPE_I32)
+        st = seg_cast(v, SEG_DTYPE_F32, &f32);
+    if (!st)
+        st = seg_tensor_copy(slot, f32 ? f32 : v);
+    seg_tensor_free(slot);
+    seg_tensor_free(f32);
+    if (!st)
+        losses_entry(l, name, l->nslots++, scale);
+    return st;
+}
+
+enum seg_status seg_losses_resolve(struct seg_losses *l)
+{
+    float v[SEG_STATS_SLOTS + 1];
+    if (l->stats && l->nslots > 0)
+        SEG_TRY(seg_tensor_read(l->stats, v, sizeof v));
+    l->nonfinite = l->stats && l->nslots > 0 && v[SEG_STATS_SLOTS] != 0.0f;
+    l->n = 0;
+    for (int i = 0; i < l->nent; i++)
+        losses_put(l, l->ent_name[i], l->ent_slot[i] < 0 ? l->ent_value[i]
+                                                         : (double)v[l->ent_slot[i]] * l->ent_value[i]);
+    return SEG_STATUS_OK;
+}
+
+int seg_losses_first_nonfinite(const struct seg_losses *l)
+{
+    for (int i = 0; i < l->n; i++)
+        if (!isfinite(l->value[i]))
+            return i;
+    return -1;
+}
+
+/* The device-side non-finite test over the step's entries so far: sets the flag that makes
+ * every later optimizer step of this step a no-op. */
+enum seg_status seg_trainer_test_finite(const struct seg_trainer *t, const struct seg_losses *l)
+{
+    if (!l->stats || l->nslots == 0)
+        return SEG_STATUS_OK;
+    int64_t n[1] = {l->nslots};
+    struct seg_tensor *head = NULL;
+    enum seg_status st = seg_tensor_view(l->stats, 0, 1, n, &head);
+    if (!st)
+        st = seg_nonfinite_any(head, t->skip_flag);
+    seg_tensor_free(head);
+    return st;
 }
 
 /* One line each; the method's own file defines seg_method_<name>. */
@@ -201,6 +283,18 @@ enum seg_status seg_trainer_create_dist(const struct seg_config *cfg, struct seg
     t->rng = (uint64_t)seed * 0x9E3779B97F4A7C15ull + 1;
     if (!st && m->init)
         st = m->init(t);
+    int64_t ns[1] = {SEG_STATS_SLOTS + 1}, one[1] = {1};
+    if (!st) st = seg_tensor_new(be, SEG_DTYPE_F32, 1, ns, &t->stats);
+    if (!st) st = seg_fill(t->stats, 0.0f);
+    if (!st) st = seg_tensor_view(t->stats, SEG_STATS_SLOTS, 1, one, &t->skip_flag);
+    /* One process gates its optimizers on the device; ranks of a data-parallel job test on
+     * the host, together (seg_check_finite). */
+    if (!st && seg_dist_size(dist) <= 1) {
+        t->opt->skip = t->skip_flag;
+        for (int i = 0; i < SEG_MAX_AUX_MODELS; i++)
+            if (t->aux_opt[i])
+                t->aux_opt[i]->skip = t->skip_flag;
+    }
     if (!st && seg_dist_size(dist) > 1)
         st = join_ranks(t);
     if (st) {
@@ -225,6 +319,8 @@ void seg_trainer_destroy(struct seg_trainer *t)
     }
     seg_optim_destroy(t->opt);
     seg_model_destroy(t->model);
+    seg_tensor_free(t->skip_flag);
+    seg_tensor_free(t->stats);
     seg_ag_destroy(t->ag);
     seg_config_free(&t->cfg);
     free(t);
@@ -251,12 +347,23 @@ enum seg_status seg_trainer_step(struct seg_trainer *t, const struct seg_batch *
     if (t->naux)
         t->lr_aux = seg_poly_lr(t->aux_opt[0]->cfg.lr, t->iter, t->iterations, (float)power);
     memset(losses, 0, sizeof *losses);
+    losses->stats = t->stats;
+    int nranks = seg_dist_size(t->dist);
+    TRY(seg_fill(t->skip_flag, 0.0f));
     enum seg_status st = t->method->step(t, src, tgt, losses);
     seg_ag_reset(t->ag);
+    /* The step's one host sync: every entry and the non-finite test, read together. */
+    if (!st && nranks <= 1)
+        st = seg_trainer_test_finite(t, losses);
+    if (!st)
+        st = seg_losses_resolve(losses);
     if (st)
         return st;
+    int bad = seg_losses_first_nonfinite(losses);
+    if (nranks <= 1 && (bad >= 0 || losses->nonfinite)) /* the optimizers skipped the update */
+        return seg_error(SEG_STATUS_INVALID, "loss term '%s' is %g", bad >= 0 ? losses->name[bad] : "?",
+                         bad >= 0 ? losses->value[bad] : NAN);
     t->iter++;
-    int nranks = seg_dist_size(t->dist);
     if (nranks > 1) { /* the log shows the global batch's terms, when every rank has the same
                          ones (a method may skip a term its shard gives no pixel to) */
         int64_t n[2] = {losses->n, (int64_t)losses->n * losses->n};

@@ -17,12 +17,34 @@ struct seg_batch {
 };
 
 #define SEG_MAX_TERMS 16
+/* Device-side entries a step may record (loss terms and logged counts, several per name
+ * where a method sums sub-batches). */
+#define SEG_STATS_SLOTS 64
+/* A step's logged values. During the step a method records entries: device values (loss
+ * terms, counts) are copied into the trainer's stats buffer on the device, host values are
+ * kept as they are. At the end of the step the trainer reads the buffer once and resolves
+ * the entries into name/value (entries of one name add up, in order of first appearance). */
 struct seg_losses {
     int         n;
     const char *name[SEG_MAX_TERMS];
     double      value[SEG_MAX_TERMS];
+    /* the step's entries: slot >= 0 is stats[slot] * scale, slot < 0 the host value */
+    int                nent, nslots;
+    const char        *ent_name[SEG_STATS_SLOTS];
+    int                ent_slot[SEG_STATS_SLOTS];
+    double             ent_value[SEG_STATS_SLOTS];
+    struct seg_tensor *stats; /* the trainer's buffer, NULL outside seg_trainer_step */
+    bool               nonfinite; /* the device's test, read by seg_losses_resolve */
 };
 void seg_losses_add(struct seg_losses *l, const char *name, double value);
+/* Records the [1] device value v (F32 or I32) times scale under name, with no host sync:
+ * it is read with the step's other entries at the end of the step. */
+enum seg_status seg_losses_add_dev(struct seg_losses *l, const char *name, const struct seg_tensor *v,
+                                   double scale);
+/* Reads the stats buffer (one host sync) and resolves the entries into name/value. */
+enum seg_status seg_losses_resolve(struct seg_losses *l);
+/* The first entry whose value is NaN or infinite (after seg_losses_resolve), or -1. */
+int seg_losses_first_nonfinite(const struct seg_losses *l);
 
 struct seg_trainer;
 struct seg_dist;
@@ -71,10 +93,17 @@ struct seg_trainer {
      * global batch; gradients, batch-norm statistics and the method's global statistics
      * are combined over the ranks. */
     struct seg_dist         *dist;
+    /* [SEG_STATS_SLOTS + 1] F32: the step's device entries (struct seg_losses), then the
+     * flag set by the non-finite test that gates every optimizer step (skip_flag views it). */
+    struct seg_tensor       *stats, *skip_flag;
 };
 
 /* Registers an F32 device tensor (the trainer takes ownership) as method state: saved in
  * every checkpoint and restored by seg_trainer_resume. */
+/* The device-side test of the step's entries so far (no host sync): where one is NaN or
+ * infinite, every later optimizer step of this iteration changes nothing (one process;
+ * seg_check_finite calls it). */
+enum seg_status seg_trainer_test_finite(const struct seg_trainer *t, const struct seg_losses *l);
 enum seg_status seg_trainer_add_state(struct seg_trainer *t, const char *name, struct seg_tensor *tensor);
 
 /* Builds the models and optimizers the configuration asks for, on be. */

@@ -41,6 +41,7 @@ static const seg_kernel_fn vk_kernels[SEG_OP_COUNT] = {
     [SEG_OP_RNG_UNIFORM] = vk_rng_uniform,
     [SEG_OP_SGD_STEP] = vk_sgd_step,
     [SEG_OP_ADAM_STEP] = vk_adam_step,
+    [SEG_OP_NONFINITE_ANY] = vk_nonfinite_any,
     [SEG_OP_PEAK_FMA] = vk_peak_fma,
     [SEG_OP_CONV2D_DIRECT] = vk_conv2d_direct,
 };

@@ -280,6 +280,7 @@ VK_KERNEL(vk_slice_assign);
 VK_KERNEL(vk_permute);
 VK_KERNEL(vk_sgd_step);
 VK_KERNEL(vk_adam_step);
+VK_KERNEL(vk_nonfinite_any);
 VK_KERNEL(vk_peak_fma);
 VK_KERNEL(vk_conv2d_direct);
 
