@@ -287,13 +287,35 @@ static void cl_buf_free(struct seg_backend *be, struct seg_buf *b)
     }
 }
 
+static void CL_CALLBACK free_staging(cl_event ev, cl_int status, void *p)
+{
+    (void)ev;
+    (void)status;
+    free(p);
+}
+
+/* Non-blocking: the data goes to a host copy that lives until the write has completed, so
+ * the caller's memory is free at once and the host never waits for queued work here. */
 static enum seg_status cl_buf_write(struct seg_backend *be, struct seg_buf *dst, size_t off,
                                     const void *src, size_t n)
 {
     if (n == 0) return SEG_STATUS_OK;
     struct seg_cl_ctx *c = seg_cl_ctx_of(be);
-    SEG_CL_CALL(clEnqueueWriteBuffer, "buf_write", c->queue, (cl_mem)dst->handle, CL_TRUE, off, n,
-                src, 0, NULL, NULL);
+    void *copy = malloc(n);
+    if (!copy)
+        return seg_error(SEG_STATUS_OUT_OF_MEMORY, "opencl: buf_write: out of host memory");
+    memcpy(copy, src, n);
+    cl_event ev = NULL;
+    cl_int err = clEnqueueWriteBuffer(c->queue, (cl_mem)dst->handle, CL_FALSE, off, n, copy, 0, NULL, &ev);
+    if (err == CL_SUCCESS)
+        err = clSetEventCallback(ev, CL_COMPLETE, free_staging, copy);
+    if (err != CL_SUCCESS) {
+        /* the copy may still be read by an enqueued write: drain before freeing it */
+        if (ev) clWaitForEvents(1, &ev);
+        free(copy);
+    }
+    if (ev) clReleaseEvent(ev);
+    if (err != CL_SUCCESS) return seg_cl_fail(err, "clEnqueueWriteBuffer", "buf_write");
     return SEG_STATUS_OK;
 }
 
@@ -415,9 +437,9 @@ static enum seg_status cl_ctx_init(struct seg_cl_ctx *c)
     cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)c->platform, 0};
     c->context = clCreateContext(props, 1, &c->device, NULL, NULL, &err);
     SEG_CL_CHECK(err, "clCreateContext", "backend creation");
-    c->queue = clCreateCommandQueue(c->context, c->device, CL_QUEUE_PROFILING_ENABLE, &err);
-    c->profiling = err == CL_SUCCESS;
-    if (err != CL_SUCCESS) c->queue = clCreateCommandQueue(c->context, c->device, 0, &err);
+    /* no profiling until a device timer asks for it (cl_timer.c) */
+    c->queue = clCreateCommandQueue(c->context, c->device, 0, &err);
+    c->profiling = false;
     SEG_CL_CHECK(err, "clCreateCommandQueue", "backend creation");
     c->dummy = clCreateBuffer(c->context, CL_MEM_READ_WRITE, 16, NULL, &err);
     SEG_CL_CHECK(err, "clCreateBuffer", "backend creation");

@@ -16,11 +16,26 @@ static enum seg_status mark(struct seg_backend *be, cl_event *ev, const char *wh
     return SEG_STATUS_OK;
 }
 
+/* Training queues run without profiling (drivers may pay for timestamps on every command):
+ * the first timer swaps in a profiling queue, after the old one has drained. */
+static enum seg_status enable_profiling(struct seg_cl_ctx *c)
+{
+    cl_int err = CL_SUCCESS;
+    cl_command_queue q = clCreateCommandQueue(c->context, c->device, CL_QUEUE_PROFILING_ENABLE, &err);
+    if (err != CL_SUCCESS)
+        return seg_error(SEG_STATUS_UNSUPPORTED, "opencl: the device offers no profiling queue");
+    SEG_CL_CALL(clFinish, "timer_start", c->queue);
+    clReleaseCommandQueue(c->queue);
+    c->queue = q;
+    c->profiling = true;
+    return SEG_STATUS_OK;
+}
+
 enum seg_status seg_cl_timer_start(struct seg_backend *be)
 {
     struct seg_cl_ctx *c = seg_cl_ctx_of(be);
     if (!c->profiling)
-        return seg_error(SEG_STATUS_UNSUPPORTED, "opencl: the queue has no profiling");
+        SEG_CL_TRY(enable_profiling(c));
     if (c->tstart) clReleaseEvent(c->tstart);
     c->tstart = NULL;
     return mark(be, &c->tstart, "timer_start");
