@@ -15,6 +15,10 @@ struct bench_record {
     double gflops, gbps;
     double peak_pct;              /* of the peak measured in the same run (0: none) */
     double mem_mb;                /* step suite: peak device memory */
+    /* step suite: per training step after warm-up, host waits for the device, kernels and
+     * pipeline barriers (seg_backend_counts); has_counts marks them present */
+    double syncs, dispatches, barriers;
+    bool   has_counts;
     bool   tuned;                 /* the backend ran with tuned GEMM parameters */
 };
 

@@ -95,9 +95,13 @@ static int write_json(const char *path, const struct bench_list *l)
         json_str(f, r->shape);
         fprintf(f, ", \"flops\": %.6g, \"bytes\": %.6g, \"ms_median\": %.6g, \"ms_min\": %.6g, "
                    "\"ms_max\": %.6g, \"ms_device\": %.6g, \"gflops\": %.6g, \"gbps\": %.6g, \"peak_pct\": %.4g, "
-                   "\"mem_mb\": %.6g, \"tuned\": %s}%s\n",
+                   "\"mem_mb\": %.6g, \"tuned\": %s",
                 r->flops, r->bytes, r->ms_median, r->ms_min, r->ms_max, r->ms_device, r->gflops, r->gbps,
-                r->peak_pct, r->mem_mb, r->tuned ? "true" : "false", i + 1 < l->n ? "," : "");
+                r->peak_pct, r->mem_mb, r->tuned ? "true" : "false");
+        if (r->has_counts)
+            fprintf(f, ", \"syncs\": %.4g, \"dispatches\": %.6g, \"barriers\": %.6g", r->syncs, r->dispatches,
+                    r->barriers);
+        fprintf(f, "}%s\n", i + 1 < l->n ? "," : "");
     }
     fprintf(f, " ]}\n");
     bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
@@ -120,12 +124,16 @@ static int write_csv(const char *path, const struct bench_list *l)
         return -1;
     }
     fprintf(f, "suite,backend,device,driver,op,shape,flops,bytes,ms_median,ms_min,ms_max,ms_device,gflops,gbps,"
-               "peak_pct,mem_mb,tuned\n");
+               "peak_pct,mem_mb,tuned,syncs,dispatches,barriers\n");
     for (int i = 0; i < l->n; i++) {
         const struct bench_record *r = &l->v[i];
-        fprintf(f, "%s,%s,\"%s\",\"%s\",\"%s\",\"%s\",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.4g,%.6g,%d\n",
+        fprintf(f, "%s,%s,\"%s\",\"%s\",\"%s\",\"%s\",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.4g,%.6g,%d,",
                 r->suite, r->backend, r->device, r->driver, r->op, r->shape, r->flops, r->bytes, r->ms_median,
                 r->ms_min, r->ms_max, r->ms_device, r->gflops, r->gbps, r->peak_pct, r->mem_mb, r->tuned);
+        if (r->has_counts)
+            fprintf(f, "%.4g,%.6g,%.6g\n", r->syncs, r->dispatches, r->barriers);
+        else
+            fprintf(f, ",,\n");
     }
     bool ok = fclose(f) == 0;
     if (!ok || rename(tmp, path) != 0) {
@@ -145,10 +153,13 @@ static void print_record(const struct bench_record *r)
         snprintf(rate, sizeof rate, "%9.2f GB/s", r->gbps);
     else if (r->ms_median > 0)
         snprintf(rate, sizeof rate, "%9.2f it/s", 1e3 / r->ms_median);
-    char extra[48] = "";
+    char extra[128] = "";
     if (r->peak_pct > 0)
         snprintf(extra, sizeof extra, " %5.1f%% of peak", r->peak_pct);
-    if (r->mem_mb > 0)
+    if (r->mem_mb > 0 && r->has_counts)
+        snprintf(extra, sizeof extra, " peak mem %.0f MiB; a step: %.3g syncs, %.0f kernels, %.0f barriers",
+                 r->mem_mb, r->syncs, r->dispatches, r->barriers);
+    else if (r->mem_mb > 0)
         snprintf(extra, sizeof extra, " peak mem %.0f MiB", r->mem_mb);
     char dev[24] = "           -  ";
     if (r->ms_device > 0)

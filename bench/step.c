@@ -50,6 +50,22 @@ static enum seg_status fill_batch(struct seg_batch *b, int n, int h, int w, uint
     return SEG_STATUS_OK;
 }
 
+/* What steps cost the host after warm-up: two more steps back to back (each ends with the
+ * trainer's own readback; the timed runs add the bench's syncs, so they are not counted). */
+static enum seg_status step_counts(struct seg_backend *be, struct step_ctx *c, struct bench_record *r)
+{
+    const int n = 2;
+    struct seg_exec_counts a = *seg_backend_counts(be);
+    for (int i = 0; i < n; i++)
+        SEG_TRY(run_step(c));
+    const struct seg_exec_counts *b = seg_backend_counts(be);
+    r->syncs = (double)(b->host_syncs - a.host_syncs) / n;
+    r->dispatches = (double)(b->dispatches - a.dispatches) / n;
+    r->barriers = (double)(b->barriers - a.barriers) / n;
+    r->has_counts = true;
+    return SEG_STATUS_OK;
+}
+
 static enum seg_status step_one(struct seg_backend *be, const struct bench_opts *o, struct bench_list *l,
                                 const char *method, const char *shape)
 {
@@ -69,6 +85,7 @@ static enum seg_status step_one(struct seg_backend *be, const struct bench_opts 
     seg_backend_mem_peak_reset(be);
     if (!st) st = seg_trainer_create(&cfg, be, &c.t);
     if (!st) st = bench_time(be, o, run_step, &c, r);
+    if (!st) st = step_counts(be, &c, r);
     r->mem_mb = (double)seg_backend_mem_peak(be) / (1 << 20);
     step_ctx_free(&c);
     seg_config_free(&cfg);

@@ -105,6 +105,15 @@ bool seg_backend_has_op(const struct seg_backend *be, enum seg_op op);
 /* Bytes of device memory in live tensors now, and the peak since the last reset. */
 size_t seg_backend_mem_in_use(const struct seg_backend *be);
 size_t seg_backend_mem_peak(const struct seg_backend *be);
+/* What a backend's execution has cost since its creation (bench step reports them per step;
+ * a GPU backend should wait for the device once a training step). */
+struct seg_exec_counts {
+    uint64_t host_syncs; /* host waits for the device: blocking reads, fence waits, finishes */
+    uint64_t dispatches; /* kernels recorded or enqueued (a CLBlast call counts one) */
+    uint64_t barriers;   /* pipeline barriers recorded (Vulkan) */
+    uint64_t submits;    /* queue submissions (Vulkan) */
+};
+const struct seg_exec_counts *seg_backend_counts(const struct seg_backend *be);
 void seg_backend_mem_peak_reset(struct seg_backend *be);
 /* The forward convolution algorithm for kernels larger than 1x1: true = direct (implicit
  * GEMM), false = im2col + GEMM. Each backend starts with the one its bench shows faster. */

@@ -59,6 +59,7 @@ struct seg_backend {
     /* Convolutions with a kernel larger than 1x1 run forward as CONV2D_DIRECT instead of
      * im2col + GEMM (set by the backend where `segda bench conv` shows it faster). */
     bool                            conv_direct;
+    struct seg_exec_counts          counts; /* kept by each backend */
 };
 
 /* Each backend's entry points (defined only when compiled in). */

@@ -152,6 +152,8 @@ bool seg_backend_has_op(const struct seg_backend *be, enum seg_op op)
 }
 size_t seg_backend_mem_in_use(const struct seg_backend *be) { return be->mem_in_use; }
 size_t seg_backend_mem_peak(const struct seg_backend *be) { return be->mem_peak; }
+
+const struct seg_exec_counts *seg_backend_counts(const struct seg_backend *be) { return &be->counts; }
 void seg_backend_mem_peak_reset(struct seg_backend *be) { be->mem_peak = be->mem_in_use; }
 
 bool seg_backend_conv_direct(const struct seg_backend *be) { return be->conv_direct; }

@@ -312,6 +312,7 @@ static enum seg_status cl_buf_write(struct seg_backend *be, struct seg_buf *dst,
     if (err != CL_SUCCESS) {
         /* the copy may still be read by an enqueued write: drain before freeing it */
         if (ev) clWaitForEvents(1, &ev);
+        be->counts.host_syncs += ev != NULL;
         free(copy);
     }
     if (ev) clReleaseEvent(ev);
@@ -324,6 +325,7 @@ static enum seg_status cl_buf_read(struct seg_backend *be, const struct seg_buf 
 {
     if (n == 0) return SEG_STATUS_OK;
     struct seg_cl_ctx *c = seg_cl_ctx_of(be);
+    be->counts.host_syncs++; /* a blocking read waits for the queued work */
     SEG_CL_CALL(clEnqueueReadBuffer, "buf_read", c->queue, (cl_mem)src->handle, CL_TRUE, off, n,
                 dst, 0, NULL, NULL);
     return SEG_STATUS_OK;
@@ -342,6 +344,7 @@ static enum seg_status cl_buf_copy(struct seg_backend *be, struct seg_buf *dst, 
 static enum seg_status cl_sync(struct seg_backend *be)
 {
     struct seg_cl_ctx *c = seg_cl_ctx_of(be);
+    be->counts.host_syncs++;
     SEG_CL_CALL(clFinish, "sync", c->queue);
     return SEG_STATUS_OK;
 }

@@ -84,6 +84,7 @@ SEG_CL_KERNEL(seg_cl_matmul)
     cl_mem ma = (cl_mem)A->buf.handle, mb = (cl_mem)B->buf.handle, mc = (cl_mem)C->buf.handle;
 
     CLBlastStatusCode s;
+    be->counts.dispatches++;
     if (batch == 1) {
         s = CLBlastSgemm(CLBlastLayoutRowMajor, tA, tB, (size_t)M, (size_t)N, (size_t)K,
                          a->fp[0], ma, aoff, lda, mb, boff, ldb, a->fp[1], mc, coff, ldc,

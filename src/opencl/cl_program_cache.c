@@ -393,6 +393,7 @@ enum seg_status seg_cl_run(struct seg_backend *be, const char *op, const char *p
         snprintf(where, sizeof where, "op %s (kernel %s)", op, name);
         return seg_cl_fail(err, "clEnqueueNDRangeKernel", where);
     }
+    be->counts.dispatches++;
     return SEG_STATUS_OK;
 }
 

@@ -51,6 +51,7 @@ enum seg_status seg_cl_timer_stop(struct seg_backend *be, double *device_ms)
     cl_ulong t0 = 0, t1 = 0;
     cl_int err = CL_SUCCESS;
     if (!st) {
+        be->counts.host_syncs++;
         err = clWaitForEvents(1, &stop);
         if (err == CL_SUCCESS)
             err = clGetEventProfilingInfo(c->tstart, CL_PROFILING_COMMAND_END, sizeof t0, &t0, NULL);

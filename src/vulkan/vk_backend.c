@@ -5,7 +5,7 @@
 
 #include "vulkan/vk_internal.h"
 
-static const seg_kernel_fn vk_kernels[SEG_OP_COUNT] = {
+static const seg_kernel_fn vk_impl[SEG_OP_COUNT] = {
     [SEG_OP_FILL] = vk_fill,
     [SEG_OP_CAST] = vk_cast,
     [SEG_OP_BINARY] = vk_binary,
@@ -45,8 +45,23 @@ static const seg_kernel_fn vk_kernels[SEG_OP_COUNT] = {
     [SEG_OP_PEAK_FMA] = vk_peak_fma,
     [SEG_OP_CONV2D_DIRECT] = vk_conv2d_direct,
 };
-_Static_assert(sizeof vk_kernels / sizeof vk_kernels[0] == SEG_OP_COUNT,
+_Static_assert(sizeof vk_impl / sizeof vk_impl[0] == SEG_OP_COUNT,
                "vulkan kernel table must cover ops.def");
+
+/* Every op passes through here: while its dispatches are recorded, the barrier tracking
+ * knows which bindings it writes (its destinations) and which it only reads. */
+static enum seg_status vk_run_op(struct seg_backend *be, const struct seg_op_args *a)
+{
+    struct vk_ctx *c = vk_ctx_of(be);
+    if (!vk_impl[a->op])
+        return seg_error(SEG_STATUS_UNSUPPORTED, "vulkan: op %d has no kernel", (int)a->op);
+    c->op = a;
+    enum seg_status st = vk_impl[a->op](be, a);
+    c->op = NULL;
+    return st;
+}
+
+static const seg_kernel_fn vk_kernels[SEG_OP_COUNT] = {[0 ... SEG_OP_COUNT - 1] = vk_run_op};
 
 const char *vk_result_name(VkResult r)
 {
@@ -448,6 +463,7 @@ enum seg_status seg_vk_backend_create(int device, struct seg_backend **out)
         free(be);
         return seg_error(SEG_STATUS_OUT_OF_MEMORY, "vulkan: out of host memory");
     }
+    c->counts = &be->counts;
     enum seg_status st = vk_instance_create(&c->instance);
     if (st)
         goto fail;

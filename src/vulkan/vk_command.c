@@ -1,13 +1,55 @@
-/* vk_command.c: command recording and batched submission.
+/* vk_command.c: command recording, barriers where they are needed, batched submission.
  *
- * Ops are recorded into the open frame's command buffer, each followed by a global memory
- * barrier (compute/transfer -> compute/transfer), and submitted in batches: when a frame
- * is full (SEG_VK_BATCH_MAX commands), at sync, and before any host transfer. Two frames
- * alternate so the host records the next batch while the device runs the previous one;
- * a frame's fence is waited on (and its descriptor pool reset) before it is reused. */
+ * Ops are recorded into the recording frame's command buffer and submitted in batches of
+ * SEG_VK_BATCH_MAX commands, before a host read and at sync. Frames form a ring in
+ * submission order: after a submit the next frame is reused if its fence has signalled,
+ * otherwise a new frame joins the ring (up to SEG_VK_FRAMES_MAX), so the host does not wait
+ * while the device is behind. Fence signals cover every earlier submission on the queue, so
+ * draining everything waits on the newest fence alone: one host wait.
+ *
+ * Barriers: the ranges accessed since the last barrier are tracked (vk_order); a command
+ * gets a global barrier before it only where it reads a range written since, or writes a
+ * range read or written since. Independent kernels (the branches of ASPP, the optimizer's
+ * per-parameter updates) then overlap. */
 #include <string.h>
 
 #include "vulkan/vk_internal.h"
+
+static enum seg_status frame_create(struct vk_ctx *c, struct vk_frame *f)
+{
+    memset(f, 0, sizeof *f);
+    VkCommandBufferAllocateInfo ai = {
+        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+        .commandPool = c->cmd_pool,
+        .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
+        .commandBufferCount = 1,
+    };
+    VkResult r = vkAllocateCommandBuffers(c->dev, &ai, &f->cmd);
+    if (r != VK_SUCCESS)
+        return vk_fail(r, "vkAllocateCommandBuffers", "command frame");
+    VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
+    if ((r = vkCreateFence(c->dev, &fi, NULL, &f->fence)) != VK_SUCCESS)
+        return vk_fail(r, "vkCreateFence", "command frame");
+    return SEG_STATUS_OK;
+}
+
+static void arenas_free(struct vk_ctx *c, struct vk_arena *a)
+{
+    while (a) {
+        struct vk_arena *next = a->next;
+        vk_arena_free(c, a);
+        a = next;
+    }
+}
+
+static void frame_destroy(struct vk_ctx *c, struct vk_frame *f)
+{
+    if (f->fence)
+        vkDestroyFence(c->dev, f->fence, NULL);
+    arenas_free(c, f->arena);
+    arenas_free(c, f->retired);
+    memset(f, 0, sizeof *f);
+}
 
 enum seg_status vk_command_init(struct vk_ctx *c)
 {
@@ -19,67 +61,76 @@ enum seg_status vk_command_init(struct vk_ctx *c)
     VkResult r = vkCreateCommandPool(c->dev, &pi, NULL, &c->cmd_pool);
     if (r != VK_SUCCESS)
         return vk_fail(r, "vkCreateCommandPool", "backend creation");
-    VkCommandBuffer cmds[SEG_VK_FRAMES + 1];
-    VkCommandBufferAllocateInfo ai = {
-        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
-        .commandPool = c->cmd_pool,
-        .level = VK_COMMAND_BUFFER_LEVEL_PRIMARY,
-        .commandBufferCount = SEG_VK_FRAMES + 1,
-    };
-    r = vkAllocateCommandBuffers(c->dev, &ai, cmds);
-    if (r != VK_SUCCESS)
-        return vk_fail(r, "vkAllocateCommandBuffers", "backend creation");
-    VkFenceCreateInfo fi = {.sType = VK_STRUCTURE_TYPE_FENCE_CREATE_INFO};
-    VkDescriptorPoolSize ps = {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, SEG_VK_BATCH_MAX * SEG_VK_BINDINGS};
-    VkDescriptorPoolCreateInfo dpi = {
-        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
-        .maxSets = SEG_VK_BATCH_MAX,
-        .poolSizeCount = 1,
-        .pPoolSizes = &ps,
-    };
     for (int i = 0; i < SEG_VK_FRAMES; i++) {
-        struct vk_frame *f = &c->frames[i];
-        f->cmd = cmds[i];
-        if ((r = vkCreateFence(c->dev, &fi, NULL, &f->fence)) != VK_SUCCESS)
-            return vk_fail(r, "vkCreateFence", "backend creation");
-        if ((r = vkCreateDescriptorPool(c->dev, &dpi, NULL, &f->dpool)) != VK_SUCCESS)
-            return vk_fail(r, "vkCreateDescriptorPool", "backend creation");
+        enum seg_status st = frame_create(c, &c->frames[i]);
+        c->nframes = i + 1;
+        if (st)
+            return st;
     }
-    c->xfer_cmd = cmds[SEG_VK_FRAMES];
-    if ((r = vkCreateFence(c->dev, &fi, NULL, &c->xfer_fence)) != VK_SUCCESS)
-        return vk_fail(r, "vkCreateFence", "backend creation");
-    return SEG_STATUS_OK;
+    return vk_dset_init(c);
 }
 
 void vk_command_destroy(struct vk_ctx *c)
 {
-    for (int i = 0; i < SEG_VK_FRAMES; i++) {
-        struct vk_frame *f = &c->frames[i];
-        if (f->fence)
-            vkDestroyFence(c->dev, f->fence, NULL);
-        if (f->dpool)
-            vkDestroyDescriptorPool(c->dev, f->dpool, NULL);
-        memset(f, 0, sizeof *f);
-    }
-    if (c->xfer_fence)
-        vkDestroyFence(c->dev, c->xfer_fence, NULL);
-    c->xfer_fence = VK_NULL_HANDLE;
+    vk_dset_destroy(c);
+    for (int i = 0; i < c->nframes; i++)
+        frame_destroy(c, &c->frames[i]);
+    c->nframes = 0;
     if (c->cmd_pool)
         vkDestroyCommandPool(c->dev, c->cmd_pool, NULL); /* frees the command buffers */
     c->cmd_pool = VK_NULL_HANDLE;
 }
 
-static enum seg_status frame_wait(struct vk_ctx *c, struct vk_frame *f, const char *where)
+static enum seg_status wait_fence(struct vk_ctx *c, struct vk_frame *f, const char *where)
+{
+    c->counts->host_syncs++;
+    VkResult r = vkWaitForFences(c->dev, 1, &f->fence, VK_TRUE, UINT64_MAX);
+    return r == VK_SUCCESS ? SEG_STATUS_OK : vk_fail(r, "vkWaitForFences", where);
+}
+
+/* Makes a submitted frame reusable: waits for it if asked (else it must have signalled),
+ * frees the upload arenas it retired and rewinds its arena. */
+static enum seg_status frame_reclaim(struct vk_ctx *c, struct vk_frame *f, bool wait, const char *where)
 {
     if (!f->submitted)
         return SEG_STATUS_OK;
-    VkResult r = vkWaitForFences(c->dev, 1, &f->fence, VK_TRUE, UINT64_MAX);
-    if (r != VK_SUCCESS)
-        return vk_fail(r, "vkWaitForFences", where);
+    enum seg_status st = SEG_STATUS_OK;
+    if (wait)
+        st = wait_fence(c, f, where);
+    if (st)
+        return st;
     f->submitted = false;
-    r = vkResetFences(c->dev, 1, &f->fence);
+    VkResult r = vkResetFences(c->dev, 1, &f->fence);
     if (r != VK_SUCCESS)
         return vk_fail(r, "vkResetFences", where);
+    arenas_free(c, f->retired);
+    f->retired = NULL;
+    f->arena_used = 0;
+    return SEG_STATUS_OK;
+}
+
+/* After a submit: the frame after cur becomes the recording one. */
+static enum seg_status next_frame(struct vk_ctx *c, const char *where)
+{
+    int nx = (c->cur + 1) % c->nframes;
+    struct vk_frame *f = &c->frames[nx];
+    if (f->submitted) {
+        VkResult r = vkGetFenceStatus(c->dev, f->fence);
+        if (r == VK_SUCCESS) {
+            SEG_TRY(frame_reclaim(c, f, false, where));
+        } else if (r == VK_NOT_READY && c->nframes < SEG_VK_FRAMES_MAX) {
+            /* the device is behind: a new frame goes in at nx, which keeps the ring in
+             * submission order (the oldest in flight moves to nx + 1) */
+            memmove(&c->frames[nx + 1], &c->frames[nx], (size_t)(c->nframes - nx) * sizeof *f);
+            c->nframes++;
+            SEG_TRY(frame_create(c, &c->frames[nx]));
+        } else if (r == VK_NOT_READY) {
+            SEG_TRY(frame_reclaim(c, f, true, where));
+        } else {
+            return vk_fail(r, "vkGetFenceStatus", where);
+        }
+    }
+    c->cur = nx;
     return SEG_STATUS_OK;
 }
 
@@ -87,44 +138,63 @@ enum seg_status vk_record_begin(struct vk_ctx *c, const char *where, VkCommandBu
 {
     struct vk_frame *f = &c->frames[c->cur];
     if (!f->recording) {
-        enum seg_status st = frame_wait(c, f, where);
-        if (st)
-            return st;
-        VkResult r = vkResetDescriptorPool(c->dev, f->dpool, 0);
-        if (r != VK_SUCCESS)
-            return vk_fail(r, "vkResetDescriptorPool", where);
         VkCommandBufferBeginInfo bi = {
             .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
             .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
         };
-        r = vkBeginCommandBuffer(f->cmd, &bi);
+        VkResult r = vkBeginCommandBuffer(f->cmd, &bi);
         if (r != VK_SUCCESS)
             return vk_fail(r, "vkBeginCommandBuffer", where);
         f->recording = true;
         f->ncmd = 0;
-        f->nsets = 0;
     }
     *out = f->cmd;
     return SEG_STATUS_OK;
 }
 
-static void global_barrier(VkCommandBuffer cmd, VkPipelineStageFlags dst_stage, VkAccessFlags dst_access)
+static void barrier(struct vk_ctx *c, VkPipelineStageFlags dst_stage, VkAccessFlags dst_access)
 {
     VkMemoryBarrier mb = {
         .sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
         .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_WRITE_BIT,
         .dstAccessMask = dst_access,
     };
-    vkCmdPipelineBarrier(cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-                         dst_stage, 0, 1, &mb, 0, NULL, 0, NULL);
+    vkCmdPipelineBarrier(c->frames[c->cur].cmd,
+                         VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, dst_stage,
+                         0, 1, &mb, 0, NULL, 0, NULL);
+    c->counts->barriers++;
+}
+
+void vk_barrier_all(struct vk_ctx *c)
+{
+    if (c->npending == 0)
+        return;
+    barrier(c, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
+            VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT | VK_ACCESS_TRANSFER_READ_BIT |
+                VK_ACCESS_TRANSFER_WRITE_BIT);
+    c->npending = 0;
+}
+
+static bool conflicts(const struct vk_span *a, const struct vk_span *b)
+{
+    return (a->write || b->write) && a->buf == b->buf && a->lo < b->hi && b->lo < a->hi;
+}
+
+void vk_order(struct vk_ctx *c, const struct vk_span *s, int n)
+{
+    bool need = c->npending + n > SEG_VK_PENDING_MAX;
+    for (int i = 0; i < n && !need; i++)
+        for (int j = 0; j < c->npending && !need; j++)
+            need = conflicts(&s[i], &c->pending[j]);
+    if (need)
+        vk_barrier_all(c);
+    for (int i = 0; i < n; i++)
+        c->pending[c->npending++] = s[i];
 }
 
 enum seg_status vk_record_end(struct vk_ctx *c, const char *where)
 {
     struct vk_frame *f = &c->frames[c->cur];
-    global_barrier(f->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT,
-                   VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
-                       VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT);
     f->ncmd++;
     if (f->ncmd >= SEG_VK_BATCH_MAX)
         return vk_flush(c, where);
@@ -137,7 +207,7 @@ enum seg_status vk_flush(struct vk_ctx *c, const char *where)
     if (!f->recording)
         return SEG_STATUS_OK;
     /* results become visible to host reads of mapped memory after the fence */
-    global_barrier(f->cmd, VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
+    barrier(c, VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
     f->recording = false;
     VkResult r = vkEndCommandBuffer(f->cmd);
     if (r != VK_SUCCESS)
@@ -150,59 +220,69 @@ enum seg_status vk_flush(struct vk_ctx *c, const char *where)
     r = vkQueueSubmit(c->queue, 1, &si, f->fence);
     if (r != VK_SUCCESS)
         return vk_fail(r, "vkQueueSubmit", where);
+    c->counts->submits++;
     f->submitted = true;
-    c->cur = (c->cur + 1) % SEG_VK_FRAMES;
-    return SEG_STATUS_OK;
+    return next_frame(c, where);
+}
+
+bool vk_idle(const struct vk_ctx *c)
+{
+    for (int i = 0; i < c->nframes; i++)
+        if (c->frames[i].submitted || (c->frames[i].recording && c->frames[i].ncmd > 0))
+            return false;
+    return true;
 }
 
 enum seg_status vk_wait_all(struct vk_ctx *c, const char *where)
 {
-    if (!c->frames[0].fence)
+    if (!c->nframes || !c->frames[0].fence)
         return SEG_STATUS_OK; /* partially created backend */
     enum seg_status st = vk_flush(c, where);
-    for (int i = 0; i < SEG_VK_FRAMES; i++) {
-        enum seg_status s2 = frame_wait(c, &c->frames[i], where);
-        if (!st)
-            st = s2;
+    if (st)
+        return st;
+    /* the newest submission is the one before cur in the ring */
+    struct vk_frame *newest = &c->frames[(c->cur + c->nframes - 1) % c->nframes];
+    if (newest->submitted && (st = frame_reclaim(c, newest, true, where)))
+        return st;
+    for (int i = 0; i < c->nframes; i++) {
+        struct vk_frame *f = &c->frames[i];
+        if (!f->submitted)
+            continue;
+        VkResult r = vkGetFenceStatus(c->dev, f->fence);
+        if (r != VK_SUCCESS && r != VK_NOT_READY)
+            return vk_fail(r, "vkGetFenceStatus", where);
+        if ((st = frame_reclaim(c, f, r == VK_NOT_READY, where)))
+            return st;
     }
-    return st;
+    c->npending = 0;
+    return SEG_STATUS_OK;
 }
 
 enum seg_status vk_sync(struct seg_backend *be) { return vk_wait_all(vk_ctx_of(be), "sync"); }
 
-enum seg_status vk_xfer_begin(struct vk_ctx *c, const char *where, VkCommandBuffer *out)
+enum seg_status vk_upload_space(struct vk_ctx *c, VkDeviceSize n, VkBuffer *buf, VkDeviceSize *off,
+                                void **ptr)
 {
-    VkCommandBufferBeginInfo bi = {
-        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
-        .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT,
-    };
-    VkResult r = vkBeginCommandBuffer(c->xfer_cmd, &bi);
-    if (r != VK_SUCCESS)
-        return vk_fail(r, "vkBeginCommandBuffer", where);
-    *out = c->xfer_cmd;
-    return SEG_STATUS_OK;
-}
-
-enum seg_status vk_xfer_submit(struct vk_ctx *c, const char *where)
-{
-    global_barrier(c->xfer_cmd, VK_PIPELINE_STAGE_HOST_BIT, VK_ACCESS_HOST_READ_BIT);
-    VkResult r = vkEndCommandBuffer(c->xfer_cmd);
-    if (r != VK_SUCCESS)
-        return vk_fail(r, "vkEndCommandBuffer", where);
-    VkSubmitInfo si = {
-        .sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
-        .commandBufferCount = 1,
-        .pCommandBuffers = &c->xfer_cmd,
-    };
-    r = vkQueueSubmit(c->queue, 1, &si, c->xfer_fence);
-    if (r != VK_SUCCESS)
-        return vk_fail(r, "vkQueueSubmit", where);
-    r = vkWaitForFences(c->dev, 1, &c->xfer_fence, VK_TRUE, UINT64_MAX);
-    if (r != VK_SUCCESS)
-        return vk_fail(r, "vkWaitForFences", where);
-    r = vkResetFences(c->dev, 1, &c->xfer_fence);
-    if (r != VK_SUCCESS)
-        return vk_fail(r, "vkResetFences", where);
+    struct vk_frame *f = &c->frames[c->cur];
+    VkDeviceSize at = (f->arena_used + 15) / 16 * 16;
+    if (!f->arena || at + n > f->arena->size) {
+        /* a larger arena; the old one may still be read by this frame's copies */
+        VkDeviceSize want = f->arena ? f->arena->size * 2 : ((VkDeviceSize)1 << 20);
+        while (want < n)
+            want *= 2;
+        struct vk_arena *a;
+        SEG_TRY(vk_arena_new(c, want, &a));
+        if (f->arena) {
+            f->arena->next = f->retired;
+            f->retired = f->arena;
+        }
+        f->arena = a;
+        at = 0;
+    }
+    f->arena_used = at + n;
+    *buf = f->arena->buf;
+    *off = at;
+    *ptr = (char *)f->arena->ptr + at;
     return SEG_STATUS_OK;
 }
 
@@ -215,12 +295,38 @@ enum seg_status vk_dispatch(struct seg_backend *be, enum seg_vk_shader sh,
     return vk_dispatch_fn(be, sh, -1, t, pc, gx, gy, gz, where);
 }
 
+static bool overlaps(const struct seg_tensor *x, VkBuffer buf, VkDeviceSize lo, VkDeviceSize hi)
+{
+    const struct vk_alloc *a = x ? x->buf.handle : NULL;
+    if (!a)
+        return false;
+    VkDeviceSize xlo = a->offset + x->offset, xhi = xlo + seg_tensor_nbytes(x);
+    return a->block->buf == buf && xlo < hi && lo < xhi;
+}
+
+/* A binding is only read when it is one of the op's sources and none of its destinations;
+ * anything else (destinations, scratch, an op's own temporaries) counts as written. */
+static bool read_only(const struct vk_ctx *c, VkBuffer buf, VkDeviceSize lo, VkDeviceSize hi)
+{
+    if (!c->op)
+        return false;
+    for (int j = 0; j < 3; j++)
+        if (overlaps(c->op->dst[j], buf, lo, hi))
+            return false;
+    for (int j = 0; j < 6; j++)
+        if (overlaps(c->op->src[j], buf, lo, hi))
+            return true;
+    return false;
+}
+
 enum seg_status vk_dispatch_fn(struct seg_backend *be, enum seg_vk_shader sh, int fn,
                                const struct seg_tensor *const t[SEG_VK_BINDINGS], struct vk_push *pc,
                                uint32_t gx, uint32_t gy, uint32_t gz, const char *where)
 {
     struct vk_ctx *c = vk_ctx_of(be);
     VkDescriptorBufferInfo infos[SEG_VK_BINDINGS];
+    struct vk_span spans[SEG_VK_BINDINGS];
+    int nspans = 0;
     for (int k = 0; k < SEG_VK_BINDINGS; k++) {
         const struct seg_tensor *x = t[k];
         const struct vk_alloc *a = x ? x->buf.handle : c->dummy;
@@ -239,39 +345,28 @@ enum seg_status vk_dispatch_fn(struct seg_backend *be, enum seg_vk_shader sh, in
         }
         infos[k] = (VkDescriptorBufferInfo){a->block->buf, a->offset + base, range};
         pc->off[k] = (uint32_t)((toff - base) / 4);
+        if (x) {
+            struct vk_span *s = &spans[nspans++];
+            s->buf = a->block->buf;
+            s->lo = a->offset + toff;
+            s->hi = s->lo + seg_tensor_nbytes(x);
+            s->write = a == c->scratch || !read_only(c, s->buf, s->lo, s->hi);
+        }
     }
     VkPipeline pipe;
     enum seg_status st = vk_pipeline_get(c, sh, fn, &pipe);
+    VkDescriptorSet set;
+    if (!st) st = vk_dset_get(c, infos, &set, where);
+    VkCommandBuffer cmd = VK_NULL_HANDLE;
+    if (!st) st = vk_record_begin(c, where, &cmd);
     if (st)
         return st;
-    VkCommandBuffer cmd;
-    if ((st = vk_record_begin(c, where, &cmd)))
-        return st;
-    struct vk_frame *f = &c->frames[c->cur];
-    VkDescriptorSetAllocateInfo ai = {
-        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
-        .descriptorPool = f->dpool,
-        .descriptorSetCount = 1,
-        .pSetLayouts = &c->dsl,
-    };
-    VkDescriptorSet set;
-    VkResult r = vkAllocateDescriptorSets(c->dev, &ai, &set);
-    if (r != VK_SUCCESS)
-        return vk_fail(r, "vkAllocateDescriptorSets", where);
-    f->nsets++;
-    VkWriteDescriptorSet w = {
-        .sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
-        .dstSet = set,
-        .dstBinding = 0,
-        .descriptorCount = SEG_VK_BINDINGS,
-        .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-        .pBufferInfo = infos,
-    };
-    vkUpdateDescriptorSets(c->dev, 1, &w, 0, NULL);
+    vk_order(c, spans, nspans);
     vkCmdBindPipeline(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipe);
     vkCmdBindDescriptorSets(cmd, VK_PIPELINE_BIND_POINT_COMPUTE, c->playout, 0, 1, &set, 0, NULL);
     vkCmdPushConstants(cmd, c->playout, VK_SHADER_STAGE_COMPUTE_BIT, 0, sizeof *pc, pc);
     vkCmdDispatch(cmd, gx, gy, gz);
+    c->counts->dispatches++;
     return vk_record_end(c, where);
 }
 

@@ -8,10 +8,15 @@
  *    A tensor is bound at its suballocation (offset aligned down to
  *    minStorageBufferOffsetAlignment) and the remaining element offset goes in push
  *    constants, so views at any 4-byte offset work.
- *  - Commands: ops are recorded into a frame's command buffer with a global memory barrier
- *    after each, and submitted in batches (vk_command.c): at sync, at a transfer, or when a
- *    frame holds SEG_VK_BATCH_MAX commands. Two frames alternate, each with its fence and its
- *    descriptor pool, which is reset once the fence has signalled.
+ *  - Commands (vk_command.c): ops are recorded into a frame's command buffer and submitted
+ *    in batches of SEG_VK_BATCH_MAX commands, at a host read and at sync. A barrier comes
+ *    only before a command that reads or overwrites a buffer range an earlier command since
+ *    the last barrier wrote (or overwrites one it read). Frames form a ring that grows
+ *    (up to SEG_VK_FRAMES_MAX) rather than make the host wait for the device; a host read
+ *    waits on the newest frame's fence alone. Host writes go through the recording frame's
+ *    upload arena and a copy recorded in the stream, so they never drain the queue.
+ *  - Descriptor sets are cached by their eight bindings (vk_dset.c): a training step that
+ *    repeats the previous one's buffers allocates and writes none.
  *  - Pipelines are created lazily, once per shader variant, through a VkPipelineCache that
  *    persists on disk (vk_pipeline.c). SPIR-V comes from the build (shaders/compile.cmake). */
 #ifndef SEGDA_VK_INTERNAL_H
@@ -24,7 +29,10 @@
 
 #define SEG_VK_BINDINGS   8
 #define SEG_VK_BATCH_MAX  256
-#define SEG_VK_FRAMES     2
+#define SEG_VK_FRAMES     2   /* frames at creation; the ring grows as the device lags */
+#define SEG_VK_FRAMES_MAX 64
+#define SEG_VK_PENDING_MAX 256 /* buffer ranges tracked since the last barrier */
+#define SEG_VK_DSET_CACHE 8192 /* descriptor sets kept (a power of two) */
 #define SEG_VK_MAX_GROUPS 65535u
 #define SEG_VK_WG         256u /* default workgroup size (specialization constant 0) */
 /* Pipelines per shader: variant 0 is generic; variant v > 0 sets specialization constant
@@ -61,14 +69,36 @@ struct vk_alloc {
     VkDeviceSize     offset, size;
 };
 
+/* Host-visible memory that a frame's recorded uploads copy from. */
+struct vk_arena {
+    VkBuffer        buf;
+    VkDeviceMemory  mem;
+    void           *ptr;
+    VkDeviceSize    size;
+    struct vk_arena *next;       /* retired arenas, freed when the frame completes */
+};
+
 struct vk_frame {
     VkCommandBuffer  cmd;
     VkFence          fence;
-    VkDescriptorPool dpool;
     uint32_t         ncmd;       /* commands recorded in the open batch */
-    uint32_t         nsets;      /* descriptor sets allocated from dpool */
     bool             recording;
     bool             submitted;  /* fence not yet waited on */
+    struct vk_arena *arena;      /* uploads of this frame; used bytes below */
+    VkDeviceSize     arena_used;
+    struct vk_arena *retired;
+};
+
+/* A buffer range one recorded command reads or writes (hazard tracking). */
+struct vk_span {
+    VkBuffer     buf;
+    VkDeviceSize lo, hi;
+    bool         write;
+};
+
+struct vk_dset_entry {
+    VkDescriptorBufferInfo key[SEG_VK_BINDINGS];
+    VkDescriptorSet        set;   /* VK_NULL_HANDLE: empty slot */
 };
 
 /* The GEMM tile: specialization constants of shaders/gemm.comp (MATMUL and the CONV2D_DIRECT
@@ -92,7 +122,7 @@ struct vk_ctx {
     bool             host_mapped;      /* device memory is host-visible: no staging */
     VkDeviceSize     block_size, align, max_range, max_alloc;
     struct vk_block *blocks;
-    VkBuffer         staging_buf;
+    VkBuffer         staging_buf;      /* readback of device-local memory */
     VkDeviceMemory   staging_mem;
     void            *staging_ptr;
     VkDeviceSize     staging_size;
@@ -103,12 +133,19 @@ struct vk_ctx {
     uint32_t         loop_budget;      /* max loop iterations per invocation, 0: unlimited
                                         * (llvmpipe stops a shader's loops after 65535) */
 
-    /* commands */
+    /* commands: a ring of frames in submission order, cur the recording one */
     VkCommandPool    cmd_pool;
-    struct vk_frame  frames[SEG_VK_FRAMES];
-    int              cur;
-    VkCommandBuffer  xfer_cmd;
-    VkFence          xfer_fence;
+    struct vk_frame  frames[SEG_VK_FRAMES_MAX];
+    int              nframes, cur;
+    struct vk_span   pending[SEG_VK_PENDING_MAX];
+    int              npending;
+    const struct seg_op_args *op;      /* the op being recorded (its dst are written) */
+    struct seg_exec_counts   *counts;  /* the backend's */
+
+    /* the descriptor-set cache (vk_dset.c) */
+    VkDescriptorPool       dpool;
+    struct vk_dset_entry  *dsets;
+    uint32_t               ndsets;
 
     /* device timestamps (timer_start / timer_stop); VK_NULL_HANDLE when unsupported */
     VkQueryPool      tquery;
@@ -186,18 +223,39 @@ enum seg_status vk_tune(struct seg_backend *be, const struct seg_tune_opts *o);
 /* vk_command.c */
 enum seg_status vk_command_init(struct vk_ctx *c);
 void vk_command_destroy(struct vk_ctx *c);
-/* The open frame's command buffer, begun if needed (waits for the frame's previous batch). */
+/* The recording frame's command buffer, begun if needed. */
 enum seg_status vk_record_begin(struct vk_ctx *c, const char *where, VkCommandBuffer *out);
-/* Ends a recorded command: global barrier, and a flush when the batch is full. */
+/* Before recording a command that accesses spans s[0..n): a barrier if one of them
+ * conflicts with an access since the last barrier (read after write, write after read or
+ * write); then they join the tracked accesses. */
+void vk_order(struct vk_ctx *c, const struct vk_span *s, int n);
+/* A barrier after everything recorded so far (timestamps). */
+void vk_barrier_all(struct vk_ctx *c);
+/* Ends a recorded command: a flush when the batch is full. */
 enum seg_status vk_record_end(struct vk_ctx *c, const char *where);
 /* Submits the open batch (if any) without waiting. */
 enum seg_status vk_flush(struct vk_ctx *c, const char *where);
-/* Submits and waits for everything queued. */
+/* Submits and waits for everything queued (one fence wait). */
 enum seg_status vk_wait_all(struct vk_ctx *c, const char *where);
+/* Whether nothing is recorded or in flight (the host may touch mapped memory directly). */
+bool vk_idle(const struct vk_ctx *c);
 enum seg_status vk_sync(struct seg_backend *be);
-/* One-off transfer command buffer: begin, then submit and wait. */
-enum seg_status vk_xfer_begin(struct vk_ctx *c, const char *where, VkCommandBuffer *out);
-enum seg_status vk_xfer_submit(struct vk_ctx *c, const char *where);
+/* n bytes of the recording frame's upload arena (grown as needed), to copy from. */
+enum seg_status vk_upload_space(struct vk_ctx *c, VkDeviceSize n, VkBuffer *buf, VkDeviceSize *off,
+                                void **ptr);
+
+/* vk_dset.c: descriptor sets cached by their bindings */
+enum seg_status vk_dset_init(struct vk_ctx *c);
+void vk_dset_destroy(struct vk_ctx *c);
+/* The set holding infos (allocated and written on the first use of those bindings). */
+enum seg_status vk_dset_get(struct vk_ctx *c, const VkDescriptorBufferInfo infos[SEG_VK_BINDINGS],
+                            VkDescriptorSet *out, const char *where);
+/* Forgets every set (their buffers may go); the caller has waited for queued work. */
+void vk_dset_clear(struct vk_ctx *c);
+
+/* vk_memory.c: host-visible buffers for uploads */
+enum seg_status vk_arena_new(struct vk_ctx *c, VkDeviceSize size, struct vk_arena **out);
+void vk_arena_free(struct vk_ctx *c, struct vk_arena *a);
 
 /* Records one dispatch of shader sh. t[k] is bound at binding k (NULL: a dummy buffer) and
  * pc->off[k] is filled from it; the rest of *pc is the caller's. */

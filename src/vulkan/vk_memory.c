@@ -1,6 +1,8 @@
-/* vk_memory.c: device memory: big blocks suballocated first-fit, host transfers through
- * mapped device memory (host-visible devices such as lavapipe or integrated GPUs) or a
- * persistent staging buffer, and device-side copies. */
+/* vk_memory.c: device memory: big blocks suballocated first-fit; host writes recorded into
+ * the command stream from the frame's upload arena (or copied straight into mapped memory
+ * when the queue is idle); host reads from mapped device memory (host-visible devices such
+ * as lavapipe or integrated GPUs) or through a persistent readback buffer; device-side
+ * copies. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,6 +99,7 @@ static enum seg_status make_buffer(struct vk_ctx *c, VkDeviceSize size, bool dev
 
 static void block_release(struct vk_ctx *c, struct vk_block *b)
 {
+    vk_dset_clear(c); /* cached sets may name this buffer (callers have waited) */
     if (b->mapped)
         vkUnmapMemory(c->dev, b->mem);
     if (b->buf)
@@ -401,6 +404,12 @@ static enum seg_status check_range(const struct seg_buf *b, size_t off, size_t n
     return SEG_STATUS_OK;
 }
 
+/* Where tensor bytes [off, off + n) of allocation a lie, as a tracked span. */
+static struct vk_span span_of(const struct vk_alloc *a, size_t off, size_t n, bool write)
+{
+    return (struct vk_span){a->block->buf, a->offset + off, a->offset + off + n, write};
+}
+
 enum seg_status vk_buf_write(struct seg_backend *be, struct seg_buf *dst, size_t off,
                              const void *src, size_t n)
 {
@@ -409,26 +418,25 @@ enum seg_status vk_buf_write(struct seg_backend *be, struct seg_buf *dst, size_t
     if (st || n == 0)
         return st;
     const struct vk_alloc *a = dst->handle;
-    /* queued work may read or write the region: let it finish first */
-    if ((st = vk_wait_all(c, "buf_write")))
-        return st;
-    if (a->block->mapped) {
+    if (a->block->mapped && vk_idle(c)) { /* nothing queued can touch it */
         memcpy((char *)a->block->mapped + a->offset + off, src, n);
         return SEG_STATUS_OK;
     }
-    for (size_t done = 0; done < n;) {
-        size_t chunk = n - done < c->staging_size ? n - done : (size_t)c->staging_size;
-        memcpy(c->staging_ptr, (const char *)src + done, chunk);
-        VkCommandBuffer cmd;
-        if ((st = vk_xfer_begin(c, "buf_write", &cmd)))
-            return st;
-        VkBufferCopy region = {0, a->offset + off + done, chunk};
-        vkCmdCopyBuffer(cmd, c->staging_buf, a->block->buf, 1, &region);
-        if ((st = vk_xfer_submit(c, "buf_write")))
-            return st;
-        done += chunk;
-    }
-    return SEG_STATUS_OK;
+    /* a copy in the command stream, ordered after queued work on the region */
+    VkBuffer ub;
+    VkDeviceSize uoff;
+    void *p;
+    if ((st = vk_upload_space(c, n, &ub, &uoff, &p)))
+        return st;
+    memcpy(p, src, n);
+    VkCommandBuffer cmd;
+    if ((st = vk_record_begin(c, "buf_write", &cmd)))
+        return st;
+    struct vk_span s = span_of(a, off, n, true);
+    vk_order(c, &s, 1);
+    VkBufferCopy region = {uoff, a->offset + off, n};
+    vkCmdCopyBuffer(cmd, ub, a->block->buf, 1, &region);
+    return vk_record_end(c, "buf_write");
 }
 
 enum seg_status vk_buf_read(struct seg_backend *be, const struct seg_buf *src, size_t off,
@@ -439,20 +447,25 @@ enum seg_status vk_buf_read(struct seg_backend *be, const struct seg_buf *src, s
     if (st || n == 0)
         return st;
     const struct vk_alloc *a = src->handle;
-    if ((st = vk_wait_all(c, "buf_read")))
-        return st;
     if (a->block->mapped) {
+        if ((st = vk_wait_all(c, "buf_read")))
+            return st;
         memcpy(dst, (const char *)a->block->mapped + a->offset + off, n);
         return SEG_STATUS_OK;
     }
+    /* device-local: a copy to the readback buffer recorded after the queued work, then one
+     * wait for everything */
     for (size_t done = 0; done < n;) {
         size_t chunk = n - done < c->staging_size ? n - done : (size_t)c->staging_size;
         VkCommandBuffer cmd;
-        if ((st = vk_xfer_begin(c, "buf_read", &cmd)))
+        if ((st = vk_record_begin(c, "buf_read", &cmd)))
             return st;
+        struct vk_span s[2] = {span_of(a, off + done, chunk, false),
+                               {c->staging_buf, 0, chunk, true}};
+        vk_order(c, s, 2);
         VkBufferCopy region = {a->offset + off + done, 0, chunk};
         vkCmdCopyBuffer(cmd, a->block->buf, c->staging_buf, 1, &region);
-        if ((st = vk_xfer_submit(c, "buf_read")))
+        if ((st = vk_record_end(c, "buf_read")) || (st = vk_wait_all(c, "buf_read")))
             return st;
         memcpy((char *)dst + done, c->staging_ptr, chunk);
         done += chunk;
@@ -473,7 +486,39 @@ enum seg_status vk_buf_copy(struct seg_backend *be, struct seg_buf *dst, size_t 
     VkCommandBuffer cmd;
     if ((st = vk_record_begin(c, "buf_copy", &cmd)))
         return st;
+    struct vk_span sp[2] = {span_of(s, soff, n, false), span_of(d, doff, n, true)};
+    vk_order(c, sp, 2);
     VkBufferCopy region = {s->offset + soff, d->offset + doff, n};
     vkCmdCopyBuffer(cmd, s->block->buf, d->block->buf, 1, &region);
     return vk_record_end(c, "buf_copy");
+}
+
+/* ---- upload arenas ----------------------------------------------------------------- */
+
+enum seg_status vk_arena_new(struct vk_ctx *c, VkDeviceSize size, struct vk_arena **out)
+{
+    struct vk_arena *a = calloc(1, sizeof *a);
+    if (!a)
+        return seg_error(SEG_STATUS_OUT_OF_MEMORY, "vulkan: out of host memory");
+    enum seg_status st = make_buffer(c, size, false, &a->buf, &a->mem, &a->ptr, "upload arena");
+    if (st) {
+        free(a);
+        return st;
+    }
+    a->size = size;
+    *out = a;
+    return SEG_STATUS_OK;
+}
+
+void vk_arena_free(struct vk_ctx *c, struct vk_arena *a)
+{
+    if (!a)
+        return;
+    if (a->ptr)
+        vkUnmapMemory(c->dev, a->mem);
+    if (a->buf)
+        vkDestroyBuffer(c->dev, a->buf, NULL);
+    if (a->mem)
+        vkFreeMemory(c->dev, a->mem, NULL);
+    free(a);
 }

@@ -52,6 +52,7 @@ enum seg_status vk_timer_start(struct seg_backend *be)
     enum seg_status st = vk_record_begin(c, "timer_start", &cmd);
     if (st)
         return st;
+    vk_barrier_all(c); /* the mark follows everything queued before it */
     vkCmdResetQueryPool(cmd, c->tquery, 0, 2);
     vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, c->tquery, 0);
     c->tstarted = true;
@@ -69,6 +70,7 @@ enum seg_status vk_timer_stop(struct seg_backend *be, double *device_ms)
     enum seg_status st = vk_record_begin(c, "timer_stop", &cmd);
     if (st)
         return st;
+    vk_barrier_all(c);
     vkCmdWriteTimestamp(cmd, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, c->tquery, 1);
     if ((st = vk_record_end(c, "timer_stop")) || (st = vk_wait_all(c, "timer_stop")))
         return st;
