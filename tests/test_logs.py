@@ -11,7 +11,7 @@ A tiny AdaptSegNet run on the synthetic benchmark (segda synth) with two evaluat
   - run.json has every field, with the values of this run (version, device, argv, the FNV-1a
     hash of config.ini, seed, host, ISO 8601 UTC times, status);
   - train.tensorboard=false writes no event file; a run killed with SIGKILL keeps whole
-    records up to the kill.
+    records up to the kill; a resumed run starts with a SessionLog START at its first step.
 usage: test_logs.py SEGDA WORKDIR [DEVICE]
 """
 import datetime
@@ -59,9 +59,11 @@ def schema():
     msg("Value", [("tag", 1, F.TYPE_STRING, {}), ("simple_value", 2, F.TYPE_FLOAT, {}),
                   ("image", 4, F.TYPE_MESSAGE, {"type_name": ".tbtest.Image"})])
     msg("Summary", [("value", 1, F.TYPE_MESSAGE, {"type_name": ".tbtest.Value", "label": F.LABEL_REPEATED})])
+    msg("SessionLog", [("status", 1, F.TYPE_INT32, {})])  # an enum on the wire: START = 1
     msg("Event", [("wall_time", 1, F.TYPE_DOUBLE, {}), ("step", 2, F.TYPE_INT64, {}),
                   ("file_version", 3, F.TYPE_STRING, {}),
-                  ("summary", 5, F.TYPE_MESSAGE, {"type_name": ".tbtest.Summary"})])
+                  ("summary", 5, F.TYPE_MESSAGE, {"type_name": ".tbtest.Summary"}),
+                  ("session_log", 6, F.TYPE_MESSAGE, {"type_name": ".tbtest.SessionLog"})])
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fdp)
     desc = pool.FindMessageTypeByName("tbtest.Event")
@@ -118,6 +120,7 @@ def decode(path, allow_partial_tail=False):
     for data in records(path, allow_partial_tail):
         ev = Event()
         ev.ParseFromString(data)
+        ev.DiscardUnknownFields()
         if ev.SerializeToString() != data:  # every byte is a field of the schema
             fail(f"{path}: a record has bytes outside the schema")
         evs.append(ev)
@@ -294,3 +297,22 @@ steps = [ev.step for ev in decode(kf[0], allow_partial_tail=True)[1:]]
 if len(steps) < 3 or steps != list(range(1, len(steps) + 1)):
     fail(f"killed run's events: steps {steps}")
 print(f"tensorboard off: no events; SIGKILL after {len(steps)} steps: every whole record kept")
+
+# ---- a resumed run: a SessionLog START at its first step (TensorBoard drops what the first
+# run logged from there on), and the two parts cover every step once ----
+res = f"{work}/resumed"
+part = common + ["--set", "solver.iterations=6", "--set", "train.eval_every=0", "--out", res]
+run(["train"] + part + ["--set", "solver.stop=3"])
+run(["train"] + part + ["--resume", "auto"])
+starts, seg_steps = [], []
+for path in sorted(glob.glob(f"{res}/events.out.tfevents.*")):  # one file, or two a second apart
+    for ev in decode(path)[1:]:
+        if ev.HasField("session_log"):
+            starts.append((ev.session_log.status, ev.step))
+        seg_steps += [ev.step for v in ev.summary.value if v.tag == "loss/seg"]
+if starts != [(1, 4)] or sorted(seg_steps) != [1, 2, 3, 4, 5, 6]:
+    fail(f"resumed run: session starts {starts}, loss/seg at {sorted(seg_steps)}")
+info = json.load(open(f"{res}/run.json"))
+if (info["start_iteration"], info["end_iteration"], info["status"]) != (3, 6, "completed"):
+    fail(f"resumed run.json: {info['start_iteration']} -> {info['end_iteration']}, {info['status']}")
+print("resumed run: SessionLog START at step 4, every step logged once")

@@ -194,8 +194,11 @@ enum seg_status seg_run_log_start(struct seg_run_log *l, const struct seg_traine
     if (!st) st = seg_config_int(&t->cfg, "train.seed", &seed);
     if (!st) st = seg_config_bool(&t->cfg, "train.tensorboard", &tensorboard);
     if (!st && tensorboard) st = seg_tb_open(out, &l->tb);
+    if (!st && t->iter > 0) st = seg_tb_session_start(l->tb, t->iter + 1); /* resumed */
     if (st) {
         free(ini);
+        seg_tb_close(l->tb);
+        l->tb = NULL;
         return st;
     }
     char host[256] = "unknown", start[32];

@@ -235,6 +235,18 @@ enum seg_status seg_tb_image(struct seg_tb_writer *w, int64_t step, const char *
     return write_record(w, &ev);
 }
 
+enum seg_status seg_tb_session_start(struct seg_tb_writer *w, int64_t step)
+{
+    if (!w)
+        return SEG_STATUS_OK;
+    struct pbuf ev = {0}, log = {0};
+    event_header(&ev, step);
+    pb_key(&log, 1, WIRE_VARINT);
+    pb_varint(&log, 1); /* SessionLog.START */
+    pb_message(&ev, 6, &log);
+    return write_record(w, &ev);
+}
+
 void seg_tb_close(struct seg_tb_writer *w)
 {
     if (!w)

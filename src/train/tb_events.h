@@ -1,7 +1,9 @@
 /* tb_events.h: TensorBoard event files written without TensorFlow or a protobuf library.
  * A file is a sequence of TFRecords (uint64 length, masked CRC32C of the length, the data,
  * masked CRC32C of the data; little endian), each holding one serialized Event message:
- *   Event        { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5; }
+ *   Event        { double wall_time = 1; int64 step = 2; string file_version = 3; Summary summary = 5;
+ *                  SessionLog session_log = 6; }
+ *   SessionLog   { SessionStatus status = 1; }  (START = 1)
  *   Summary      { repeated Value value = 1; }
  *   Value        { string tag = 1; float simple_value = 2; Image image = 4; }
  *   Image        { int32 height = 1; int32 width = 2; int32 colorspace = 3; bytes encoded_image_string = 4; }
@@ -27,6 +29,9 @@ enum seg_status seg_tb_scalars(struct seg_tb_writer *w, int64_t step, int n, con
  * (1 gray, 3 RGB, 4 RGBA: TensorBoard's colorspace). */
 enum seg_status seg_tb_image(struct seg_tb_writer *w, int64_t step, const char *tag, int width, int height,
                              int channels, const uint8_t *png, size_t size);
+/* A SessionLog START at step: TensorBoard drops the events of earlier files from step on
+ * (a resumed run's first step; what a killed run logged after its checkpoint). */
+enum seg_status seg_tb_session_start(struct seg_tb_writer *w, int64_t step);
 void seg_tb_close(struct seg_tb_writer *w);
 
 /* CRC-32C (Castagnoli), and TFRecord's mask of it: rotated right by 15, plus 0xa282ead8. */
