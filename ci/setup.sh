@@ -7,7 +7,7 @@ PACKAGES=(
   libvulkan-dev mesa-vulkan-drivers glslang-tools vulkan-tools
   libopenblas-dev libcmocka-dev libstb-dev libinih-dev
   libopenmpi-dev openmpi-bin
-  python3 python3-torch python3-numpy
+  python3 python3-torch python3-numpy python3-protobuf python3-matplotlib
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "app/app.h"
+#include "app/run_log.h"
 #include "data/data.h"
 #include "train/config.h"
 #include "train/evaluate.h"
@@ -26,7 +27,8 @@ static void usage(FILE *f)
                "weights for the same number of iterations, and an oracle trained on target labels.\n"
                "Prints the target mIoU of each, writes DIR/<method>/ (checkpoints, metrics) and\n"
                "DIR/<method>/grid_*.png (input | ground truth | prediction). Defaults: DIR demo,\n"
-               "device auto, N 300. --json FILE writes {\"device\", \"methods\": {...}, \"oracle\"}.\n"
+               "device auto, N 300. --json FILE (default DIR/demo.json) writes {\"device\", \"methods\": {...},\n"
+               "\"oracle\"}; DIR/summary.png (and .svg) shows it (tools/plot_demo.py; python3-matplotlib).\n"
                "--methods runs only the listed adaptation methods (default: all); --reuse keeps the\n"
                "source-only and oracle runs already in DIR instead of training them again. --jobs N\n"
                "trains N runs at a time in child processes (default: 2 on the cpu device, each with one\n"
@@ -424,7 +426,13 @@ int seg_cmd_demo(int argc, char **argv)
                100 * (res[i].miou - res[0].miou), res[i].seconds);
     printf("\ndevice %s (%s), %ld run%s at a time: %.0f s in all; predictions: %s/<method>/grid_*.png\n", spec,
            name, jobs, jobs > 1 ? "s" : "", now_s() - t_start, dir);
-    if (json) {
+    char json_default[4300];
+    if (!json) {
+        snprintf(json_default, sizeof json_default, "%.4200s/demo.json", dir);
+        json = json_default;
+    }
+    bool json_ok = false;
+    {
         char tmp[4300];
         snprintf(tmp, sizeof tmp, "%s.tmp.%ld", json, (long)getpid());
         FILE *f = fopen(tmp, "w");
@@ -440,11 +448,17 @@ int seg_cmd_demo(int argc, char **argv)
             if (!ok || rename(tmp, json)) {
                 fprintf(stderr, "segda demo: cannot write %s: %s\n", json, strerror(errno));
                 unlink(tmp);
+            } else {
+                json_ok = true;
             }
         } else {
             fprintf(stderr, "segda demo: cannot write %s: %s\n", json, strerror(errno));
         }
     }
+    char summary[4300];
+    snprintf(summary, sizeof summary, "%.4200s/summary", dir);
+    if (json_ok && seg_run_plot_demo(json, summary))
+        fprintf(stderr, "segda demo: summary plot: %s\n", seg_last_error());
     for (int i = 0; i < nres; i++)
         if (res[i].rc)
             return res[i].rc;

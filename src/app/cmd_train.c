@@ -14,6 +14,7 @@
 
 #include "app/app.h"
 #include "app/data_setup.h"
+#include "app/run_log.h"
 #include "dist/dist.h"
 #include "train/evaluate.h"
 #include "train/trainer.h"
@@ -33,7 +34,8 @@ static void usage(FILE *f)
                "The effective configuration is printed and saved as OUT/config.ini. OUT gets\n"
                "last.safetensors (every train.save_every iterations, on SIGINT/SIGTERM and at the\n"
                "end; weights, optimizer state, iteration and RNG: --resume continues exactly),\n"
-               "best.safetensors (best target mIoU), metrics.jsonl and eval JSON/CSV tables.\n"
+               "best.safetensors (best target mIoU), metrics.jsonl, eval JSON/CSV tables, run.json (version,\n"
+               "device, command line, config hash, times) and TensorBoard events (train.tensorboard).\n"
                "Exit codes: 0 done, 2 bad configuration, 3 no device, 4 bad data, 5 a loss or gradient\n"
                "became NaN/Inf (the last good checkpoint is kept), 130 interrupted (state saved).\n\n"
                "Several GPUs or machines: mpirun -np N segda train ... runs N data-parallel ranks; each\n"
@@ -67,6 +69,7 @@ struct run {
     bool                has_val;
     const char         *out;
     FILE               *metrics;
+    struct seg_run_log  log;       /* run.json and TensorBoard events */
     int                 num_classes;
     double              best;
 };
@@ -292,6 +295,7 @@ int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, 
         if (!r.metrics)
             st = seg_error(SEG_STATUS_IO, "%s: %s", path, strerror(errno));
     }
+    if (r.root && !st) st = seg_run_log_start(&r.log, r.t, be, nranks);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -340,6 +344,7 @@ int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, 
                 fclose(r.metrics);
                 r.metrics = NULL;
             }
+            seg_run_log_end(&r.log, SEG_EXIT_DIVERGED, r.t->iter);
             seg_trainer_destroy(r.t);
             r.t = NULL;
             seg_domain_close(&r.src);
@@ -354,8 +359,12 @@ int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, 
             fprintf(r.metrics, "{\"iter\": %" PRId64 ", \"lr\": %.6g, \"it_s\": %.4g, \"mem_mb\": %.1f, \"loss\": ",
                     r.t->iter, r.t->lr, it_s, (double)seg_backend_mem_peak(be) / (1 << 20));
             log_losses(r.metrics, &losses);
+            if (r.t->naux)
+                fprintf(r.metrics, ", \"lr_aux\": %.6g", r.t->lr_aux);
             fprintf(r.metrics, "}\n");
             fflush(r.metrics);
+            if (seg_run_log_step(&r.log, r.t, it_s, &losses))
+                fprintf(stderr, "segda train: tensorboard events off: %s\n", seg_last_error());
         }
         if (!quiet && (tty ? now - last_log > 0.2 : r.t->iter % log_every == 0)) {
             progress_line(&r, &losses, it_s, tty, end);
@@ -375,8 +384,12 @@ int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, 
                 fprintf(r.metrics, "{\"iter\": %" PRId64 ", \"eval\": {", r.t->iter);
                 for (int v = 0; v < rep.nviews; v++)
                     fprintf(r.metrics, "%s\"%s\": %.4f", v ? ", " : "", rep.view_name[v], rep.view_miou[v]);
-                fprintf(r.metrics, ", \"pixel_acc\": %.4f}}\n", rep.pixel_acc);
+                fprintf(r.metrics, ", \"pixel_acc\": %.4f}", rep.pixel_acc);
+                seg_run_log_jsonl_iou(r.metrics, &rep);
+                fprintf(r.metrics, "}\n");
                 fflush(r.metrics);
+                if (seg_run_log_eval(&r.log, r.t, &rep))
+                    fprintf(stderr, "segda train: tensorboard: %s\n", seg_last_error());
                 if (!quiet)
                     fprintf(stderr, "segda train: iteration %" PRId64 ": target %s %.2f (best %.2f)\n", r.t->iter,
                             rep.nviews ? rep.view_name[0] : "mIoU", 100 * miou, 100 * fmax(r.best, miou));
@@ -415,11 +428,12 @@ done:
         *best_miou = r.best;
     if (r.metrics)
         fclose(r.metrics);
+    int rc = !st && g_stop_signal ? SEG_EXIT_INTERRUPTED : seg_exit_code(st);
+    if (seg_run_log_end(&r.log, rc, r.t ? r.t->iter : 0))
+        fprintf(stderr, "segda train: %s\n", seg_last_error());
     seg_domain_close(&r.src);
     seg_domain_close(&r.tgt);
     seg_trainer_destroy(r.t);
     seg_backend_destroy(be);
-    if (!st && g_stop_signal)
-        return SEG_EXIT_INTERRUPTED;
-    return seg_exit_code(st);
+    return rc;
 }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "app/app.h"
+#include "app/run_log.h"
 #include "bench/bench.h"
 #include "data/data.h"
 #include "segda.h"
@@ -65,7 +66,7 @@ static void usage(FILE *f)
     fprintf(f, "usage: segda <command> [options]\n\ncommands:\n");
     for (int i = 0; i < NCOMMANDS; i++)
         fprintf(f, "  %-13s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\nrun 'segda <command> --help' for a command's options.\n"
+    fprintf(f, "\nrun 'segda <command> --help' for a command's options; segda --version: version and commit.\n"
                "exit codes: 0 ok, 1 failure, 2 usage, 3 no device, 4 bad input file, 5 training diverged,\n"
                "130 interrupted (state saved).\n");
 }
@@ -75,6 +76,10 @@ int main(int argc, char **argv)
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("segda %s\n", seg_version_string());
+        return 0;
     }
     for (int i = 0; i < NCOMMANDS; i++)
         if (!strcmp(argv[1], commands[i].name))

@@ -64,38 +64,52 @@ static int32_t *resize_labels(const int32_t *in, int iw, int ih, int w, int h)
     return out;
 }
 
-enum seg_status seg_grid_write(const char *path, const struct seg_image *input,
-                               const int32_t *gt, int gt_w, int gt_h, const int32_t *pred,
-                               int w, int h, int num_classes)
+enum seg_status seg_grid_compose(const struct seg_image *input, const int32_t *gt, int gt_w, int gt_h,
+                                 const int32_t *pred, int w, int h, int num_classes, struct seg_image *grid)
 {
+    memset(grid, 0, sizeof *grid);
     if (!input || input->c != 3 || !pred || w <= 0 || h <= 0 || (gt && (gt_w <= 0 || gt_h <= 0)))
-        return seg_error(SEG_STATUS_INVALID, "%s: grid needs an RGB input and a prediction", path);
-    struct seg_image in_r = {0}, gt_c = {0}, pr_c = {0}, grid = {0};
+        return seg_error(SEG_STATUS_INVALID, "grid needs an RGB input and a prediction");
+    struct seg_image in_r = {0}, gt_c = {0}, pr_c = {0};
     int32_t *gt_r = NULL;
     enum seg_status st = seg_image_resize_bilinear(input, w, h, &in_r);
     if (st == SEG_STATUS_OK && gt) {
         gt_r = resize_labels(gt, gt_w, gt_h, w, h);
         st = gt_r ? seg_colorize(gt_r, w, h, num_classes, &gt_c)
-                  : seg_error(SEG_STATUS_OUT_OF_MEMORY, "%s: out of host memory", path);
+                  : seg_error(SEG_STATUS_OUT_OF_MEMORY, "grid: out of host memory");
     } else if (st == SEG_STATUS_OK && (st = seg_image_alloc(&gt_c, w, h, 3)) == SEG_STATUS_OK) {
         memset(gt_c.data, 0, (size_t)w * h * 3);
     }
     if (st == SEG_STATUS_OK)
         st = seg_colorize(pred, w, h, num_classes, &pr_c);
     if (st == SEG_STATUS_OK)
-        st = seg_image_alloc(&grid, 3 * w, h, 3);
+        st = seg_image_alloc(grid, 3 * w, h, 3);
     if (st == SEG_STATUS_OK) {
         const struct seg_image *panel[3] = {&in_r, &gt_c, &pr_c};
         for (int y = 0; y < h; y++)
             for (int k = 0; k < 3; k++)
-                memcpy(grid.data + ((size_t)y * 3 * w + (size_t)k * w) * 3,
+                memcpy(grid->data + ((size_t)y * 3 * w + (size_t)k * w) * 3,
                        panel[k]->data + (size_t)y * w * 3, (size_t)w * 3);
-        st = seg_image_write_png(path, &grid);
     }
     free(gt_r);
     seg_image_free(&in_r);
     seg_image_free(&gt_c);
     seg_image_free(&pr_c);
+    return st;
+}
+
+enum seg_status seg_grid_write(const char *path, const struct seg_image *input,
+                               const int32_t *gt, int gt_w, int gt_h, const int32_t *pred,
+                               int w, int h, int num_classes)
+{
+    struct seg_image grid;
+    enum seg_status st = seg_grid_compose(input, gt, gt_w, gt_h, pred, w, h, num_classes, &grid);
+    if (st) {
+        char msg[512]; /* seg_error's buffer is the message's: copy it first */
+        snprintf(msg, sizeof msg, "%s", seg_last_error());
+        return seg_error(st, "%s: %s", path, msg);
+    }
+    st = seg_image_write_png(path, &grid);
     seg_image_free(&grid);
     return st;
 }

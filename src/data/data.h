@@ -326,6 +326,9 @@ enum seg_status seg_overlay(const struct seg_image *image, const struct seg_imag
                             float alpha, struct seg_image *out);
 /* A PNG with three panels side by side: input | ground truth | prediction, all at the
  * prediction's size (input resized bilinearly, gt by nearest; gt may be NULL: black). */
+/* The same grid as an image (grid->w = 3 * w). */
+enum seg_status seg_grid_compose(const struct seg_image *input, const int32_t *gt, int gt_w, int gt_h,
+                                 const int32_t *pred, int w, int h, int num_classes, struct seg_image *grid);
 enum seg_status seg_grid_write(const char *path, const struct seg_image *input,
                                const int32_t *gt, int gt_w, int gt_h, const int32_t *pred,
                                int w, int h, int num_classes);

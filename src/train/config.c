@@ -137,6 +137,7 @@ static const struct seg_config_key keys[] = {
     {"train.eval_every", "2000", "evaluate on the target val set every N iterations (0: never)"},
     {"train.save_every", "2000", "checkpoint every N iterations"},
     {"train.log_every", "10", "metrics line every N iterations"},
+    {"train.tensorboard", "true", "TensorBoard event files in train.out (losses, rates, mIoU, per-class IoU, prediction grids)"},
     {"train.eval_max", "0", "evaluate on at most N val images (0: all)"},
     {"train.device", "auto", "cpu | opencl[:P.D] | vulkan[:N] | auto"},
 };
