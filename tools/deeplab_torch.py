@@ -10,13 +10,11 @@ import argparse
 import os
 import sys
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import st_io  # noqa: E402
 
 ARCHS = {"deeplabv2_resnet101": ([3, 4, 23, 3], 64), "deeplabv2_resnet50": ([3, 4, 6, 3], 64),
          "deeplabv2_tiny": ([1, 1, 1, 1], 8), "deeplabv2_vgg16": None}
@@ -137,6 +135,10 @@ def randomize(model, gen):
 
 
 def main():
+    # numpy and st_io only for the parity data: the model alone needs torch (bench/gpu_check.py
+    # imports it on GPU machines that may have nothing else)
+    import numpy as np
+    import st_io
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("outdir")
     ap.add_argument("--arch", default="deeplabv2_tiny", choices=sorted(ARCHS))
