@@ -59,6 +59,8 @@ struct seg_backend {
     /* Convolutions with a kernel larger than 1x1 run forward as CONV2D_DIRECT instead of
      * im2col + GEMM (set by the backend where `segda bench conv` shows it faster). */
     bool                            conv_direct;
+    /* Why this device: "" when the spec named it, else how "auto" chose (seg_backend_choice). */
+    char                            choice[512];
 };
 
 /* Each backend's entry points (defined only when compiled in). */
