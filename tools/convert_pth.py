@@ -199,7 +199,8 @@ def to_segda(layout, obj, sd, args, notes):
                 unplaced.append((k, "the ImageNet classifier (fc): left out"))
             else:
                 out[k] = v
-        notes.append(TORCHVISION_NOTE.format(what="torchvision's ResNet", extra=""))
+        notes.append(TORCHVISION_NOTE.format(what="torchvision's ResNet", extra="")
+                     + " (PLCA's released code does the same: its ResNet strides the 1x1 conv and loads these weights.)")
         return out, unplaced, False, False, True, False
     # multi, single, backbone: segda's own names
     vgg = any(k.startswith("features.") for k in sd)
