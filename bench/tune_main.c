@@ -11,7 +11,7 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: segda tune [--device D]... [--quick]\n\n"
+            "usage: segda tune [--device D]... [--quick] [--budget SECONDS]\n\n"
             "Tunes the GEMM kernels of each OpenCL and Vulkan device (default: all of them) for\n"
             "1024^3 and the GEMMs of DeepLab-v2 ResNet-101 at 321x321 (forward; with the backward\n"
             "ones unless --quick): CLBlast's Xgemm parameters (CLBlastOverrideParameters) on OpenCL,\n"
@@ -23,7 +23,13 @@ static void usage(FILE *f)
             "set SEGDA_NO_TUNED=1 to ignore it for one run.\n\n"
             "options:\n"
             "  --device D   tune only D (repeatable): opencl[:P.D], vulkan[:N]\n"
-            "  --quick      a smaller search on fewer shapes (a few minutes on a CPU device)\n");
+            "  --quick      a smaller search on fewer shapes (a few minutes on a CPU device)\n"
+            "  --budget S   end within about S seconds in all (default 540: a full tune of PoCL and\n"
+            "               lavapipe on a 2-core machine ends within 10 minutes; 0: no limit), shared\n"
+            "               evenly by the devices. A progress line every 10 s gives the time left. The\n"
+            "               search stops early enough to check its best candidate on every shape, and\n"
+            "               stores it when it beats the defaults as a full search would. The untuned pass\n"
+            "               over every shape always runs (a budget shorter than it is exceeded).\n");
 }
 
 static void log_line(void *user, const char *line)
@@ -48,8 +54,11 @@ static int tune_shapes(bool quick, struct seg_tune_shape *out, int max)
     int n = bench_deeplab_gemm_shapes(!quick, all, 200), count = 0;
     out[count++] = (struct seg_tune_shape){1024, 1024, 1024, false, false};
     if (!quick) {
+        /* in a spread order (stride 7 through the list: every layer early on), so that a pass cut
+         * short by --budget still covers the model */
+        int stride = n % 7 ? 7 : n % 11 ? 11 : 13;
         for (int i = 0; i < n && count < max; i++)
-            out[count++] = all[i];
+            out[count++] = all[(int)(((long)i * stride) % n)];
         return count;
     }
     int big = 0, wide = 0, narrow = 0;
@@ -75,6 +84,7 @@ int seg_cmd_tune(int argc, char **argv)
     const char *devices[16];
     int ndev = 0;
     bool quick = false;
+    double budget = 540.0, start = seg_tune_now();
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             usage(stdout);
@@ -83,6 +93,13 @@ int seg_cmd_tune(int argc, char **argv)
             devices[ndev++] = argv[++i];
         } else if (!strcmp(argv[i], "--quick")) {
             quick = true;
+        } else if (!strcmp(argv[i], "--budget") && i + 1 < argc) {
+            char *end;
+            budget = strtod(argv[++i], &end);
+            if (*end || end == argv[i] || !(budget >= 0)) {
+                fprintf(stderr, "segda tune: --budget '%s' is not a number of seconds\n", argv[i]);
+                return 2;
+            }
         } else {
             fprintf(stderr, "segda tune: unknown option '%s'\n", argv[i]);
             usage(stderr);
@@ -109,13 +126,16 @@ int seg_cmd_tune(int argc, char **argv)
         }
     }
     struct seg_tune_shape shapes[200];
-    struct seg_tune_opts o = {quick, shapes, tune_shapes(quick, shapes, 200), log_line, NULL};
+    struct seg_tune_opts o = {quick, shapes, tune_shapes(quick, shapes, 200), log_line, NULL, 0.0};
     printf("segda tune: %d GEMM shapes (M x N x K; ^TA, ^TB: transposed operand)%s:", o.nshapes,
            quick ? " (--quick)" : "");
     for (int i = 0; i < o.nshapes && i < 8; i++)
         printf(" %dx%dx%d%s%s", shapes[i].m, shapes[i].n, shapes[i].k, shapes[i].trans_a ? "^TA" : "",
                shapes[i].trans_b ? "^TB" : "");
     printf("%s\n", o.nshapes > 8 ? " ..." : "");
+    if (budget > 0)
+        printf("segda tune: budget %.0f s for %d device%s\n", budget, ndev, ndev == 1 ? "" : "s");
+    fflush(stdout);
     int failures = 0;
     for (int d = 0; d < ndev; d++) {
         struct seg_backend *be = NULL;
@@ -125,7 +145,14 @@ int seg_cmd_tune(int argc, char **argv)
             continue;
         }
         const struct seg_device_info *info = seg_backend_device(be);
-        printf("# %s: %s (%s)\n", info->spec, info->name, info->driver);
+        /* this device's share of what is left (the earlier ones may have ended early) */
+        double now = seg_tune_now();
+        o.deadline = budget > 0 ? now + (start + budget - now) / (ndev - d) : 0.0;
+        if (budget > 0)
+            printf("# %s: %s (%s), about %.0f s\n", info->spec, info->name, info->driver,
+                   o.deadline > now ? o.deadline - now : 0.0);
+        else
+            printf("# %s: %s (%s)\n", info->spec, info->name, info->driver);
         double t0 = now_s();
         enum seg_status st = seg_backend_tune(be, &o);
         if (st == SEG_STATUS_UNSUPPORTED) {

@@ -96,6 +96,9 @@ enum seg_status seg_devices_list(struct seg_device_info *out, int max, int *coun
 /* spec: "cpu", "opencl", "opencl:P.D", "vulkan", "vulkan:N", or "auto" (first GPU, else cpu). */
 enum seg_status seg_backend_create(const char *spec, struct seg_backend **out);
 void seg_backend_destroy(struct seg_backend *be);
+/* How "auto" chose this backend's device (one line, e.g. "cpu: no GPU found (...)"); "" when
+ * the spec named the device. */
+const char *seg_backend_choice(const struct seg_backend *be);
 const struct seg_device_info *seg_backend_device(const struct seg_backend *be);
 const char *seg_backend_name(const struct seg_backend *be);
 /* Waits for all work queued on the backend. */

@@ -58,8 +58,28 @@ struct seg_model;
  * entry; a kind without an index (opencl, vulkan, auto), the local rank's device of that
  * kind on this machine; anything else as given. */
 enum seg_status seg_app_rank_device(const char *spec, struct seg_dist *dist, char *out, size_t n);
+/* seg_backend_create, and one line on stderr saying which device "auto" chose and why. */
+enum seg_status seg_app_backend_create(const char *spec, struct seg_backend **be);
 enum seg_status seg_app_open_model(const char *weights, const char *device, struct seg_backend **be,
                                    struct seg_model **m);
+
+/* check.c: the files, folders and first samples a command reads, before it starts. Each
+ * problem is one line on stderr naming the key and the path. */
+struct seg_check {
+    const char *cmd;                      /* "train", for the messages */
+    bool        init;                     /* model.init and the method's weight files */
+    bool        source, target, val;      /* the training sets and the validation set */
+    bool        target_pass;              /* the target's training images in one pass (pseudo-label) */
+};
+/* The roles a training run of cfg reads. */
+void seg_check_for_training(const struct seg_config *cfg, struct seg_check *o);
+/* Returns 0, or the exit code of the problems found (2 a value, 4 a file or its data). */
+int seg_check_run(const struct seg_config *cfg, const struct seg_check *o);
+/* `segda train --check` (full) or `--check-config` (values and models only): the exit code. */
+int seg_train_check(struct seg_config *cfg, const char *name, bool full);
+/* Removes NAME.tmp.PID files of dir whose process is gone (a run killed while saving),
+ * naming each. */
+void seg_clean_stale_temporaries(const char *cmd, const char *dir);
 
 /* Exit codes of every command. */
 enum { SEG_EXIT_OK = 0, SEG_EXIT_FAIL = 1, SEG_EXIT_USAGE = 2, SEG_EXIT_NO_DEVICE = 3,

@@ -58,6 +58,14 @@ int seg_args_parse(const char *cmd, int argc, char **argv, const struct seg_arg 
     return -1;
 }
 
+enum seg_status seg_app_backend_create(const char *spec, struct seg_backend **be)
+{
+    enum seg_status st = seg_backend_create(spec, be);
+    if (!st && seg_backend_choice(*be)[0]) /* "auto" chose: say which and why (a cpu fallback is slow) */
+        fprintf(stderr, "segda: device auto -> %s\n", seg_backend_choice(*be));
+    return st;
+}
+
 enum seg_status seg_app_open_model(const char *weights, const char *device, struct seg_backend **be,
                                    struct seg_model **m)
 {
@@ -68,7 +76,7 @@ enum seg_status seg_app_open_model(const char *weights, const char *device, stru
     if (st)
         return st;
     mc.bn = SEG_BN_POLICY_FROZEN; /* inference: running statistics */
-    st = seg_backend_create(device, be);
+    st = seg_app_backend_create(device, be);
     if (!st) st = seg_model_create(*be, &mc, m);
     if (!st) st = seg_model_load(*m, weights, true);
     if (st) {

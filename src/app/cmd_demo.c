@@ -363,7 +363,7 @@ int seg_cmd_demo(int argc, char **argv)
         st = seg_synth_generate(&so);
     }
     struct seg_backend *be = NULL;
-    if (!st) st = seg_backend_create(device, &be);
+    if (!st) st = seg_app_backend_create(device, &be);
     char spec[64] = "", name[160] = "";
     if (!st) {
         snprintf(spec, sizeof spec, "%s", seg_backend_device(be)->spec);

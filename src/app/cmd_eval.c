@@ -50,6 +50,13 @@ int seg_cmd_eval(int argc, char **argv)
     if (!st) st = seg_config_load(&cfg, config);
     for (int i = 0; !st && i < sets.n; i++)
         st = seg_config_set(&cfg, sets.v[i]);
+    if (!st) { /* the validation set's files and first sample, before the model */
+        const struct seg_check chk = {.cmd = "eval", .val = true};
+        if ((rc = seg_check_run(&cfg, &chk))) {
+            seg_config_free(&cfg);
+            return rc;
+        }
+    }
     if (!st) st = seg_app_open_model(weights, device, &be, &m);
     if (!st) st = seg_domain_open(&cfg, SEG_ROLE_VAL, 0, &val);
     if (!st) st = seg_confusion_init(&conf, m->cfg.num_classes);

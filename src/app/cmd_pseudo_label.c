@@ -94,6 +94,13 @@ int seg_cmd_pseudo_label(int argc, char **argv)
         snprintf(kv, sizeof kv, "data.val_list=%s", seg_config_str(&cfg, "data.target_list"));
         st = seg_config_set(&cfg, kv);
     }
+    if (!st) { /* the target set's files and first sample, before the model */
+        const struct seg_check chk = {.cmd = "pseudo-label", .val = report, .target_pass = !report};
+        if ((rc = seg_check_run(&cfg, &chk))) {
+            seg_config_free(&cfg);
+            return rc;
+        }
+    }
     struct seg_dist *dist = NULL;
     char dev[256];
     if (!st) st = seg_dist_init(&argc, &argv, &dist);

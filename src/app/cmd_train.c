@@ -27,9 +27,16 @@ static void on_signal(int sig) { g_stop_signal = sig; }
 static void usage(FILE *f)
 {
     fprintf(f, "usage: segda train --config FILE.ini [--set section.key=value ...] [--resume CKPT|auto]\n"
-               "                   [--device D] [--out DIR] [--quiet] [--check]\n"
+               "                   [--device D] [--out DIR] [--quiet] [--check | --check-config]\n"
                "       segda train --help-config      list every configuration key with its default\n"
-               "--check validates the configuration and builds its models, without data.\n\n"
+               "--check verifies, without training: every key's value; every file and folder the configuration\n"
+               "names (model.init, data.*_root, data.*_list, data.*_labels, the method's weight files) exists\n"
+               "and is readable; the first sample of each dataset decodes, its labels of its image's size with\n"
+               "known ids; the device exists; and a rough estimate of a step's peak device memory against the\n"
+               "device's. Each problem is one line naming the key and the path; exit 2 (a value, or the\n"
+               "estimate exceeds the device), 3 (no such device) or 4 (a file or its data), the first of\n"
+               "these in that order. --check-config checks the values and builds the models alone (no files,\n"
+               "no device). A run starts with the file and first-sample checks of --check.\n\n"
                "Trains the method of the configuration (method.name: %s).\n"
                "The effective configuration is printed and saved as OUT/config.ini. OUT gets\n"
                "last.safetensors (every train.save_every iterations, on SIGINT/SIGTERM and at the\n"
@@ -145,12 +152,13 @@ int seg_cmd_train(int argc, char **argv)
 {
     const char *config = NULL, *resume = NULL, *device = NULL, *out = NULL;
     struct seg_arg_list sets = {{0}, 0};
-    bool quiet = false, check = false, help_config = false;
+    bool quiet = false, check = false, check_config = false, help_config = false;
     const struct seg_arg args[] = {
         {"--config", SEG_ARG_STR, &config}, {"--set", SEG_ARG_LIST, &sets},
         {"--resume", SEG_ARG_STR, &resume}, {"--device", SEG_ARG_STR, &device},
         {"--out", SEG_ARG_STR, &out},       {"--quiet", SEG_ARG_FLAG, &quiet},
         {"--check", SEG_ARG_FLAG, &check},  {"--help-config", SEG_ARG_FLAG, &help_config},
+        {"--check-config", SEG_ARG_FLAG, &check_config},
     };
     int rc = seg_args_parse("train", argc, argv, args, (int)(sizeof args / sizeof args[0]), usage);
     if (rc >= 0)
@@ -181,21 +189,10 @@ int seg_cmd_train(int argc, char **argv)
         seg_config_free(&cfg);
         return seg_exit_code(st);
     }
-    if (check) { /* validate every key and build the models on the cpu, without data */
-        struct seg_backend *be = NULL;
-        struct seg_trainer *t = NULL;
-        st = seg_config_set(&cfg, "model.init=");
-        if (!st) st = seg_backend_create("cpu", &be);
-        if (!st) st = seg_trainer_create(&cfg, be, &t);
-        if (!st)
-            printf("%s: ok (%s, %s, %lld trainable parameters)\n", config ? config : "defaults", t->method->name,
-                   seg_arch_name(t->model->cfg.arch), (long long)seg_model_num_params(t->model, true));
-        else
-            fprintf(stderr, "segda train: %s: %s\n", config ? config : "defaults", seg_last_error());
-        seg_trainer_destroy(t);
-        seg_backend_destroy(be);
+    if (check || check_config) {
+        rc = seg_train_check(&cfg, config, check);
         seg_config_free(&cfg);
-        return seg_exit_code(st);
+        return rc;
     }
     struct seg_dist *dist = NULL;
     st = seg_dist_init(&argc, &argv, &dist);
@@ -234,8 +231,17 @@ int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, 
     for (int i = 0; !st && i < 6; i++)
         st = seg_config_int(cfg, key[i], dst[i]);
     r.num_classes = (int)nc;
+    if (!st) { /* the files and first samples, before the folder and the device */
+        struct seg_check chk;
+        seg_check_for_training(cfg, &chk);
+        int crc = seg_check_run(cfg, &chk);
+        if (crc)
+            return crc;
+    }
     char path[4200];
     if (!st && r.root) st = seg_dir_create(r.out);
+    if (!st && r.root)
+        seg_clean_stale_temporaries("train", r.out);
     if (!st && r.root) {
         if (!quiet) {
             printf("; segda train: effective configuration\n");
@@ -247,7 +253,7 @@ int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, 
     }
     char device[256];
     if (!st) st = seg_app_rank_device(seg_config_str(cfg, "train.device"), dist, device, sizeof device);
-    if (!st) st = seg_backend_create(device, &be);
+    if (!st) st = seg_app_backend_create(device, &be);
     if (!st) st = seg_trainer_create_dist(cfg, be, dist, &r.t);
     if (!st && resume && r.root) { /* rank 0 reads the checkpoint, then hands it out */
         if (!strcmp(resume, "auto"))

@@ -58,17 +58,16 @@ enum seg_status seg_domain_open(const struct seg_config *c, enum seg_domain_role
     return seg_domain_open_shard(c, role, seed, 0, 1, out);
 }
 
-enum seg_status seg_domain_open_shard(const struct seg_config *c, enum seg_domain_role role, uint64_t seed,
-                                      int rank, int nranks, struct seg_domain *out)
+/* The role's dataset as the loader reads it (also what `train --check` opens). */
+static enum seg_status domain_dataset(const struct seg_config *c, enum seg_domain_role role, struct seg_dataset **ds,
+                                      enum seg_norm *norm_out)
 {
-    memset(out, 0, sizeof *out);
     bool src = role == SEG_ROLE_SOURCE;
     bool labelled = role == SEG_ROLE_SOURCE || role == SEG_ROLE_VAL;
-    if (role == SEG_ROLE_TARGET_PASS)
-        role = SEG_ROLE_VAL; /* everything else as a validation pass */
+    bool pass = role == SEG_ROLE_VAL || role == SEG_ROLE_TARGET_PASS; /* one pass over data.val_split */
     const char *kind = seg_config_str(c, src ? "data.source" : "data.target");
     const char *root = seg_config_str(c, src ? "data.source_root" : "data.target_root");
-    const char *list = seg_config_str(c, src ? "data.source_list" : role == SEG_ROLE_VAL ? "data.val_list" : "data.target_list");
+    const char *list = seg_config_str(c, src ? "data.source_list" : pass ? "data.val_list" : "data.target_list");
     const char *norm = seg_config_str(c, "data.norm");
     int k = seg_dataset_kind_from_name(kind);
     if (k < 0)
@@ -77,35 +76,54 @@ enum seg_status seg_domain_open_shard(const struct seg_config *c, enum seg_domai
     if (!root[0])
         return seg_error(SEG_STATUS_INVALID, "config data.%s_root is empty: point it at the dataset folder",
                          src ? "source" : "target");
-    long nc, batch, workers;
+    long nc;
     enum seg_status st = seg_config_int(c, "model.num_classes", &nc);
-    if (!st) st = seg_config_int(c, "data.batch", &batch);
-    if (!st) st = seg_config_int(c, "data.workers", &workers);
-    if (!st && role != SEG_ROLE_VAL && role != SEG_ROLE_TARGET_PASS && nranks > 1 && batch % nranks)
-        st = seg_error(SEG_STATUS_INVALID, "config data.batch = %ld: the global batch must split evenly over %d ranks",
-                       batch, nranks);
     if (st)
         return st;
     if (!strcmp(norm, "deeplab"))
-        out->norm = SEG_NORM_DEEPLAB;
+        *norm_out = SEG_NORM_DEEPLAB;
     else if (!strcmp(norm, "imagenet"))
-        out->norm = SEG_NORM_IMAGENET;
+        *norm_out = SEG_NORM_IMAGENET;
     else
         return seg_error(SEG_STATUS_INVALID, "config data.norm = '%s': deeplab or imagenet", norm);
     struct seg_dataset_opts o = {0};
     o.kind = (enum seg_dataset_kind)k;
     o.root = root;
-    o.split = role == SEG_ROLE_VAL ? seg_config_str(c, "data.val_split") : "train";
+    o.split = pass ? seg_config_str(c, "data.val_split") : "train";
     o.city = seg_config_str(c, "data.city");
     o.list = list[0] ? list : NULL;
     o.num_classes = (int)nc;
     o.labels = labelled;
-    if (role != SEG_ROLE_VAL) /* pseudo labels replacing the training labels (self-training) */
+    if (!pass) /* pseudo labels replacing the training labels (self-training) */
         o.label_dir = seg_config_str(c, src ? "data.source_labels" : "data.target_labels");
     if ((st = seg_config_bool(c, "data.skip_bad", &o.skip_bad)))
         return st;
-    if ((st = seg_dataset_open(&o, &out->ds)))
+    return seg_dataset_open(&o, ds);
+}
+
+enum seg_status seg_domain_dataset(const struct seg_config *c, enum seg_domain_role role, struct seg_dataset **out)
+{
+    enum seg_norm norm;
+    *out = NULL;
+    return domain_dataset(c, role, out, &norm);
+}
+
+enum seg_status seg_domain_open_shard(const struct seg_config *c, enum seg_domain_role role, uint64_t seed,
+                                      int rank, int nranks, struct seg_domain *out)
+{
+    memset(out, 0, sizeof *out);
+    bool src = role == SEG_ROLE_SOURCE;
+    long batch, workers;
+    enum seg_status st = seg_config_int(c, "data.batch", &batch);
+    if (!st) st = seg_config_int(c, "data.workers", &workers);
+    if (!st && role != SEG_ROLE_VAL && role != SEG_ROLE_TARGET_PASS && nranks > 1 && batch % nranks)
+        st = seg_error(SEG_STATUS_INVALID, "config data.batch = %ld: the global batch must split evenly over %d ranks",
+                       batch, nranks);
+    if (!st) st = domain_dataset(c, role, &out->ds, &out->norm);
+    if (st)
         return st;
+    if (role == SEG_ROLE_TARGET_PASS)
+        role = SEG_ROLE_VAL; /* everything else as a validation pass */
     struct seg_loader_opts lo;
     seg_loader_opts_defaults(&lo);
     lo.ds = out->ds;

@@ -31,5 +31,7 @@ enum seg_status seg_domain_open(const struct seg_config *c, enum seg_domain_role
 enum seg_status seg_domain_open_shard(const struct seg_config *c, enum seg_domain_role role, uint64_t seed,
                                       int rank, int nranks, struct seg_domain *out);
 void seg_domain_close(struct seg_domain *d);
+/* The role's dataset alone (no loader): the files the loader would read. */
+enum seg_status seg_domain_dataset(const struct seg_config *c, enum seg_domain_role role, struct seg_dataset **out);
 
 #endif

@@ -60,6 +60,8 @@ struct seg_backend {
      * im2col + GEMM (set by the backend where `segda bench conv` shows it faster). */
     bool                            conv_direct;
     struct seg_exec_counts          counts; /* kept by each backend */
+    /* Why this device: "" when the spec named it, else how "auto" chose (seg_backend_choice). */
+    char                            choice[512];
 };
 
 /* Each backend's entry points (defined only when compiled in). */

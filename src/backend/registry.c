@@ -1,4 +1,5 @@
 /* registry.c: the only place that knows which backends were compiled in. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,21 +95,64 @@ static inline bool parse_index(const char *s, int *a, int *b)
     return *end == '\0';
 }
 
+/* Appends "; " (unless buf is empty) and a formatted part, truncating at size. */
+static void append(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void append(char *buf, size_t size, const char *fmt, ...)
+{
+    size_t used = strlen(buf);
+    if (used && used + 2 < size) {
+        memcpy(buf + used, "; ", 3);
+        used += 2;
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    if (used + 1 < size)
+        vsnprintf(buf + used, size - used, fmt, ap);
+    va_end(ap);
+}
+
+/* "auto": the first non-CPU device, OpenCL before Vulkan, else the cpu backend; the reason
+ * (what was skipped or failed) is kept in be->choice so that commands can say it. */
+static enum seg_status create_auto(struct seg_backend **out)
+{
+    struct seg_device_info devs[32];
+    int n = 0;
+    char notes[1024], why[400] = "";
+    seg_devices_list(devs, 32, &n, notes, sizeof notes);
+    for (int i = 0; i < n && i < 32; i++) {
+        if (!strcmp(devs[i].backend, "cpu"))
+            continue;
+        if (devs[i].is_cpu) {
+            append(why, sizeof why, "%s (%s) is a software device", devs[i].spec, devs[i].name);
+            continue;
+        }
+        if (seg_backend_create(devs[i].spec, out) == SEG_STATUS_OK) {
+            snprintf((*out)->choice, sizeof (*out)->choice, "%s (%s): the first GPU found (OpenCL before Vulkan)",
+                     devs[i].spec, devs[i].name);
+            return SEG_STATUS_OK;
+        }
+        append(why, sizeof why, "%s (%s) failed: %s", devs[i].spec, devs[i].name, seg_last_error());
+    }
+    /* Backends that could not enumerate say why in notes, a line each ("opencl: ...\n"). */
+    for (const char *line = notes; *line;) {
+        size_t len = strcspn(line, "\n");
+        append(why, sizeof why, "%.*s", (int)len, line);
+        line += len + (line[len] == '\n');
+    }
+    enum seg_status st = finish_create(seg_cpu_backend_create(out), out);
+    if (!st)
+        snprintf((*out)->choice, sizeof (*out)->choice, "cpu: no GPU found%s%s%s", why[0] ? " (" : "", why,
+                 why[0] ? ")" : "");
+    return st;
+}
+
 enum seg_status seg_backend_create(const char *spec, struct seg_backend **out)
 {
     *out = NULL;
     if (!spec || !strcmp(spec, "cpu"))
         return finish_create(seg_cpu_backend_create(out), out);
-    if (!strcmp(spec, "auto")) {
-        /* The first non-CPU device found, OpenCL before Vulkan; else the cpu backend. */
-        struct seg_device_info devs[32];
-        int n = 0;
-        seg_devices_list(devs, 32, &n, NULL, 0);
-        for (int i = 0; i < n && i < 32; i++)
-            if (!devs[i].is_cpu && seg_backend_create(devs[i].spec, out) == SEG_STATUS_OK)
-                return SEG_STATUS_OK;
-        return finish_create(seg_cpu_backend_create(out), out);
-    }
+    if (!strcmp(spec, "auto"))
+        return create_auto(out);
     if (!strncmp(spec, "opencl", 6)) {
 #ifdef SEGDA_HAVE_OPENCL
         int p = 0, d = 0;
@@ -144,6 +188,7 @@ void seg_backend_destroy(struct seg_backend *be)
 }
 
 const struct seg_device_info *seg_backend_device(const struct seg_backend *be) { return &be->info; }
+const char *seg_backend_choice(const struct seg_backend *be) { return be->choice; }
 const char *seg_backend_name(const struct seg_backend *be) { return be->iface->name; }
 enum seg_status seg_backend_sync(struct seg_backend *be) { return be->iface->sync(be); }
 bool seg_backend_has_op(const struct seg_backend *be, enum seg_op op)

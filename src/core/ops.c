@@ -2,6 +2,7 @@
  * and dispatch through the backend's kernel table. */
 #include <math.h>
 #include <stdio.h>
+#include <time.h>
 #include <string.h>
 
 #include "backend/backend.h"
@@ -1234,4 +1235,120 @@ void seg_tune_max_sizes(const struct seg_tune_opts *o, size_t *na, size_t *nb, s
         *nb = b > *nb ? b : *nb;
         *nc = c > *nc ? c : *nc;
     }
+}
+
+double seg_tune_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void seg_tune_clock_start(struct seg_tune_clock *c, const struct seg_tune_opts *o, int planned, int finals)
+{
+    memset(c, 0, sizeof *c);
+    c->o = o;
+    c->start = c->last_line = seg_tune_now();
+    c->planned = planned;
+    c->finals = finals;
+}
+
+void seg_tune_clock_pass(struct seg_tune_clock *c, double pass_s) { c->pass_s = pass_s; }
+
+static void clock_say(const struct seg_tune_clock *c, const char *line);
+
+bool seg_tune_clock_base(struct seg_tune_clock *c, int i)
+{
+    double now = seg_tune_now();
+    if (i >= 2 && c->o->deadline > 0 && now - c->start > (c->o->deadline - c->start) / 4) {
+        char line[200];
+        snprintf(line, sizeof line, "budget: the untuned pass stops after %d of %d shapes (%.0f s); candidates are "
+                 "compared on those", i, c->o->nshapes, now - c->start);
+        clock_say(c, line);
+        return false;
+    }
+    if (now - c->last_line >= 10.0) {
+        char line[160];
+        c->last_line = now;
+        snprintf(line, sizeof line, "progress: untuned pass, shape %d of %d, %.0f s elapsed", i + 1, c->o->nshapes,
+                 now - c->start);
+        clock_say(c, line);
+    }
+    return true;
+}
+
+static void clock_say(const struct seg_tune_clock *c, const char *line)
+{
+    if (c->o->log)
+        c->o->log(c->o->user, line);
+}
+
+/* What the rest takes at the pace so far: the candidates left, then the final checks. */
+static double clock_left(const struct seg_tune_clock *c, double now)
+{
+    double mean = c->tried ? c->search_s / c->tried : c->pass_s / 4;
+    double left = (c->planned - c->tried) * mean + c->finals * 1.2 * c->pass_s;
+    if (c->o->deadline > 0 && left > c->o->deadline - now)
+        left = fmax(c->o->deadline - now, 0.0);
+    return left;
+}
+
+bool seg_tune_clock_search(struct seg_tune_clock *c)
+{
+    if (c->o->deadline <= 0 || c->cut)
+        return !c->cut;
+    /* the first candidate's cost is unknown (a kernel compile can take as long as the pass on
+     * a CPU device): half the pass */
+    double now = seg_tune_now(), mean = c->tried ? c->search_s / c->tried : c->pass_s / 2;
+    /* room for this candidate and for the final check of the best on some of the shapes */
+    if (now + mean + 0.5 * c->pass_s > c->o->deadline) {
+        char line[200];
+        snprintf(line, sizeof line, "budget: the search stops after %d of %d candidates (%.0f s); the best found "
+                 "goes to the final check", c->tried, c->planned, now - c->start);
+        clock_say(c, line);
+        c->cut = true;
+        return false;
+    }
+    return true;
+}
+
+void seg_tune_clock_tick(struct seg_tune_clock *c, double t0)
+{
+    double now = seg_tune_now();
+    c->search_s += now - t0;
+    c->tried++;
+    if (now - c->last_line < 10.0)
+        return;
+    c->last_line = now;
+    char line[200];
+    snprintf(line, sizeof line, "progress: %d of %d candidates, %.0f s elapsed, about %.0f s left%s", c->tried,
+             c->planned, now - c->start, clock_left(c, now), c->o->deadline > 0 ? " (within --budget)" : "");
+    clock_say(c, line);
+}
+
+bool seg_tune_clock_final(struct seg_tune_clock *c, int done)
+{
+    double now = seg_tune_now();
+    if (c->o->deadline <= 0)
+        return true;
+    if (done == 0 ? now < c->o->deadline : now + 1.2 * c->pass_s <= c->o->deadline)
+        return true;
+    if (!done)
+        return false; /* nothing checked: nothing to say but the caller's "nothing stored" */
+    char line[160];
+    snprintf(line, sizeof line, "budget: %d of %d final checks done (%.0f s)", done, c->finals, now - c->start);
+    clock_say(c, line);
+    c->cut = true;
+    return false;
+}
+
+bool seg_tune_clock_shape(struct seg_tune_clock *c, int s)
+{
+    if (s < 2 || c->o->deadline <= 0 || seg_tune_now() < c->o->deadline)
+        return true;
+    char line[160];
+    snprintf(line, sizeof line, "budget: this final check ends after %d shapes", s);
+    clock_say(c, line);
+    c->cut = true;
+    return false;
 }

@@ -156,7 +156,37 @@ struct seg_tune_opts {
     int                          nshapes;
     void (*log)(void *user, const char *line); /* progress lines (may be NULL) */
     void *user;
+    double                       deadline; /* CLOCK_MONOTONIC seconds by which to end (0: none) */
 };
+/* The time budget of a search, shared by the backends' tuners: asked before each candidate,
+ * it keeps room for one candidate's check on every shape, so that a search cut short still
+ * ends with its best found checked (and stored if it beats the defaults), and it logs a
+ * progress line with the estimated time left every 10 s. */
+struct seg_tune_clock {
+    const struct seg_tune_opts *o;
+    double start, pass_s;  /* pass_s: one pass over every shape, what a final check costs */
+    double search_s;       /* spent on stage 1-2 candidates */
+    int    tried, planned; /* stage 1-2 candidates */
+    int    finals;         /* stage 3 checks planned */
+    double last_line;
+    bool   cut;            /* the budget ended the search early */
+};
+void seg_tune_clock_start(struct seg_tune_clock *c, const struct seg_tune_opts *o, int planned, int finals);
+/* The untuned pass: whether to time shape i (0-based; shapes 0 and 1 always are), within a
+ * third of the budget; then seg_tune_clock_pass with the shapes timed and the pass's time.
+ * Later stages compare candidates on those shapes only. */
+bool seg_tune_clock_base(struct seg_tune_clock *c, int i);
+void seg_tune_clock_pass(struct seg_tune_clock *c, double pass_s);
+/* Stage 1-2: whether another candidate fits; seg_tune_clock_tick after each one (t0: its start). */
+bool seg_tune_clock_search(struct seg_tune_clock *c);
+void seg_tune_clock_tick(struct seg_tune_clock *c, double t0);
+/* Stage 3: whether the final check number `done` (0-based) fits; the first does unless the
+ * deadline has passed. */
+bool seg_tune_clock_final(struct seg_tune_clock *c, int done);
+/* Within a final check: whether to time shape s too (shapes 0 and 1 always are); a check cut
+ * by the deadline compares on the shapes it timed. */
+bool seg_tune_clock_shape(struct seg_tune_clock *c, int s);
+double seg_tune_now(void);
 /* Tunes the backend's GEMM for these shapes and stores the result in the per-device tuning
  * cache, which backend creation loads. UNSUPPORTED where there is nothing to tune (cpu). */
 enum seg_status seg_backend_tune(struct seg_backend *be, const struct seg_tune_opts *o);

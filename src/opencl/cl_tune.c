@@ -442,8 +442,13 @@ enum seg_status seg_cl_tune(struct seg_backend *be, const struct seg_tune_opts *
     }
 
     /* The untuned GEMM: reference result and times. */
+    int nseeds = (int)(sizeof seeds / sizeof seeds[0]), nrand = o->quick ? 2 : 40, nwalk = o->quick ? 12 : 40;
+    int ntop = o->quick ? 3 : 5, n = 0;
+    struct seg_tune_clock clk;
+    seg_tune_clock_start(&clk, o, nseeds + nrand + nwalk, ntop);
     double t0 = now_ms(), base_total = 0.0;
-    for (int i = 0; i < o->nshapes && !st; i++) {
+    int nshapes = 0; /* timed untuned (all unless the budget cut the pass short) */
+    for (int i = 0; i < o->nshapes && !st && seg_tune_clock_base(&clk, i); i++, nshapes++) {
         st = time_shape(&t, &o->shapes[i], 0.0, 300.0, &base[i]);
         if (!st && i == 0)
             st = clEnqueueReadBuffer(c->queue, t.out, CL_TRUE, 0, t.nref * sizeof(float), t.ref, 0, NULL, NULL) ==
@@ -452,14 +457,13 @@ enum seg_status seg_cl_tune(struct seg_backend *be, const struct seg_tune_opts *
     }
     if (st) goto done;
     const struct seg_tune_shape *h = &o->shapes[0];
-    say(&t, "untuned: %dx%dx%d %.2f ms (%.1f GFLOP/s); all %d shapes %.1f ms (%.1f s)", h->m, h->n, h->k, base[0],
-        2.0 * h->m * h->n * h->k / (base[0] * 1e6), o->nshapes, base_total, (now_ms() - t0) / 1e3);
+    say(&t, "untuned: %dx%dx%d %.2f ms (%.1f GFLOP/s); %d shapes %.1f ms (%.1f s)", h->m, h->n, h->k, base[0],
+        2.0 * h->m * h->n * h->k / (base[0] * 1e6), nshapes, base_total, (now_ms() - t0) / 1e3);
+    seg_tune_clock_pass(&clk, (now_ms() - t0) / 1e3);
 
     /* Stage 1: seeds and random points. */
-    int nseeds = (int)(sizeof seeds / sizeof seeds[0]), nrand = o->quick ? 2 : 40, nwalk = o->quick ? 12 : 40;
-    int ntop = o->quick ? 3 : 5, n = 0;
     double best = base[0];
-    for (int i = 0; i < nseeds + nrand && n < 200; i++) {
+    for (int i = 0; i < nseeds + nrand && n < 200 && seg_tune_clock_search(&clk); i++) {
         struct xg p;
         if (i < nseeds) {
             p = xg_seed(i);
@@ -470,7 +474,9 @@ enum seg_status seg_cl_tune(struct seg_backend *be, const struct seg_tune_opts *
         bool dup = false;
         for (int j = 0; j < n; j++) dup |= same(&cands[j].p, &p);
         if (dup) continue;
+        double c0 = seg_tune_now();
         try_cand(&t, &p, best, i < nseeds ? "seed" : "random", &cands[n]);
+        seg_tune_clock_tick(&clk, c0);
         best = fmin(best, cands[n].ms);
         n++;
     }
@@ -482,7 +488,7 @@ enum seg_status seg_cl_tune(struct seg_backend *be, const struct seg_tune_opts *
     const int nparams = (int)(sizeof walk_params / sizeof walk_params[0]);
     int walked = 0;
     struct xg from = cands[0].p;
-    for (int w = 0; w < 2 * nparams && walked < nwalk && n < 250 && cands[0].ok; w++) {
+    for (int w = 0; w < 2 * nparams && walked < nwalk && n < 250 && n > 0 && cands[0].ok; w++) {
         int k = walk_params[w / 2];
         bool up = w % 2 != 0;
         struct xg p = from;
@@ -496,7 +502,10 @@ enum seg_status seg_cl_tune(struct seg_backend *be, const struct seg_tune_opts *
         bool dup = false;
         for (int j = 0; j < n; j++) dup |= same(&cands[j].p, &p);
         if (dup) continue;
+        if (!seg_tune_clock_search(&clk)) break;
+        double c0 = seg_tune_now();
         try_cand(&t, &p, best, "walk", &cands[n]);
+        seg_tune_clock_tick(&clk, c0);
         walked++;
         if (cands[n].ms < best) {
             best = cands[n].ms;
@@ -510,10 +519,11 @@ enum seg_status seg_cl_tune(struct seg_backend *be, const struct seg_tune_opts *
     /* Stage 3: the best few on every shape. */
     int winner = -1;
     double best_score = log(0.97); /* must beat the untuned GEMM by 3% */
-    for (int i = 0; i < ntop && i < n && cands[i].ok; i++) {
+    for (int i = 0; i < ntop && i < n && cands[i].ok && seg_tune_clock_final(&clk, i); i++) {
         double score = log(cands[i].ms / base[0]), total = cands[i].ms;
         st = xg_apply(c, &cands[i].p);
-        for (int s = 1; s < o->nshapes && !st; s++) {
+        int timed = 1;
+        for (int s = 1; s < nshapes && !st && seg_tune_clock_shape(&clk, s); s++, timed++) {
             double ms = 0.0;
             st = time_shape(&t, &o->shapes[s], 3.0 * base[s], 300.0, &ms);
             score += log(ms / base[s]);
@@ -524,11 +534,11 @@ enum seg_status seg_cl_tune(struct seg_backend *be, const struct seg_tune_opts *
             st = SEG_STATUS_OK;
             continue;
         }
-        cands[i].score = score / o->nshapes;
+        cands[i].score = score / timed;
         char s[256];
         xg_short(&cands[i].p, s, sizeof s);
-        say(&t, "final   %s: %dx%dx%d %.2fx, all shapes %.2fx (geometric mean), %.1f ms total", s, h->m, h->n,
-            h->k, base[0] / cands[i].ms, exp(-cands[i].score), total);
+        say(&t, "final   %s: %dx%dx%d %.2fx, %d shapes %.2fx (geometric mean), %.1f ms total", s, h->m, h->n,
+            h->k, base[0] / cands[i].ms, timed, exp(-cands[i].score), total);
         if (cands[i].score < best_score) {
             best_score = cands[i].score;
             winner = i;
@@ -541,7 +551,7 @@ enum seg_status seg_cl_tune(struct seg_backend *be, const struct seg_tune_opts *
     }
     char note[200];
     snprintf(note, sizeof note, "%dx%dx%d: %.2f ms untuned, %.2f ms tuned; %d shapes: %.2fx geometric mean",
-             h->m, h->n, h->k, base[0], cands[winner].ms, o->nshapes, exp(-best_score));
+             h->m, h->n, h->k, base[0], cands[winner].ms, nshapes, exp(-best_score));
     st = xg_apply(c, &cands[winner].p);
     if (!st) st = cache_store(be, &cands[winner].p, note);
     if (!st) {

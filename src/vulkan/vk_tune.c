@@ -318,8 +318,12 @@ enum seg_status vk_tune(struct seg_backend *be, const struct seg_tune_opts *o)
         (st = vk_gemm_tile_set(c, &def)))
         goto done;
 
+    int nfirst = o->quick ? 10 : 48, nwalk = o->quick ? 8 : 24, ntop = o->quick ? 3 : 5, n = 0;
+    struct seg_tune_clock clk;
+    seg_tune_clock_start(&clk, o, nfirst + nwalk, ntop);
     double t0 = now_ms(), base_total = 0.0;
-    for (int i = 0; i < o->nshapes && !st; i++) {
+    int nshapes = 0; /* timed with the default tile (all unless the budget cut the pass short) */
+    for (int i = 0; i < o->nshapes && !st && seg_tune_clock_base(&clk, i); i++, nshapes++) {
         st = time_shape(&t, &o->shapes[i], 0.0, 300.0, &base[i]);
         if (!st && i == 0)
             st = vk_buf_read(be, &t.out, 0, t.ref, t.nref * sizeof(float));
@@ -328,9 +332,10 @@ enum seg_status vk_tune(struct seg_backend *be, const struct seg_tune_opts *o)
     if (st)
         goto done;
     const struct seg_tune_shape *h = &o->shapes[0];
-    say(&t, "default tile %ux%ux%u %ux%u: %dx%dx%d %.2f ms (%.1f GFLOP/s); all %d shapes %.1f ms (%.1f s)",
+    say(&t, "default tile %ux%ux%u %ux%u: %dx%dx%d %.2f ms (%.1f GFLOP/s); %d shapes %.1f ms (%.1f s)",
         def.bm, def.bn, def.bk, def.tm, def.tn, h->m, h->n, h->k, base[0],
-        2.0 * h->m * h->n * h->k / (base[0] * 1e6), o->nshapes, base_total, (now_ms() - t0) / 1e3);
+        2.0 * h->m * h->n * h->k / (base[0] * 1e6), nshapes, base_total, (now_ms() - t0) / 1e3);
+    seg_tune_clock_pass(&clk, (now_ms() - t0) / 1e3);
 
     /* Stage 1: every sane tile of the grid, in a fixed shuffled order, up to a budget. */
     static const uint32_t blk[] = {32, 64, 128}, bks[] = {8, 16, 32}, mts[] = {2, 4, 8};
@@ -351,11 +356,14 @@ enum seg_status vk_tune(struct seg_backend *be, const struct seg_tune_opts *o)
         grid[i] = grid[j];
         grid[j] = x;
     }
-    int nfirst = o->quick ? 10 : 48, nwalk = o->quick ? 8 : 24, ntop = o->quick ? 3 : 5, n = 0;
+    if (ng < nfirst)
+        clk.planned = ng + nwalk;
     double best = base[0];
     cands[n++] = (struct cand){def, base[0], 0.0, true};
-    for (int i = 0; i < ng && i < nfirst; i++) {
+    for (int i = 0; i < ng && i < nfirst && seg_tune_clock_search(&clk); i++) {
+        double c0 = seg_tune_now();
         try_cand(&t, &grid[i], best, "grid", &cands[n]);
+        seg_tune_clock_tick(&clk, c0);
         best = fmin(best, cands[n].ms);
         n++;
     }
@@ -375,7 +383,11 @@ enum seg_status vk_tune(struct seg_backend *be, const struct seg_tune_opts *o)
             dup |= same(&cands[j].t, &g);
         if (dup)
             continue;
+        if (!seg_tune_clock_search(&clk))
+            break;
+        double c0 = seg_tune_now();
         try_cand(&t, &g, best, "walk", &cands[n]);
+        seg_tune_clock_tick(&clk, c0);
         walked++;
         if (cands[n].ms < best) {
             best = cands[n].ms;
@@ -389,12 +401,15 @@ enum seg_status vk_tune(struct seg_backend *be, const struct seg_tune_opts *o)
     /* Stage 3: the best few on every shape. */
     int winner = -1;
     double best_score = log(0.97);
-    for (int i = 0; i < ntop && i < n && cands[i].ok; i++) {
+    for (int i = 0, checked = 0; i < ntop && i < n && cands[i].ok; i++) {
         if (same(&cands[i].t, &def))
             continue;
+        if (!seg_tune_clock_final(&clk, checked++))
+            break;
         double score = log(cands[i].ms / base[0]), total = cands[i].ms;
         st = vk_gemm_tile_set(c, &cands[i].t);
-        for (int s = 1; s < o->nshapes && !st; s++) {
+        int timed = 1;
+        for (int s = 1; s < nshapes && !st && seg_tune_clock_shape(&clk, s); s++, timed++) {
             double ms = 0.0;
             st = time_shape(&t, &o->shapes[s], 3.0 * base[s], 300.0, &ms);
             score += log(ms / base[s]);
@@ -405,10 +420,10 @@ enum seg_status vk_tune(struct seg_backend *be, const struct seg_tune_opts *o)
             st = SEG_STATUS_OK;
             continue;
         }
-        cands[i].score = score / o->nshapes;
+        cands[i].score = score / timed;
         const struct vk_gemm_tile *g = &cands[i].t;
-        say(&t, "final   tile %3ux%3ux%2u %ux%u: %dx%dx%d %.2fx, all shapes %.2fx (geometric mean), %.1f ms total",
-            g->bm, g->bn, g->bk, g->tm, g->tn, h->m, h->n, h->k, base[0] / cands[i].ms, exp(-cands[i].score),
+        say(&t, "final   tile %3ux%3ux%2u %ux%u: %dx%dx%d %.2fx, %d shapes %.2fx (geometric mean), %.1f ms total",
+            g->bm, g->bn, g->bk, g->tm, g->tn, h->m, h->n, h->k, base[0] / cands[i].ms, timed, exp(-cands[i].score),
             total);
         if (cands[i].score < best_score) {
             best_score = cands[i].score;
@@ -422,7 +437,7 @@ enum seg_status vk_tune(struct seg_backend *be, const struct seg_tune_opts *o)
     }
     char note[200];
     snprintf(note, sizeof note, "%dx%dx%d: %.2f ms default tile, %.2f ms tuned; %d shapes: %.2fx geometric mean",
-             h->m, h->n, h->k, base[0], cands[winner].ms, o->nshapes, exp(-best_score));
+             h->m, h->n, h->k, base[0], cands[winner].ms, nshapes, exp(-best_score));
     st = vk_gemm_tile_set(c, &cands[winner].t);
     if (!st)
         st = cache_store(be, &cands[winner].t, note);
