@@ -3,6 +3,7 @@
  * Sizes are rounded to classes (powers of two below 1 MiB, then 1/8 steps of the next
  * power of two) so freed buffers are found again by exact class. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/pool.h"
 
@@ -60,10 +61,14 @@ enum seg_status seg_pool_alloc(struct seg_backend *be, size_t nbytes, struct seg
 {
     struct seg_pool *p = be->pool;
     size_t cls = seg_pool_size_class(nbytes);
+    /* the most recently released buffer of the class, the order of the others kept: a step
+     * that repeats the previous one gets the same buffers back (the Vulkan backend's cached
+     * descriptor sets depend on it) */
     for (size_t i = p->nfree; i-- > 0;) {
         if (p->free[i].buf.size == cls) {
             *out = p->free[i].buf;
-            p->free[i] = p->free[--p->nfree];
+            memmove(&p->free[i], &p->free[i + 1], (p->nfree - i - 1) * sizeof *p->free);
+            p->nfree--;
             p->cached_bytes -= cls;
             goto done;
         }

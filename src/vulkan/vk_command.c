@@ -255,6 +255,9 @@ enum seg_status vk_wait_all(struct vk_ctx *c, const char *where)
             return st;
     }
     c->npending = 0;
+    /* nothing in flight: the ring starts again at frame 0, so that a step that repeats the
+     * previous one records (and uploads) into the same frames */
+    c->cur = 0;
     return SEG_STATUS_OK;
 }
 
@@ -332,24 +335,30 @@ enum seg_status vk_dispatch_fn(struct seg_backend *be, enum seg_vk_shader sh, in
         const struct vk_alloc *a = x ? x->buf.handle : c->dummy;
         if (!a)
             return seg_error(SEG_STATUS_INVALID, "vulkan: %s: tensor %d has no buffer", where, k);
-        VkDeviceSize toff = x ? x->offset : 0;
-        VkDeviceSize base = toff / c->align * c->align;
-        VkDeviceSize range = a->size - base;
-        if (range > c->max_range) {
-            VkDeviceSize need = (toff - base) + (VkDeviceSize)seg_numel_of(x) * 4;
-            if (need > c->max_range)
-                return seg_error(SEG_STATUS_UNSUPPORTED,
-                                 "vulkan: %s: a %llu-byte tensor exceeds maxStorageBufferRange (%llu)",
-                                 where, (unsigned long long)need, (unsigned long long)c->max_range);
-            range = c->max_range / 4 * 4;
+        /* The whole memory block is bound and the tensor's element offset goes in push
+         * constants, so a set depends only on which blocks an op touches, not on where the
+         * pool put its tensors this step: the cached sets keep matching. A block larger than
+         * maxStorageBufferRange is bound from the tensor's aligned offset instead. */
+        VkDeviceSize pos = a->offset + (x ? x->offset : 0), nb = x ? seg_tensor_nbytes(x) : 4;
+        VkDeviceSize base = 0, range = a->block->size;
+        if (range > c->max_range || pos / 4 > UINT32_MAX) {
+            base = pos / c->align * c->align;
+            range = a->block->size - base;
+            if (range > c->max_range) {
+                if (pos - base + nb > c->max_range)
+                    return seg_error(SEG_STATUS_UNSUPPORTED,
+                                     "vulkan: %s: a %llu-byte tensor exceeds maxStorageBufferRange (%llu)",
+                                     where, (unsigned long long)nb, (unsigned long long)c->max_range);
+                range = c->max_range / 4 * 4;
+            }
         }
-        infos[k] = (VkDescriptorBufferInfo){a->block->buf, a->offset + base, range};
-        pc->off[k] = (uint32_t)((toff - base) / 4);
+        infos[k] = (VkDescriptorBufferInfo){a->block->buf, base, range};
+        pc->off[k] = (uint32_t)((pos - base) / 4);
         if (x) {
             struct vk_span *s = &spans[nspans++];
             s->buf = a->block->buf;
-            s->lo = a->offset + toff;
-            s->hi = s->lo + seg_tensor_nbytes(x);
+            s->lo = pos;
+            s->hi = pos + nb;
             s->write = a == c->scratch || !read_only(c, s->buf, s->lo, s->hi);
         }
     }

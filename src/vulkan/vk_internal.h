@@ -5,9 +5,10 @@
  *    (vk_memory.c); seg_buf.handle points to a struct vk_alloc {block, offset, size}.
  *  - Every pipeline shares one descriptor-set layout of SEG_VK_BINDINGS storage buffers
  *    and one 128-byte push-constant block (struct vk_push, mirrored by shaders/common.glsl).
- *    A tensor is bound at its suballocation (offset aligned down to
- *    minStorageBufferOffsetAlignment) and the remaining element offset goes in push
- *    constants, so views at any 4-byte offset work.
+ *    A binding covers a tensor's whole memory block and the tensor's element offset in it
+ *    goes in push constants (blocks beyond maxStorageBufferRange: bound from the offset
+ *    aligned down to minStorageBufferOffsetAlignment), so views at any 4-byte offset work
+ *    and a descriptor set depends only on the blocks an op touches.
  *  - Commands (vk_command.c): ops are recorded into a frame's command buffer and submitted
  *    in batches of SEG_VK_BATCH_MAX commands, at a host read and at sync. A barrier comes
  *    only before a command that reads or overwrites a buffer range an earlier command since
@@ -29,7 +30,8 @@
 
 #define SEG_VK_BINDINGS   8
 #define SEG_VK_BATCH_MAX  256
-#define SEG_VK_FRAMES     2   /* frames at creation; the ring grows as the device lags */
+#define SEG_VK_FRAMES     16  /* frames at creation (a ResNet-101 step submits ~9 batches);
+                               * the ring grows beyond as the device lags */
 #define SEG_VK_FRAMES_MAX 64
 #define SEG_VK_PENDING_MAX 256 /* buffer ranges tracked since the last barrier */
 #define SEG_VK_DSET_CACHE 8192 /* descriptor sets kept (a power of two) */

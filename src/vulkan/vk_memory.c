@@ -514,6 +514,7 @@ void vk_arena_free(struct vk_ctx *c, struct vk_arena *a)
 {
     if (!a)
         return;
+
     if (a->ptr)
         vkUnmapMemory(c->dev, a->mem);
     if (a->buf)
