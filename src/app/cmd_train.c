@@ -213,6 +213,23 @@ int seg_cmd_train(int argc, char **argv)
     return rc;
 }
 
+static enum seg_status next_batches(struct run *r, struct seg_data_batch **sb, struct seg_data_batch **tb)
+{
+    *sb = *tb = NULL;
+    enum seg_status st = seg_loader_next(r->src.loader, sb);
+    if (!st && r->tgt.loader)
+        st = seg_loader_next(r->tgt.loader, tb);
+    return st;
+}
+
+static void release_batches(struct run *r, struct seg_data_batch *sb, struct seg_data_batch *tb)
+{
+    if (sb)
+        seg_loader_release(r->src.loader, sb);
+    if (tb)
+        seg_loader_release(r->tgt.loader, tb);
+}
+
 int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, double *best_miou,
                   struct seg_dist *dist)
 {
@@ -313,6 +330,9 @@ int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, 
     double t0 = now_s(), last_log = t0;
     int64_t it0 = r.t->iter;
     struct seg_losses losses = {0};
+    /* this iteration's batches, fetched one iteration ahead so that the trainer uploads
+     * them while the previous step still runs */
+    struct seg_data_batch *sb = NULL, *tb = NULL;
     for (;;) {
         /* every rank stops at the same iteration (a signal reaches the ranks at different times) */
         bool go = !st && r.t->iter < end && !g_stop_signal;
@@ -324,20 +344,27 @@ int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, 
         }
         if (!go)
             break;
-        struct seg_data_batch *sb = NULL, *tb = NULL;
-        struct seg_batch s, t;
-        st = seg_loader_next(r.src.loader, &sb);
-        if (!st && r.tgt.loader)
-            st = seg_loader_next(r.tgt.loader, &tb);
+        struct seg_data_batch *nsb = NULL, *ntb = NULL;
+        struct seg_batch s, t, ns, nt;
+        if (!sb)
+            st = next_batches(&r, &sb, &tb);
+        if (!st && r.t->iter + 1 < end)
+            st = next_batches(&r, &nsb, &ntb);
         if (st)
             break;
         to_batch(sb, &s);
         if (tb)
             to_batch(tb, &t);
+        if (nsb) {
+            to_batch(nsb, &ns);
+            if (ntb)
+                to_batch(ntb, &nt);
+            seg_trainer_prefetch(r.t, &ns, ntb ? &nt : &ns);
+        }
         st = seg_trainer_step(r.t, &s, tb ? &t : &s, &losses);
-        seg_loader_release(r.src.loader, sb);
-        if (tb)
-            seg_loader_release(r.tgt.loader, tb);
+        release_batches(&r, sb, tb);
+        sb = nsb;
+        tb = ntb;
         if (st == SEG_STATUS_INVALID && strstr(seg_last_error(), "loss term")) {
             char msg[1100];
             snprintf(msg, sizeof msg, "%s", seg_last_error());
@@ -351,6 +378,7 @@ int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, 
                 r.metrics = NULL;
             }
             seg_run_log_end(&r.log, SEG_EXIT_DIVERGED, r.t->iter);
+            release_batches(&r, sb, tb);
             seg_trainer_destroy(r.t);
             r.t = NULL;
             seg_domain_close(&r.src);
@@ -412,6 +440,7 @@ int seg_train_run(const struct seg_config *cfg, const char *resume, bool quiet, 
             }
         }
     }
+    release_batches(&r, sb, tb);
     if (tty)
         fprintf(stderr, "\n");
     if (r.root && r.t && (!st || g_stop_signal)) {

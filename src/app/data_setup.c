@@ -132,7 +132,7 @@ enum seg_status seg_domain_open_shard(const struct seg_config *c, enum seg_domai
     lo.shard_count = nranks;
 
     lo.workers = (int)workers;
-    lo.prefetch = 2;
+    lo.prefetch = 3; /* the trainer holds two (this step's and the next's) */
     lo.seed = seed + (uint64_t)role * 1000003u;
     lo.norm = out->norm;
     lo.repeat = role != SEG_ROLE_VAL;

@@ -321,6 +321,10 @@ void seg_trainer_destroy(struct seg_trainer *t)
     seg_model_destroy(t->model);
     seg_tensor_free(t->skip_flag);
     seg_tensor_free(t->stats);
+    for (int i = 0; i < 2; i++) {
+        seg_tensor_free(t->pre[i].x);
+        seg_tensor_free(t->pre[i].labels);
+    }
     seg_ag_destroy(t->ag);
     seg_config_free(&t->cfg);
     free(t);
@@ -338,6 +342,8 @@ enum seg_status seg_trainer_add_state(struct seg_trainer *t, const char *name, s
     return SEG_STATUS_OK;
 }
 
+static enum seg_status upload_next(struct seg_trainer *t);
+
 enum seg_status seg_trainer_step(struct seg_trainer *t, const struct seg_batch *src,
                                  const struct seg_batch *tgt, struct seg_losses *losses)
 {
@@ -352,6 +358,8 @@ enum seg_status seg_trainer_step(struct seg_trainer *t, const struct seg_batch *
     TRY(seg_fill(t->skip_flag, 0.0f));
     enum seg_status st = t->method->step(t, src, tgt, losses);
     seg_ag_reset(t->ag);
+    if (!st)
+        st = upload_next(t);
     /* The step's one host sync: every entry and the non-finite test, read together. */
     if (!st && nranks <= 1)
         st = seg_trainer_test_finite(t, losses);
@@ -377,28 +385,84 @@ enum seg_status seg_trainer_step(struct seg_trainer *t, const struct seg_batch *
     return SEG_STATUS_OK;
 }
 
-enum seg_status seg_batch_upload(struct seg_trainer *t, const struct seg_batch *b,
-                                 struct seg_var **images, struct seg_tensor **labels)
+void seg_trainer_prefetch(struct seg_trainer *t, const struct seg_batch *src, const struct seg_batch *tgt)
+{
+    t->nnext = 0;
+    if (src)
+        t->next[t->nnext++] = *src;
+    if (tgt && (!src || tgt->images != src->images))
+        t->next[t->nnext++] = *tgt;
+}
+
+static enum seg_status upload_batch(struct seg_trainer *t, const struct seg_batch *b, bool with_labels,
+                                    struct seg_tensor **x, struct seg_tensor **labels)
 {
     int64_t xs[4] = {b->n, 3, b->h, b->w}, ls[3] = {b->n, b->h, b->w};
-    struct seg_tensor *x = NULL;
-    TRY(seg_tensor_new(t->be, SEG_DTYPE_F32, 4, xs, &x));
-    enum seg_status st = seg_tensor_write(x, b->images, (size_t)b->n * 3 * b->h * b->w * sizeof(float));
-    if (st) {
-        seg_tensor_free(x);
-        return st;
-    }
-    TRY(seg_ag_const(t->ag, x, images));
-    if (labels) {
+    *x = NULL;
+    if (labels)
         *labels = NULL;
-        if (!b->labels)
-            return seg_error(SEG_STATUS_INVALID, "trainer: the batch has no labels");
-        TRY(seg_tensor_new(t->be, SEG_DTYPE_I32, 3, ls, labels));
-        st = seg_tensor_write(*labels, b->labels, (size_t)b->n * b->h * b->w * sizeof(int32_t));
-        if (st) {
+    enum seg_status st = seg_tensor_new(t->be, SEG_DTYPE_F32, 4, xs, x);
+    if (!st) st = seg_tensor_write(*x, b->images, (size_t)b->n * 3 * b->h * b->w * sizeof(float));
+    if (!st && with_labels) st = seg_tensor_new(t->be, SEG_DTYPE_I32, 3, ls, labels);
+    if (!st && with_labels) st = seg_tensor_write(*labels, b->labels, (size_t)b->n * b->h * b->w * sizeof(int32_t));
+    if (st) {
+        seg_tensor_free(*x);
+        *x = NULL;
+        if (labels) {
             seg_tensor_free(*labels);
             *labels = NULL;
         }
+    }
+    return st;
+}
+
+/* The prefetched batches go up now; what this step did not take of the last ones goes. */
+static enum seg_status upload_next(struct seg_trainer *t)
+{
+    for (int i = 0; i < 2; i++) {
+        seg_tensor_free(t->pre[i].x);
+        seg_tensor_free(t->pre[i].labels);
+        memset(&t->pre[i], 0, sizeof t->pre[i]);
+    }
+    enum seg_status st = SEG_STATUS_OK;
+    for (int i = 0; !st && i < t->nnext; i++) {
+        const struct seg_batch *b = &t->next[i];
+        struct seg_prefetched *p = &t->pre[i];
+        st = upload_batch(t, b, b->labels != NULL, &p->x, &p->labels);
+        p->images = b->images;
+        p->n = b->n;
+        p->h = b->h;
+        p->w = b->w;
+    }
+    t->nnext = 0;
+    return st;
+}
+
+enum seg_status seg_batch_upload(struct seg_trainer *t, const struct seg_batch *b,
+                                 struct seg_var **images, struct seg_tensor **labels)
+{
+    for (int i = 0; i < 2; i++) { /* uploaded at the end of the previous step */
+        struct seg_prefetched *p = &t->pre[i];
+        if (!p->x || p->images != b->images || p->n != b->n || p->h != b->h || p->w != b->w ||
+            (labels && !p->labels))
+            continue;
+        struct seg_tensor *x = p->x;
+        p->x = NULL;
+        p->images = NULL;
+        if (labels) {
+            *labels = p->labels;
+            p->labels = NULL;
+        }
+        return seg_ag_const(t->ag, x, images);
+    }
+    if (labels && !b->labels)
+        return seg_error(SEG_STATUS_INVALID, "trainer: the batch has no labels");
+    struct seg_tensor *x;
+    TRY(upload_batch(t, b, labels != NULL, &x, labels));
+    enum seg_status st = seg_ag_const(t->ag, x, images);
+    if (st && labels) {
+        seg_tensor_free(*labels);
+        *labels = NULL;
     }
     return st;
 }

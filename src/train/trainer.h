@@ -96,6 +96,15 @@ struct seg_trainer {
     /* [SEG_STATS_SLOTS + 1] F32: the step's device entries (struct seg_losses), then the
      * flag set by the non-finite test that gates every optimizer step (skip_flag views it). */
     struct seg_tensor       *stats, *skip_flag;
+    /* The next iteration's batches (seg_trainer_prefetch), uploaded at the end of this step
+     * before its host wait; seg_batch_upload hands the uploaded tensors out. */
+    struct seg_batch         next[2];
+    int                      nnext;
+    struct seg_prefetched {
+        const float       *images; /* the host batch it came from, with n, h, w */
+        int                n, h, w;
+        struct seg_tensor *x, *labels;
+    } pre[2];
 };
 
 /* Registers an F32 device tensor (the trainer takes ownership) as method state: saved in
@@ -127,7 +136,13 @@ enum seg_status seg_trainer_step(struct seg_trainer *t, const struct seg_batch *
 enum seg_status seg_trainer_save(const struct seg_trainer *t, const char *path);
 enum seg_status seg_trainer_resume(struct seg_trainer *t, const char *path);
 
-/* Uploads a host batch as a tape constant [N, 3, H, W] (and its labels, if any). */
+/* Names the batches of the next iteration (their memory must stay valid until that step):
+ * the coming seg_trainer_step uploads them after queueing its own work and before its one
+ * host wait, so the transfer overlaps the step instead of starting the next one. */
+void seg_trainer_prefetch(struct seg_trainer *t, const struct seg_batch *src, const struct seg_batch *tgt);
+
+/* Uploads a host batch as a tape constant [N, 3, H, W] (and its labels, if any), or takes
+ * the tensors a prefetch already uploaded from the same host batch. */
 enum seg_status seg_batch_upload(struct seg_trainer *t, const struct seg_batch *b,
                                  struct seg_var **images, struct seg_tensor **labels);
 
