@@ -75,6 +75,8 @@ void vk_command_destroy(struct vk_ctx *c)
     vk_dset_destroy(c);
     for (int i = 0; i < c->nframes; i++)
         frame_destroy(c, &c->frames[i]);
+    arenas_free(c, c->idle_arenas);
+    c->idle_arenas = NULL;
     c->nframes = 0;
     if (c->cmd_pool)
         vkDestroyCommandPool(c->dev, c->cmd_pool, NULL); /* frees the command buffers */
@@ -88,8 +90,19 @@ static enum seg_status wait_fence(struct vk_ctx *c, struct vk_frame *f, const ch
     return r == VK_SUCCESS ? SEG_STATUS_OK : vk_fail(r, "vkWaitForFences", where);
 }
 
-/* Makes a submitted frame reusable: waits for it if asked (else it must have signalled),
- * frees the upload arenas it retired and rewinds its arena. */
+static void arena_to_idle(struct vk_ctx *c, struct vk_arena *a)
+{
+    while (a) {
+        struct vk_arena *next = a->next;
+        a->next = c->idle_arenas;
+        c->idle_arenas = a;
+        a = next;
+    }
+}
+
+/* Makes a submitted frame reusable: waits for it if asked (else it must have signalled) and
+ * gives its upload arenas back to the idle list, so that whichever frame records the next
+ * step's uploads finds one without allocating. */
 static enum seg_status frame_reclaim(struct vk_ctx *c, struct vk_frame *f, bool wait, const char *where)
 {
     if (!f->submitted)
@@ -103,8 +116,10 @@ static enum seg_status frame_reclaim(struct vk_ctx *c, struct vk_frame *f, bool 
     VkResult r = vkResetFences(c->dev, 1, &f->fence);
     if (r != VK_SUCCESS)
         return vk_fail(r, "vkResetFences", where);
-    arenas_free(c, f->retired);
+    arena_to_idle(c, f->retired);
+    arena_to_idle(c, f->arena);
     f->retired = NULL;
+    f->arena = NULL;
     f->arena_used = 0;
     return SEG_STATUS_OK;
 }
@@ -269,12 +284,22 @@ enum seg_status vk_upload_space(struct vk_ctx *c, VkDeviceSize n, VkBuffer *buf,
     struct vk_frame *f = &c->frames[c->cur];
     VkDeviceSize at = (f->arena_used + 15) / 16 * 16;
     if (!f->arena || at + n > f->arena->size) {
-        /* a larger arena; the old one may still be read by this frame's copies */
-        VkDeviceSize want = f->arena ? f->arena->size * 2 : ((VkDeviceSize)1 << 20);
-        while (want < n)
-            want *= 2;
-        struct vk_arena *a;
-        SEG_TRY(vk_arena_new(c, want, &a));
+        /* another arena: an idle one that fits, else a new one; the old one may still be
+         * read by this frame's copies */
+        struct vk_arena *a = NULL, **pp;
+        for (pp = &c->idle_arenas; *pp; pp = &(*pp)->next)
+            if ((*pp)->size >= n) {
+                a = *pp;
+                *pp = a->next;
+                break;
+            }
+        if (!a) {
+            VkDeviceSize want = f->arena ? f->arena->size * 2 : ((VkDeviceSize)1 << 20);
+            while (want < n)
+                want *= 2;
+            SEG_TRY(vk_arena_new(c, want, &a));
+        }
+        a->next = NULL;
         if (f->arena) {
             f->arena->next = f->retired;
             f->retired = f->arena;

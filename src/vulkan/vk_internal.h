@@ -77,7 +77,7 @@ struct vk_arena {
     VkDeviceMemory  mem;
     void           *ptr;
     VkDeviceSize    size;
-    struct vk_arena *next;       /* retired arenas, freed when the frame completes */
+    struct vk_arena *next;       /* in a list: a frame's retired ones, or the idle ones */
 };
 
 struct vk_frame {
@@ -88,7 +88,7 @@ struct vk_frame {
     bool             submitted;  /* fence not yet waited on */
     struct vk_arena *arena;      /* uploads of this frame; used bytes below */
     VkDeviceSize     arena_used;
-    struct vk_arena *retired;
+    struct vk_arena *retired;    /* arenas this frame outgrew (its copies may read them) */
 };
 
 /* A buffer range one recorded command reads or writes (hazard tracking). */
@@ -139,6 +139,7 @@ struct vk_ctx {
     VkCommandPool    cmd_pool;
     struct vk_frame  frames[SEG_VK_FRAMES_MAX];
     int              nframes, cur;
+    struct vk_arena *idle_arenas;      /* upload arenas no frame holds, for reuse */
     struct vk_span   pending[SEG_VK_PENDING_MAX];
     int              npending;
     const struct seg_op_args *op;      /* the op being recorded (its dst are written) */
