@@ -14,6 +14,7 @@
 
 #include "core/ops.h"
 #include "segda.h"
+#include "backend_open.h"
 
 #define MAXIO 4
 
@@ -346,21 +347,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "test_fwdref: -d DIR (written by tests/fwdref_gen.py) is required\n");
         return 2;
     }
-    char bname[32];
-    snprintf(bname, sizeof bname, "%s", backend);
-    char *colon = strchr(bname, ':');
-    if (colon)
-        *colon = '\0';
     struct seg_backend *be = NULL;
-    if (!seg_backend_compiled(bname) || seg_backend_create(backend, &be)) {
-        const char *req = getenv("SEGDA_REQUIRE");
-        if (req && strstr(req, bname)) {
-            fprintf(stderr, "FAIL: backend %s required but unavailable: %s\n", backend, seg_last_error());
-            return 1;
-        }
-        printf("SKIP: backend %s unavailable\n", backend);
-        return 77;
-    }
+    int rc = test_backend_open(backend, &be);
+    if (rc)
+        return rc;
     printf("forward references on %s (%s)\n", seg_backend_device(be)->spec, seg_backend_device(be)->name);
     char path[4096];
     snprintf(path, sizeof path, "%s/cases.txt", dir);

@@ -8,6 +8,7 @@
 
 #include "losses.h"
 #include "model/safetensors.h"
+#include "backend_open.h"
 
 /* One line a method: its table lives in tests/losses_<method>.c. */
 extern const struct lt_case lt_cases_base[];
@@ -251,21 +252,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "test_losses: -m: unknown method '%s'\n", method ? method : "");
         return 2;
     }
-    char bname[32];
-    snprintf(bname, sizeof bname, "%s", backend);
-    char *colon = strchr(bname, ':');
-    if (colon)
-        *colon = '\0';
     struct seg_backend *be = NULL;
-    if (!seg_backend_compiled(bname) || seg_backend_create(backend, &be)) {
-        const char *req = getenv("SEGDA_REQUIRE");
-        if (req && strstr(req, bname)) {
-            fprintf(stderr, "FAIL: backend %s required but unavailable: %s\n", backend, seg_last_error());
-            return 1;
-        }
-        printf("SKIP: backend %s unavailable\n", backend);
-        return 77;
-    }
+    int rc = test_backend_open(backend, &be);
+    if (rc)
+        return rc;
     printf("%s loss terms on %s (%s)\n", m->name, seg_backend_device(be)->spec, seg_backend_device(be)->name);
     int fails = 0, n = 0;
     for (const struct lt_case *k = m->cases; k->name; k++, n++)

@@ -11,6 +11,7 @@
 
 #include "core/ops.h"
 #include "segda.h"
+#include "backend_open.h"
 
 static int fails;
 
@@ -138,21 +139,10 @@ int main(int argc, char **argv)
     for (int i = 1; i + 1 < argc; i++)
         if (!strcmp(argv[i], "-b"))
             backend = argv[++i];
-    char bname[32];
-    snprintf(bname, sizeof bname, "%s", backend);
-    char *colon = strchr(bname, ':');
-    if (colon)
-        *colon = '\0';
     struct seg_backend *be = NULL;
-    if (!seg_backend_compiled(bname) || seg_backend_create(backend, &be)) {
-        const char *req = getenv("SEGDA_REQUIRE");
-        if (req && strstr(req, bname)) {
-            fprintf(stderr, "FAIL: backend %s required but unavailable: %s\n", backend, seg_last_error());
-            return 1;
-        }
-        printf("SKIP: backend %s unavailable\n", backend);
-        return 77;
-    }
+    int rc = test_backend_open(backend, &be);
+    if (rc)
+        return rc;
     printf("step gate on %s (%s)\n", seg_backend_device(be)->spec, seg_backend_device(be)->name);
     test_nonfinite(be);
     test_skip(be);
