@@ -1,5 +1,6 @@
 /* losses_base.c: the loss terms every method shares (tests/loss_ref/base.py). */
 #include "losses.h"
+#include "train/methods.h"
 
 
 static enum seg_status entropy(struct lt_ctx *c, struct seg_var **loss)
@@ -35,10 +36,25 @@ static enum seg_status lovasz(struct lt_ctx *c, struct seg_var **loss)
     return st;
 }
 
+/* The supervised loss every method starts from (seg_supervised_terms): logits upsampled to the
+ * labels, CE(main) + aux_weight CE(aux) + source_lovasz Lovasz(softmax(main)). */
+static enum seg_status supervised(struct lt_ctx *c, struct seg_var **loss)
+{
+    struct seg_var *m = lt_var(c, "main"), *a = lt_var(c, "aux"), *terms[3];
+    const struct seg_tensor *y = lt_tensor(c, "labels");
+    NEED(m && a && y);
+    TRY(seg_supervised_terms(lt_ag(c), m, a, y, lt_param(c, "aux_weight", 0), lt_param(c, "source_lovasz", 0), terms,
+                             loss));
+    TRY(lt_output(c, "ce", terms[0]));
+    return terms[2] ? lt_output(c, "lovasz", terms[2]) : SEG_STATUS_OK;
+}
+
 const struct lt_case lt_cases_base[] = {
     {"base_entropy", entropy},
     {"base_kl_div", kl},
     {"base_bce_with_logits", bce},
     {"base_lovasz_softmax", lovasz},
+    {"base_supervised", supervised},
+    {"base_supervised_lovasz", supervised},
     {NULL, NULL},
 };

@@ -866,6 +866,7 @@ static void test_synth(void **state)
     o.n_source = 6;
     o.n_target = 5;
     o.n_val = 3;
+    o.n_dev = 2;
     o.seed = 9;
     o.out = P("synthA");
     assert_int_equal(seg_synth_generate(&o), 0);
@@ -875,6 +876,7 @@ static void test_synth(void **state)
         "source/images/00005.png", "source/labels/00000.png", "source/train.txt", "target/val.txt",
         "target/leftImg8bit/train/synthtown/synthtown_000004_000019_leftImg8bit.png",
         "target/gtFine/val/synthville/synthville_000002_000019_gtFine_labelIds.png",
+        "target/dev.txt", "target/leftImg8bit/dev/synthburg/synthburg_000001_000019_leftImg8bit.png",
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         uint8_t *fa, *fb;
@@ -904,10 +906,10 @@ static void test_synth(void **state)
     src = open_ds(SEG_DATASET_GTA5, P("synthA/source"), NULL, NULL, P("synthA/source/train.txt"), 19, true);
     assert_int_equal(src->n, 6);
     seg_dataset_close(src);
-    const char *splits[2] = {"train", "val"};
-    for (int s = 0; s < 2; s++) {
+    const char *splits[3] = {"train", "val", "dev"};
+    for (int s = 0; s < 3; s++) {
         struct seg_dataset *t = open_ds(SEG_DATASET_CITYSCAPES, P("synthA/target"), splits[s], NULL, NULL, 19, true);
-        assert_int_equal(t->n, s ? 3 : 5);
+        assert_int_equal(t->n, s == 0 ? 5 : s == 1 ? 3 : 2);
         for (int i = 0; i < t->n; i++) {
             struct seg_image im, lb;
             assert_int_equal(seg_dataset_load(t, i, &im, &lb), SEG_STATUS_OK);
@@ -923,6 +925,17 @@ static void test_synth(void **state)
                                     P("synthA/target/val.txt"), 19, true);
     assert_int_equal(t->n, 3);
     seg_dataset_close(t);
+    { /* dev holds other scenes than val: nothing tuned on dev has seen a val image */
+        uint8_t *fa, *fb;
+        size_t na, nb;
+        assert_int_equal(seg_file_read(P("synthA/target/leftImg8bit/val/synthville/synthville_000000_000019_leftImg8bit.png"),
+                                       0, &fa, &na), 0);
+        assert_int_equal(seg_file_read(P("synthA/target/leftImg8bit/dev/synthburg/synthburg_000000_000019_leftImg8bit.png"),
+                                       0, &fb, &nb), 0);
+        assert_true(na != nb || memcmp(fa, fb, na) != 0);
+        free(fa);
+        free(fb);
+    }
     int nclasses = 0;
     for (int c = 0; c < 19; c++)
         nclasses += (present >> c) & 1;

@@ -7,6 +7,7 @@ in WORKDIR to look at.
 usage: test_plots.py SEGDA WORKDIR
 """
 import json
+import statistics
 import os
 import shutil
 import subprocess
@@ -87,10 +88,19 @@ run([py, f"{tools}/plot_demo.py", f"{work}/demo_seeds.json", "--out", f"{work}/d
 check(f"{work}/demo_seeds", 500, 300)
 
 run([segda, "demo", "--dir", f"{work}/demo", "--iters", "2", "--methods", "adaptsegnet", "--device", "cpu",
-     "--size", "64x32", "--jobs", "1"])
+     "--size", "64x32", "--jobs", "1", "--seeds", "2"])
 got = json.load(open(f"{work}/demo/demo.json"))
-if sorted(got["methods"]) != ["adaptsegnet", "source_only"] or "oracle" not in got:
+if sorted(got["methods"]) != ["adaptsegnet", "source_only"] or "oracle" not in got or got.get("seeds") != 2:
     fail(f"demo.json: {got}")
+# each row: the mean and sample std of its seeds, each seed's mIoU the one its run reported
+for name, r in list(got["methods"].items()) + [("oracle", got["oracle"])]:
+    seeds = r["miou_seeds"]
+    runs = [float(open(f"{work}/demo/{name}/seed{k}/demo_result.txt").read().split()[0]) for k in (1, 2)]
+    if len(seeds) != 2 or any(abs(a - b) > 1e-4 for a, b in zip(seeds, runs)):
+        fail(f"demo.json: {name}: miou_seeds {seeds}, the runs reported {runs}")
+    if abs(r["miou"] - statistics.fmean(runs)) > 1e-4 or abs(r["miou_std"] - statistics.stdev(runs)) > 1e-4:
+        fail(f"demo.json: {name}: miou {r['miou']} +- {r['miou_std']}, the runs give "
+             f"{statistics.fmean(runs)} +- {statistics.stdev(runs)}")
 check(f"{work}/demo/summary", 500, 300)
 print(f"plots: plot_run (one run, two runs, an old run), plot_demo (one seed, seed spread), "
       f"segda demo's summary.png; in {work}")

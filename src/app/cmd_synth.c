@@ -11,18 +11,23 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: segda synth --out DIR [--seed S] [--size WxH] [--count N] [--val-count M]\n\n"
+            "usage: segda synth --out DIR [--seed S] [--size WxH] [--count N] [--val-count M]\n"
+            "                   [--dev-count M]\n\n"
             "Generates street scenes with a strong appearance shift between two domains:\n"
             "  DIR/source  GTA5 layout: images/NNNNN.png, labels/NNNNN.png (labelIds), train.txt\n"
-            "  DIR/target  Cityscapes layout: leftImg8bit/{train,val}/<city>/..._leftImg8bit.png,\n"
-            "              gtFine/{train,val}/<city>/..._gtFine_labelIds.png, train.txt, val.txt\n"
+            "  DIR/target  Cityscapes layout: leftImg8bit/{train,val,dev}/<city>/..._leftImg8bit.png,\n"
+            "              gtFine/{train,val,dev}/<city>/..._gtFine_labelIds.png, train.txt,\n"
+            "              val.txt, dev.txt\n"
+            "val is the split results are reported on; dev (data.val_split = dev) is a held-out\n"
+            "split of other scenes for choosing settings, so that nothing is tuned on val.\n"
             "Use them as data.source = gta5 (root DIR/source) and data.target = cityscapes\n"
             "(root DIR/target). The same seed gives the same bytes.\n\n"
             "  --out DIR        output folder (created)\n"
             "  --seed S         random seed [1]\n"
             "  --size WxH       image size [128x64]\n"
             "  --count N        source images and target train images [200]\n"
-            "  --val-count M    target val images [N/4, at least 1]\n");
+            "  --val-count M    target val images [N/4, at least 1]\n"
+            "  --dev-count M    target dev images [as many as val]\n");
 }
 
 static bool parse_u64(const char *s, unsigned long long *v)
@@ -78,7 +83,7 @@ int seg_cmd_synth(int argc, char **argv)
 {
     struct seg_synth_opts o;
     seg_synth_defaults(&o);
-    int val = -1;
+    int val = -1, dev = -1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -103,6 +108,8 @@ int seg_cmd_synth(int argc, char **argv)
             ok = parse_int(v, 1, 1000000, &o.n_source) && ((o.n_target = o.n_source), true);
         else if (!strcmp(a, "--val-count"))
             ok = parse_int(v, 0, 1000000, &val);
+        else if (!strcmp(a, "--dev-count"))
+            ok = parse_int(v, 0, 1000000, &dev);
         else {
             fprintf(stderr, "segda synth: unknown option %s\n", a);
             usage(stderr);
@@ -119,6 +126,7 @@ int seg_cmd_synth(int argc, char **argv)
         return 2;
     }
     o.n_val = val >= 0 ? val : (o.n_target / 4 > 0 ? o.n_target / 4 : 1);
+    o.n_dev = dev >= 0 ? dev : o.n_val;
     struct progress p = {.tty = isatty(fileno(stdout))};
     o.progress = on_progress;
     o.progress_ctx = &p;
@@ -130,7 +138,7 @@ int seg_cmd_synth(int argc, char **argv)
         fprintf(stderr, "segda synth: %s\n", seg_last_error());
         return st == SEG_STATUS_INVALID ? 2 : st == SEG_STATUS_IO || st == SEG_STATUS_FORMAT ? 4 : 1;
     }
-    printf("synth: wrote %d source, %d target train, %d target val images to %s\n", o.n_source,
-           o.n_target, o.n_val, o.out);
+    printf("synth: wrote %d source, %d target train, %d target val, %d target dev images to %s\n",
+           o.n_source, o.n_target, o.n_val, o.n_dev, o.out);
     return 0;
 }

@@ -348,11 +348,12 @@ struct seg_synth_opts {
     uint64_t    seed;
     int         w, h;
     int         n_source, n_target, n_val;
+    int         n_dev; /* target dev split: for tuning, kept apart from val */
     /* Called after every image (may be NULL). */
     void      (*progress)(void *ctx, const char *what, int done, int total);
     void       *progress_ctx;
 };
-void seg_synth_defaults(struct seg_synth_opts *o);   /* 128x64, 200 / 200 / 50, seed 1 */
+void seg_synth_defaults(struct seg_synth_opts *o);   /* 128x64, 200 / 200 / 50 / 50, seed 1 */
 /* One scene in memory: rgb w*h*3, ids w*h Cityscapes labelIds. stream separates splits. */
 enum seg_status seg_synth_render(uint64_t seed, enum seg_synth_domain d, uint64_t stream,
                                  uint64_t index, int w, int h, uint8_t *rgb, uint8_t *ids);

@@ -230,9 +230,10 @@ static enum seg_status build_cityscapes(struct builder *b, const char *root)
 {
     const struct seg_dataset_opts *o = b->o;
     const char *split = o->split && o->split[0] ? o->split : NULL;
-    if (!split || (strcmp(split, "train") && strcmp(split, "val") && strcmp(split, "test")))
-        return seg_error(SEG_STATUS_INVALID, "cityscapes dataset: split must be train, val or test (got '%s')",
-                         split ? split : "");
+    /* dev: not a Cityscapes split; segda synth's held-out tuning split */
+    if (!split || (strcmp(split, "train") && strcmp(split, "val") && strcmp(split, "test") && strcmp(split, "dev")))
+        return seg_error(SEG_STATUS_INVALID,
+                         "cityscapes dataset: split must be train, val, test or dev (got '%s')", split ? split : "");
     static const char img_suffix[] = "_leftImg8bit.png", lbl_suffix[] = "_gtFine_labelIds.png";
     char *img_base = seg_path_join3(root, "leftImg8bit", split);
     char *lbl_base = seg_path_join3(root, "gtFine", split);

@@ -560,6 +560,7 @@ void seg_synth_defaults(struct seg_synth_opts *o)
     o->n_source = 200;
     o->n_target = 200;
     o->n_val = 50;
+    o->n_dev = 50;
 }
 
 static enum seg_status write_list(const char *path, struct seg_strv *lines)
@@ -581,13 +582,14 @@ enum seg_status seg_synth_generate(const struct seg_synth_opts *o)
 {
     if (!o->out || !o->out[0])
         return seg_error(SEG_STATUS_INVALID, "synth: no output folder");
-    if (o->n_source < 0 || o->n_target < 0 || o->n_val < 0 || o->n_source + o->n_target + o->n_val == 0)
-        return seg_error(SEG_STATUS_INVALID, "synth: nothing to generate (%d / %d / %d images)",
-                         o->n_source, o->n_target, o->n_val);
+    if (o->n_source < 0 || o->n_target < 0 || o->n_val < 0 || o->n_dev < 0 ||
+        o->n_source + o->n_target + o->n_val + o->n_dev == 0)
+        return seg_error(SEG_STATUS_INVALID, "synth: nothing to generate (%d / %d / %d / %d images)",
+                         o->n_source, o->n_target, o->n_val, o->n_dev);
     size_t npx = (size_t)o->w * o->h;
     uint8_t *rgb = malloc(npx * 3), *ids = malloc(npx);
-    char *paths[6] = {0};
-    struct seg_strv lists[3] = {{0}};
+    char *paths[8] = {0};
+    struct seg_strv lists[4] = {{0}};
     enum seg_status st = SEG_STATUS_OK;
     if (!rgb || !ids) {
         st = seg_error(SEG_STATUS_OUT_OF_MEMORY, "synth: out of host memory");
@@ -601,20 +603,24 @@ enum seg_status seg_synth_generate(const struct seg_synth_opts *o)
     paths[3] = seg_path_join3(o->out, "target", "gtFine/train/synthtown");
     paths[4] = seg_path_join3(o->out, "target", "leftImg8bit/val/synthville");
     paths[5] = seg_path_join3(o->out, "target", "gtFine/val/synthville");
-    for (int i = 0; i < 6 && st == SEG_STATUS_OK; i++)
+    paths[6] = seg_path_join3(o->out, "target", "leftImg8bit/dev/synthburg");
+    paths[7] = seg_path_join3(o->out, "target", "gtFine/dev/synthburg");
+    for (int i = 0; i < 8 && st == SEG_STATUS_OK; i++)
         st = paths[i] ? seg_dir_create(paths[i]) : seg_error(SEG_STATUS_OUT_OF_MEMORY, "synth: out of host memory");
     /* (domain, stream, count, image dir, label dir, city) */
     const struct {
         enum seg_synth_domain d;
         int                   stream, count;
         const char           *what, *city;
-    } parts[3] = {
+    } parts[4] = {
         {SEG_SYNTH_SOURCE, 0, o->n_source, "source", NULL},
         {SEG_SYNTH_TARGET, 1, o->n_target, "target train", "synthtown"},
         {SEG_SYNTH_TARGET, 2, o->n_val, "target val", "synthville"},
+        /* a split of its own stream for tuning, so that settings are never picked on val */
+        {SEG_SYNTH_TARGET, 3, o->n_dev, "target dev", "synthburg"},
     };
     char name[256];
-    for (int p = 0; p < 3 && st == SEG_STATUS_OK; p++) {
+    for (int p = 0; p < 4 && st == SEG_STATUS_OK; p++) {
         for (int i = 0; i < parts[p].count && st == SEG_STATUS_OK; i++) {
             st = seg_synth_render(o->seed, parts[p].d, (uint64_t)parts[p].stream, (uint64_t)i, o->w, o->h, rgb, ids);
             char *ip = NULL, *lp = NULL;
@@ -629,9 +635,9 @@ enum seg_status seg_synth_generate(const struct seg_synth_opts *o)
             } else {
                 const char *city = parts[p].city;
                 snprintf(name, sizeof name, "%s_%06d_000019_leftImg8bit.png", city, i);
-                ip = seg_path_join(paths[p == 1 ? 2 : 4], name);
+                ip = seg_path_join(paths[2 * p], name);
                 snprintf(name, sizeof name, "%s_%06d_000019_gtFine_labelIds.png", city, i);
-                lp = seg_path_join(paths[p == 1 ? 3 : 5], name);
+                lp = seg_path_join(paths[2 * p + 1], name);
                 if (ip && lp && (st = seg_png_write(ip, rgb, o->w, o->h, 3, 8, NULL, 0)) == SEG_STATUS_OK)
                     st = seg_png_write(lp, ids, o->w, o->h, 1, 8, NULL, 0);
                 snprintf(name, sizeof name, "%s/%s_%06d_000019_leftImg8bit.png", city, city, i);
@@ -646,8 +652,9 @@ enum seg_status seg_synth_generate(const struct seg_synth_opts *o)
                 o->progress(o->progress_ctx, parts[p].what, i + 1, parts[p].count);
         }
     }
-    static const char *const list_names[3] = {"source/train.txt", "target/train.txt", "target/val.txt"};
-    for (int p = 0; p < 3 && st == SEG_STATUS_OK; p++) {
+    static const char *const list_names[4] = {"source/train.txt", "target/train.txt", "target/val.txt",
+                                              "target/dev.txt"};
+    for (int p = 0; p < 4 && st == SEG_STATUS_OK; p++) {
         if (!parts[p].count)
             continue;
         char *lp = seg_path_join(o->out, list_names[p]);
@@ -658,20 +665,20 @@ enum seg_status seg_synth_generate(const struct seg_synth_opts *o)
         char info[1024];
         int n = snprintf(info, sizeof info,
                          "segda synthetic domain-shift benchmark\n"
-                         "seed %llu, size %dx%d, %d source, %d target train, %d target val images\n"
+                         "seed %llu, size %dx%d, %d source, %d target train, %d target val, %d target dev images\n"
                          "source: GTA5 layout (images/, labels/ = palette PNGs of Cityscapes labelIds)\n"
                          "target: Cityscapes layout (leftImg8bit/, gtFine/*_gtFine_labelIds.png)\n"
                          "classes: road sidewalk building wall fence pole traffic-light traffic-sign\n"
                          "         vegetation terrain sky person car (ego vehicle = labelId 1, ignored)\n",
-                         (unsigned long long)o->seed, o->w, o->h, o->n_source, o->n_target, o->n_val);
+                         (unsigned long long)o->seed, o->w, o->h, o->n_source, o->n_target, o->n_val, o->n_dev);
         char *ip = seg_path_join(o->out, "README.txt");
         st = ip ? seg_file_write_atomic(ip, info, (size_t)n) : seg_error(SEG_STATUS_OUT_OF_MEMORY, "synth: out of host memory");
         free(ip);
     }
 done:
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 8; i++)
         free(paths[i]);
-    for (int p = 0; p < 3; p++)
+    for (int p = 0; p < 4; p++)
         seg_strv_free(&lists[p]);
     free(rgb);
     free(ids);

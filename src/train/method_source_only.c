@@ -1,29 +1,49 @@
 /* method_source_only.c: supervised training on the source domain only (the baseline every
  * adaptation method starts from): cross-entropy on logits upsampled to the input, plus the
- * auxiliary classifier's loss weighted by loss.aux_weight. */
+ * auxiliary classifier's loss weighted by loss.aux_weight and a source Lovasz-softmax term
+ * weighted by loss.source_lovasz. */
 #include "dist/dist.h"
 #include "train/methods.h"
+
+enum seg_status seg_supervised_terms(struct seg_ag *ag, struct seg_var *main, struct seg_var *aux,
+                                     const struct seg_tensor *labels, double aux_w, double lov_w,
+                                     struct seg_var *terms[3], struct seg_var **loss)
+{
+    int64_t h = labels->shape[1], w = labels->shape[2];
+    struct seg_var *up, *upa, *pr, *scaled;
+    terms[0] = terms[1] = terms[2] = NULL;
+    TRY(seg_ag_resize_bilinear(ag, main, h, w, true, &up));
+    TRY(seg_ag_cross_entropy(ag, up, labels, NULL, 255, &terms[0]));
+    *loss = terms[0];
+    if (aux && aux_w != 0.0) {
+        TRY(seg_ag_resize_bilinear(ag, aux, h, w, true, &upa));
+        TRY(seg_ag_cross_entropy(ag, upa, labels, NULL, 255, &terms[1]));
+        TRY(seg_ag_affine(ag, terms[1], (float)aux_w, 0.0f, &scaled));
+        TRY(seg_ag_add(ag, *loss, scaled, loss));
+    }
+    if (lov_w != 0.0) { /* SDCA's released warm-up: Lovasz-softmax on the source prediction */
+        TRY(seg_ag_softmax(ag, up, 1, false, &pr));
+        TRY(seg_ag_lovasz_softmax(ag, pr, labels, 255, &terms[2]));
+        TRY(seg_ag_affine(ag, terms[2], (float)lov_w, 0.0f, &scaled));
+        TRY(seg_ag_add(ag, *loss, scaled, loss));
+    }
+    return SEG_STATUS_OK;
+}
 
 enum seg_status seg_segmentation_loss(struct seg_trainer *t, struct seg_var *images,
                                       const struct seg_tensor *labels, struct seg_model_out *out,
                                       struct seg_var **loss, struct seg_losses *losses)
 {
-    double aux_w;
-    struct seg_var *up, *l_main, *upa, *l_aux, *scaled;
-    int64_t h = images->value->shape[2], w = images->value->shape[3];
+    double aux_w, lov_w;
+    struct seg_var *terms[3];
+    static const char *const names[3] = {"seg", "seg_aux", "lovasz_src"};
     TRY(seg_config_float(&t->cfg, "loss.aux_weight", &aux_w));
+    TRY(seg_config_float(&t->cfg, "loss.source_lovasz", &lov_w));
     TRY(seg_model_forward_source(t->ag, t->model, images, true, out));
-    TRY(seg_ag_resize_bilinear(t->ag, out->main, h, w, true, &up));
-    TRY(seg_ag_cross_entropy(t->ag, up, labels, NULL, 255, &l_main));
-    TRY(seg_losses_add_var(losses, "seg", l_main));
-    *loss = l_main;
-    if (out->aux && aux_w != 0.0) {
-        TRY(seg_ag_resize_bilinear(t->ag, out->aux, h, w, true, &upa));
-        TRY(seg_ag_cross_entropy(t->ag, upa, labels, NULL, 255, &l_aux));
-        TRY(seg_losses_add_var(losses, "seg_aux", l_aux));
-        TRY(seg_ag_affine(t->ag, l_aux, (float)aux_w, 0.0f, &scaled));
-        TRY(seg_ag_add(t->ag, l_main, scaled, loss));
-    }
+    TRY(seg_supervised_terms(t->ag, out->main, out->aux, labels, aux_w, lov_w, terms, loss));
+    for (int i = 0; i < 3; i++)
+        if (terms[i])
+            TRY(seg_losses_add_var(losses, names[i], terms[i]));
     return SEG_STATUS_OK;
 }
 

@@ -54,9 +54,50 @@ def lovasz_softmax(gen):
     return {"logits": x, "labels": y}, {"loss": loss}, {"ignore_index": 255}
 
 
+def lovasz_ref(p, lab):
+    """Lovasz-softmax of probabilities p [P, C] and labels [P] (classes present, 255 ignored)."""
+    keep = lab != 255
+    p, lab = p[keep], lab[keep]
+    terms = []
+    for k in range(p.shape[1]):
+        fg = (lab == k).double()
+        if fg.sum() == 0:
+            continue
+        err = (fg - p[:, k]).abs()
+        err_sorted, order = torch.sort(err, descending=True)
+        fg_sorted = fg[order]
+        gts = fg_sorted.sum()
+        jac = 1 - (gts - fg_sorted.cumsum(0)) / (gts + (1 - fg_sorted).cumsum(0))
+        terms.append(torch.dot(err_sorted, torch.cat([jac[:1], jac[1:] - jac[:-1]])))
+    return torch.stack(terms).mean()
+
+
+def supervised(gen, source_lovasz=0.0):
+    """CE on the main and auxiliary logits upsampled to the labels (bilinear, align_corners),
+    plus the Lovasz-softmax of the upsampled main prediction (SDCA's released warm-up)."""
+    c, aux_w = 5, 0.1
+    main = rand(gen, 2, c, 3, 4, lo=-3, hi=3).requires_grad_()
+    aux = rand(gen, 2, c, 3, 4, lo=-3, hi=3).requires_grad_()
+    y = labels(gen, 2, 7, 9, classes=c)
+    lab = y.long()
+    up = F.interpolate(main, size=(7, 9), mode="bilinear", align_corners=True)
+    upa = F.interpolate(aux, size=(7, 9), mode="bilinear", align_corners=True)
+    ce = F.cross_entropy(up, lab, ignore_index=255)
+    loss = ce + aux_w * F.cross_entropy(upa, lab, ignore_index=255)
+    out = {"ce": ce}
+    if source_lovasz:
+        lov = lovasz_ref(F.softmax(up, 1).permute(0, 2, 3, 1).reshape(-1, c), lab.reshape(-1))
+        loss = loss + source_lovasz * lov
+        out["lovasz"] = lov
+    out["loss"] = loss
+    return {"main": main, "aux": aux, "labels": y}, out, {"aux_weight": aux_w, "source_lovasz": source_lovasz}
+
+
 CASES = {
     "base_entropy": entropy,
     "base_kl_div": kl_div,
     "base_bce_with_logits": bce_with_logits,
     "base_lovasz_softmax": lovasz_softmax,
+    "base_supervised": supervised,
+    "base_supervised_lovasz": lambda gen: supervised(gen, 0.75),
 }
