@@ -185,7 +185,7 @@ static enum seg_status score_one(struct scorer *s, const char *gt_path, int fi)
     bool is_rgb = pids.channels >= 3;
     bool color = s->format == SEG_PRED_COLOR || (s->format == SEG_PRED_AUTO && is_rgb);
     if (!st && !color && is_rgb)
-        st = seg_error(SEG_STATUS_FORMAT, "%s: an RGB PNG, not %s ids (grey or palette indices); "
+        st = seg_error(SEG_STATUS_FORMAT, "%s: an RGB PNG, but %s predictions are grey (or palette-index) PNGs; "
                        "--pred-format color or auto reads colours", pp, seg_pred_format_name(s->format));
     if (!st && color) {
         st = seg_image_decode(buf, size, pp, &rgb);
