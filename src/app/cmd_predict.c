@@ -1,5 +1,5 @@
-/* cmd_predict.c: `segda predict`: colorized predictions (and overlays) for an image, a
- * folder or a list file. */
+/* cmd_predict.c: `segda predict`: predictions (colorized, trainIds or labelIds) and overlays
+ * for an image, a folder or a list file. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,9 +17,13 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: segda predict --weights W.safetensors --input IMG|DIR|LIST.txt --out DIR\n"
                "                     [--size WxH] [--device D] [--overlay] [--flip] [--norm deeplab|imagenet]\n"
-               "                     [--config FILE.ini] [--easy-hard THRESHOLDS] [--alpha A]\n\n"
-               "Writes DIR/<name>_pred.png (Cityscapes palette) for every image (PNG or JPEG; a folder is\n"
-               "read in sorted order, a .txt list holds one path a line), and with --overlay also\n"
+               "                     [--config FILE.ini] [--easy-hard THRESHOLDS] [--alpha A]\n"
+               "                     [--format color|trainid|labelid]\n\n"
+               "Writes DIR/<name>_pred.png for every image (PNG or JPEG; a folder is read in sorted order,\n"
+               "a .txt list holds one path a line): --format color (default) in the Cityscapes palette,\n"
+               "trainid as grey class indices (Cityscapes trainIds for 19 classes), labelid as grey\n"
+               "Cityscapes labelIds (the benchmark's format; 19, 16 or 13-class models); segda eval\n"
+               "--pred-dir scores any of them. With --overlay also\n"
                "DIR/<name>_overlay.png (the image blended with its prediction). The network sees the\n"
                "image resized to --size (default: its own size); the prediction is at the image's size.\n"
                "--config applies a training configuration's test-time options (PLCA: plca.test_aggregation).\n"
@@ -165,7 +169,7 @@ int seg_cmd_predict(int argc, char **argv)
     const char *weights = NULL, *input = NULL, *out = NULL, *device = "auto", *size = NULL, *config = NULL;
     enum seg_norm norm = SEG_NORM_DEEPLAB;
     bool overlay = false, flip = false;
-    const char *norm_name = "deeplab", *easy_hard = NULL;
+    const char *norm_name = "deeplab", *easy_hard = NULL, *format_name = "color";
     double alpha = 0.85;
     const struct seg_arg args[] = {
         {"--weights", SEG_ARG_STR, &weights}, {"--input", SEG_ARG_STR, &input},
@@ -173,7 +177,7 @@ int seg_cmd_predict(int argc, char **argv)
         {"--size", SEG_ARG_STR, &size},       {"--overlay", SEG_ARG_FLAG, &overlay},
         {"--flip", SEG_ARG_FLAG, &flip},      {"--norm", SEG_ARG_STR, &norm_name},
         {"--config", SEG_ARG_STR, &config},   {"--easy-hard", SEG_ARG_STR, &easy_hard},
-        {"--alpha", SEG_ARG_DOUBLE, &alpha},
+        {"--alpha", SEG_ARG_DOUBLE, &alpha},  {"--format", SEG_ARG_STR, &format_name},
     };
     int rc = seg_args_parse("predict", argc, argv, args, (int)(sizeof args / sizeof args[0]), usage);
     if (rc >= 0)
@@ -182,6 +186,11 @@ int seg_cmd_predict(int argc, char **argv)
     if (!weights || !input || !out) {
         fprintf(stderr, "segda predict: --weights, --input and --out are required\n");
         usage(stderr);
+        return SEG_EXIT_USAGE;
+    }
+    int format = seg_pred_format_from_name(format_name);
+    if (format < 0 || format == SEG_PRED_AUTO) {
+        fprintf(stderr, "segda predict: --format '%s': color, trainid or labelid\n", format_name);
         return SEG_EXIT_USAGE;
     }
     int sw = 0, sh = 0;
@@ -215,7 +224,7 @@ int seg_cmd_predict(int argc, char **argv)
         eo.probs = &probs;
     }
     for (int i = 0; !st && i < n; i++) {
-        struct seg_image im = {0}, net = {0}, col = {0}, ov = {0};
+        struct seg_image im = {0}, net = {0}, col = {0}, ov = {0}, ids = {0};
         st = seg_image_load(paths[i], &im);
         int w = sw ? sw : im.w, h = sh ? sh : im.h;
         if (!st) st = seg_image_resize_bilinear(&im, w, h, &net);
@@ -240,9 +249,12 @@ int seg_cmd_predict(int argc, char **argv)
         char *dot = strrchr(base, '.');
         if (dot)
             *dot = '\0';
-        if (!st) st = seg_colorize(pred, im.w, im.h, m->cfg.num_classes, &col);
+        if (!st && (format == SEG_PRED_COLOR || overlay))
+            st = seg_colorize(pred, im.w, im.h, m->cfg.num_classes, &col);
+        if (!st && format != SEG_PRED_COLOR)
+            st = seg_pred_encode(pred, im.w, im.h, m->cfg.num_classes, (enum seg_pred_format)format, &ids);
         snprintf(path, sizeof path, "%s/%s_pred.png", out, base);
-        if (!st) st = seg_image_write_png(path, &col);
+        if (!st) st = seg_image_write_png(path, format == SEG_PRED_COLOR ? &col : &ids);
         if (!st && overlay) {
             st = seg_overlay(&im, &col, 0.5f, &ov);
             snprintf(path, sizeof path, "%s/%s_overlay.png", out, base);
@@ -262,6 +274,7 @@ int seg_cmd_predict(int argc, char **argv)
         seg_image_free(&net);
         seg_image_free(&col);
         seg_image_free(&ov);
+        seg_image_free(&ids);
     }
     if (!st)
         fprintf(stderr, "\nsegda predict: %d predictions in %s\n", n, out);

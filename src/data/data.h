@@ -333,6 +333,52 @@ enum seg_status seg_grid_write(const char *path, const struct seg_image *input,
                                const int32_t *gt, int gt_w, int gt_h, const int32_t *pred,
                                int w, int h, int num_classes);
 
+/* ---- prediction files ------------------------------------------------------------------
+ * Class maps as PNGs other tools exchange: trainid (8-bit grey class indices of the space,
+ * i.e. Cityscapes trainIds for 19 classes), labelid (8-bit grey Cityscapes labelIds, the
+ * benchmark's submission format) or color (RGB, seg_colorize's palette). */
+enum seg_pred_format { SEG_PRED_AUTO, SEG_PRED_TRAINID, SEG_PRED_LABELID, SEG_PRED_COLOR };
+/* "auto", "trainid", "labelid", "color"; -1 when unknown. */
+int         seg_pred_format_from_name(const char *name);
+const char *seg_pred_format_name(enum seg_pred_format f);
+/* A class map (0..num_classes-1) as an image of format f (not auto): c = 1 for ids (values
+ * outside the classes: 255 as trainid, 0 "unlabeled" as labelid), c = 3 for color. labelid
+ * needs a 19, 16 or 13-class space. */
+enum seg_status seg_pred_encode(const int32_t *classes, int w, int h, int num_classes,
+                                enum seg_pred_format f, struct seg_image *out);
+
+/* Ground-truth label PNGs of a folder and its subfolders, sorted: the *_gtFine_labelIds.png
+ * when there are any (a Cityscapes gtFine folder), else every PNG. names[i]: the path below
+ * the folder without .png, _gtFine_labelIds or _eval (Cross-City), as a dataset names it. */
+struct seg_gt_files {
+    int    n;
+    char **paths;
+    char **names;
+};
+enum seg_status seg_gt_files_scan(const char *dir, struct seg_gt_files *out);
+void            seg_gt_files_free(struct seg_gt_files *g);
+
+/* How seg_pred_dir_score read the folder. */
+struct seg_pred_score {
+    int                  images;      /* ground-truth images scored */
+    int                  color_files; /* predictions read as colours */
+    int                  id_files;    /* ... as grey (or palette-index) ids */
+    enum seg_pred_format id_format;   /* trainid or labelid: how the ids were read */
+    int                  unmatched;   /* PNGs of the folder no ground-truth image named */
+};
+/* Scores the prediction PNGs of dir (and its subfolders) against the first max_items (0:
+ * all) ground-truth files, raw ids decoded by map, into conf (map->num_classes classes).
+ * Ground truth named S (its last path component) is scored with the PNG named S,
+ * S_leftImg8bit, S_gtFine_labelIds, each optionally followed by _pred, or with its flat
+ * name (seg_dataset_flat_name). auto reads an RGB PNG as color and grey or palette PNGs as
+ * labelid when every value in the folder is the labelId of a class, else as trainid. A
+ * missing prediction, one of another size than its ground truth, an RGB PNG where ids are
+ * asked for, an unknown id or colour: an error naming the file (and the value and pixel). */
+enum seg_status seg_pred_dir_score(const char *dir, enum seg_pred_format format,
+                                   const struct seg_gt_files *gt, const struct seg_labelmap *map,
+                                   int max_items, struct seg_confusion *conf,
+                                   struct seg_pred_score *info);
+
 /* ---- synthetic domain-shift benchmark ------------------------------------------------
  * Street scenes (road with perspective, sidewalks, buildings, sky, vegetation, terrain,
  * fence, poles with signs and lights, cars, people; painter's order gives occlusion).
