@@ -100,7 +100,7 @@ static void test_model_round_trip(void **state)
 {
     struct seg_backend *be = NULL;
     assert_int_equal(seg_backend_create("cpu", &be), 0);
-    struct seg_model_config cfg = {SEG_ARCH_DEEPLABV2_TINY, 7, true, true, SEG_BN_POLICY_FROZEN_AFFINE, 5, 0, false};
+    struct seg_model_config cfg = {SEG_ARCH_DEEPLABV2_TINY, 7, true, true, SEG_BN_POLICY_FROZEN_AFFINE, 5, 0, false, false};
     struct seg_model *a = NULL, *b = NULL;
     assert_int_equal(seg_model_create(be, &cfg, &a), 0);
     cfg.seed = 6;
@@ -187,7 +187,7 @@ static void test_target_stem(void **state)
 {
     struct seg_backend *be = NULL;
     assert_int_equal(seg_backend_create("cpu", &be), 0);
-    struct seg_model_config cfg = {SEG_ARCH_DEEPLABV2_TINY, 5, true, true, SEG_BN_POLICY_FROZEN_AFFINE, 5, 0, false};
+    struct seg_model_config cfg = {SEG_ARCH_DEEPLABV2_TINY, 5, true, true, SEG_BN_POLICY_FROZEN_AFFINE, 5, 0, false, false};
     struct seg_model *plain = NULL, *two = NULL, *back = NULL;
     assert_int_equal(seg_model_create(be, &cfg, &plain), 0);
     cfg.target_stem = true;
@@ -248,6 +248,39 @@ static void test_target_stem(void **state)
     seg_backend_destroy(be);
 }
 
+/* The torchvision-layout ResNet-101 and a batch norm without epsilon are recorded in the
+ * checkpoint (inference rebuilds the model from it), and no epsilon with batch statistics
+ * is refused. */
+static void test_tv_arch_recorded(void **state)
+{
+    (void)state;
+    struct seg_backend *be = NULL;
+    assert_int_equal(seg_backend_create("cpu", &be), 0);
+    struct seg_model_config cfg = {SEG_ARCH_DEEPLABV2_RESNET101_TV, 3, false, true, SEG_BN_POLICY_FROZEN_AFFINE,
+                                   5, 4, false, true};
+    struct seg_model *m = NULL;
+    assert_int_equal(seg_model_create(be, &cfg, &m), SEG_STATUS_INVALID);
+    assert_non_null(strstr(seg_last_error(), "frozen"));
+    cfg.bn = SEG_BN_POLICY_FROZEN;
+    assert_int_equal(seg_model_create(be, &cfg, &m), 0);
+    char path[] = "/tmp/segda-ckpt-tv-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(seg_model_save(m, path, NULL, 0), 0);
+    struct seg_model_config got;
+    assert_int_equal(seg_model_config_from_file(path, &got), 0);
+    assert_int_equal(got.arch, SEG_ARCH_DEEPLABV2_RESNET101_TV);
+    assert_string_equal(seg_arch_name(got.arch), "deeplabv2_resnet101_tv");
+    assert_int_equal(seg_arch_from_name("deeplabv2_resnet101_tv"), SEG_ARCH_DEEPLABV2_RESNET101_TV);
+    assert_int_equal(got.width, 4);
+    assert_true(got.bn_eps_zero);
+    assert_false(got.multi_level);
+    close(fd);
+    unlink(path);
+    seg_model_destroy(m);
+    seg_backend_destroy(be);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -255,6 +288,7 @@ int main(void)
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_model_round_trip),
         cmocka_unit_test(test_target_stem),
+        cmocka_unit_test(test_tv_arch_recorded),
     };
     return cmocka_run_group_tests_name("checkpoint-cpu", tests, NULL, NULL);
 }

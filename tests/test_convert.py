@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """tools/convert_pth.py on every layout users start from, each a small synthetic state_dict
 named as the official repositories name it (AdaptSegNet/ADVENT multi- and single-level, the
-original layer5 naming, DASS, PLCA with DomainBN, SDCA ResNet and VGG-16, torchvision's
-ImageNet ResNet): detected, converted, then `segda infer` against the PyTorch forward of the
-same weights. Conversions that would leave a backbone or classifier tensor unset fail
+original layer5 naming, DASS, PLCA with DomainBN, SDCA ResNet-101 (FrozenBatchNorm2d and
+BatchNorm2d) and VGG-16, torchvision's ImageNet ResNet-101): detected, converted, then `segda
+infer` against the PyTorch forward of the same weights. The ResNet-101s are the torchvision
+layout (deeplabv2_resnet101_tv) at width 8. Conversions that would leave a backbone or classifier tensor unset fail
 (exit 1) naming it. usage: test_convert.py SEGDA WORKDIR DEVICE"""
 import os
 import subprocess
@@ -28,6 +29,23 @@ def model(multi=False, bias=True, seed=0):
     m = DeepLabV2(ARCH, 19, multi_level=multi, bias=bias).double()
     randomize(m, torch.Generator().manual_seed(seed))
     return m.eval()
+
+
+def tv_model(seed, eps=1e-5):
+    """SDCA's ResNet-101 (torchvision layout, width 8, one classifier), running variances small
+    enough that a batch-norm epsilon of 1e-5 shows."""
+    m = DeepLabV2("deeplabv2_resnet101_tv", 19, multi_level=False, width=8, eps=eps).double()
+    randomize(m, torch.Generator().manual_seed(seed), small_var=True)
+    return m.eval()
+
+
+def sdca_of(m, frozen):
+    """SDCA's checkpoint: FrozenBatchNorm2d (FREEZE_BN) saves no num_batches_tracked."""
+    sd = {k: (v.float() if v.is_floating_point() else v) for k, v in m.state_dict().items()
+          if not (frozen and k.endswith("num_batches_tracked"))}
+    fe = {"module.backbone." + k: v for k, v in sd.items() if not k.startswith("layer6.")}
+    cl = {"module." + k[len("layer6."):]: v for k, v in sd.items() if k.startswith("layer6.")}
+    return {"iteration": 5, "feature_extractor": fe, "classifier": cl}
 
 
 def sd_of(m):
@@ -70,14 +88,16 @@ def main():
     x = torch.from_numpy(rgb.astype(np.float64)).permute(2, 0, 1)[[2, 1, 0]]
     x = x - torch.tensor([104.00698793, 116.66876762, 122.67891434], dtype=torch.float64).view(3, 1, 1)
 
-    def converted(name, obj, ref, layout, *args, note=None):
+    def converted(name, obj, ref, layout, *args, note=None, absent=()):
         rc, log, out = convert(work, name, obj, *args)
         if rc != 0:
             check(name, False, f"conversion failed (exit {rc}):\n{log}")
             return
         check(name, f"layout {layout}," in log, f"detected as {layout}")
-        if note:
-            check(name, note in log, f"says '{note}'")
+        for n in ([note] if isinstance(note, str) else note or []):
+            check(name, n in log, f"says '{n}'")
+        for n in absent:
+            check(name, n not in log, f"does not say '{n}'")
         got, err = infer(segda, work, out, device, png)
         if got is None:
             check(name, False, f"segda infer failed: {err}")
@@ -136,12 +156,14 @@ def main():
         else:
             plca["backbone." + k] = v
     converted("plca", {"weights": plca}, m, "plca", note="DomainBN")
-    # SDCA ResNet: names as torchvision's, placed exactly; the stride is where segda has it
-    m = model(seed=10)
-    fe = {"module.backbone." + k: v for k, v in sd_of(m).items() if not k.startswith("layer6.")}
-    cl = {"module." + k[len("layer6."):]: v for k, v in sd_of(m).items() if k.startswith("layer6.")}
-    converted("sdca-resnet", {"iteration": 5, "feature_extractor": fe, "classifier": cl}, m, "sdca",
-              note="ARCHITECTURE DIFFERS")
+    # SDCA ResNet-101: the torchvision layout, exact. Its FrozenBatchNorm2d has no epsilon (the
+    # source-only and adaptation stages); the SSL stage's BatchNorm2d has 1e-5.
+    m = tv_model(seed=10, eps=0.0)
+    converted("sdca-resnet", sdca_of(m, frozen=True), m, "sdca",
+              note=["deeplabv2_resnet101_tv", "FrozenBatchNorm2d"], absent=["ARCHITECTURE DIFFERS"])
+    m = tv_model(seed=15)
+    converted("sdca-resnet-bn", sdca_of(m, frozen=False), m, "sdca", note="deeplabv2_resnet101_tv",
+              absent=["FrozenBatchNorm2d", "ARCHITECTURE DIFFERS"])
     # SDCA VGG-16 (width 8): its Sequential renumbered after pool4, fc6 / fc7 at 29 / 31
     v = DeepLabV2VGG(19, base=8).double()
     randomize(v, torch.Generator().manual_seed(11))
@@ -157,24 +179,40 @@ def main():
             cl[k[len("layer6."):]] = t
     assert len(fe) == 2 * (len(VGG_CONV) + 2)
     converted("sdca-vgg", {"feature_extractor": fe, "classifier": cl}, v, "sdca")
-    # torchvision's ImageNet ResNet: a backbone init (fc left out, no classifier), every tensor placed
-    m = model(seed=12)
+    # torchvision's ImageNet ResNet-101 (width 8 here): a backbone init (fc left out, no
+    # classifier), every tensor placed as is, into the torchvision layout
+    m = tv_model(seed=12)
     tv = {k: v for k, v in sd_of(m).items() if not k.startswith("layer6.")}
     tv["fc.weight"], tv["fc.bias"] = torch.randn(1000, 256), torch.randn(1000)
     rc, log, out = convert(work, "torchvision", tv)
-    placed, _ = st_io.load(out) if rc == 0 else ({}, None)
+    placed, meta = st_io.load(out) if rc == 0 else ({}, {})
     same = rc == 0 and all(np.array_equal(np.array(placed[k]), t.numpy()) for k, t in tv.items() if not k.startswith("fc."))
     check("torchvision", rc == 0 and "layout torchvision" in log and "no classifier in the input" in log
-          and "ARCHITECTURE DIFFERS" in log and same, f"exit {rc}, every backbone tensor placed as is, the notes")
+          and "ARCHITECTURE DIFFERS" not in log and same, f"exit {rc}, every backbone tensor placed as is, the notes")
+    check("torchvision", meta.get("arch") == "deeplabv2_resnet101_tv" and str(meta.get("width")) == "8"
+          and str(meta.get("bn_eps_zero")) == "0", f"metadata arch {meta.get('arch')}, width {meta.get('width')}, "
+          f"bn_eps_zero {meta.get('bn_eps_zero')}")
     # an init has no classifier, so `segda infer` (every tensor) cannot run it: training loads it
     syn = os.path.join(work, "synth")
     subprocess.run([segda, "synth", "--out", syn, "--count", "2"], check=True, capture_output=True)
     r = subprocess.run([segda, "train", "--config", os.path.join(here, "..", "configs", "synth_source_only.ini"),
                         "--set", f"model.init={out}", "--set", f"data.source_root={syn}/source",
+                        "--set", "model.arch=deeplabv2_resnet101_tv", "--set", "model.width=8",
+                        "--set", "data.norm=imagenet", "--set", "model.bn=frozen", "--set", "model.bn_eps_zero=true",
                         "--set", f"data.target_root={syn}/target", "--device", "cpu", "--check"],
                        capture_output=True, text=True)
     check("torchvision-init", r.returncode == 0, "train --check loads it as model.init"
           + (f": {r.stdout}{r.stderr}" if r.returncode else ""))
+    # no epsilon with batch statistics divides by zero on a constant channel: refused, naming the keys
+    r = subprocess.run([segda, "train", "--config", os.path.join(here, "..", "configs", "synth_source_only.ini"),
+                        "--set", "model.bn_eps_zero=true", "--set", "model.bn=frozen_affine", "--check-config"],
+                       capture_output=True, text=True)
+    check("bn-eps-zero-policy", r.returncode == 2 and "model.bn_eps_zero" in r.stderr and "model.bn" in r.stderr,
+          f"exit {r.returncode}: {r.stderr.strip()[-200:]}")
+    # the same weights in the caffe layout (what PLCA's released code does): placed, but noted
+    rc, log, out = convert(work, "torchvision-caffe", tv, "--arch", "deeplabv2_resnet101")
+    check("torchvision-caffe", rc == 0 and "ARCHITECTURE DIFFERS" in log and "PLCA" in log,
+          f"exit {rc}, says the function differs")
     # A backbone tensor missing, a classifier tensor missing: exit 1 naming them
     sd = sd_of(model(multi=True, seed=13))
     del sd["layer2.0.conv2.weight"]

@@ -16,8 +16,11 @@ The layout of IN is detected (or named with --layout) and printed:
                classifier.0.convs.N.0 -> layer6 without bias; DomainBN layers (norm_layers.D)
                give domain D's statistics (--domain-bn, default 1: the target, as PLCA tests)
   sdca         SDCA: {'feature_extractor': backbone.*, 'classifier': conv2d_list.*};
-               ResNet (torchvision-style code, see below) or VGG-16 (exact)
-  torchvision  torchvision's ImageNet ResNet (conv1 ... layer4, fc): a backbone init
+               ResNet-101 -> deeplabv2_resnet101_tv (exact; batch norms without a
+               num_batches_tracked are its FrozenBatchNorm2d, which has no epsilon:
+               bn_eps_zero) or VGG-16 (exact)
+  torchvision  torchvision's ImageNet ResNet (conv1 ... layer4, fc): a backbone init;
+               ResNet-101 -> deeplabv2_resnet101_tv
   backbone     a backbone alone (no classifier, no fc)
 Wrappers 'state_dict', 'model', 'model_state_dict', 'weights' and the prefixes 'module.',
 'Scale.', 'model.' are removed.
@@ -31,9 +34,11 @@ ADVENT do).
 
 torchvision's ResNet strides the 3x3 conv of a block, segda's caffe-style DeepLab-v2 the 1x1
 (and rounds its max pool up); with dilation its first blocks of layer3 / layer4 keep the
-previous dilation. Names and shapes are the same, so every tensor is placed, but the network
+previous dilation. deeplabv2_resnet101_tv is that layout, and a torchvision or SDCA ResNet-101
+converts to it. Names and shapes are the same in both layouts, so `--arch deeplabv2_resnet101`
+(what PLCA's released code does with these weights) places every tensor too, but the network
 computes another function from them: the converter says so. Fine as an init (training
-adapts); a torchvision-trained checkpoint evaluates lower until segda has that architecture."""
+adapts); a torchvision-trained checkpoint evaluates lower in the caffe layout."""
 import argparse
 import os
 import re
@@ -44,7 +49,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import st_io  # noqa: E402
-from deeplab_torch import ARCHS, DeepLabV2, build  # noqa: E402
+from deeplab_torch import ARCHS, TV_ARCHS, DeepLabV2, build  # noqa: E402
 
 PREFIXES = ("module.", "Scale.", "model.")
 WRAPPERS = ("state_dict", "model", "model_state_dict", "weights")
@@ -59,7 +64,7 @@ TORCHVISION_NOTE = (
     "ARCHITECTURE DIFFERS: {what} strides the 3x3 conv of a block (torchvision), segda's DeepLab-v2 the 1x1 "
     "(caffe), and rounds its max pool up; {extra}every tensor is placed by name and shape, but segda computes "
     "another function from them. Fine as an initialization (training adapts to it); a model trained this way "
-    "evaluates lower in segda until it has a torchvision-style architecture.")
+    "evaluates lower in this layout than in deeplabv2_resnet101_tv, the torchvision one.")
 
 
 def fail(msg):
@@ -128,10 +133,11 @@ def domain_bn(sd, d):
     return out, sorted(domains)
 
 
-def to_segda(layout, obj, sd, args, notes):
+def to_segda(layout, obj, sd, args, notes, extra):
     """Returns (segda name -> tensor, names the input has that were not placed with why,
     whether the input has a classifier, whether it has an auxiliary one, whether its classifier
-    convs have a bias)."""
+    convs have a bias). extra receives 'tv' (what the input's torchvision-style ResNet is, for
+    the note on a caffe-style target) and 'bn_eps_zero' (its batch norms have no epsilon)."""
     out, unplaced = {}, []
     if layout == "sdca":
         fe, cl = tensors(obj["feature_extractor"]), tensors(obj["classifier"])
@@ -152,9 +158,17 @@ def to_segda(layout, obj, sd, args, notes):
         for k, v in cl.items():
             out["layer6." + k] = v
         if not vgg:
-            notes.append(TORCHVISION_NOTE.format(
+            extra["tv"] = dict(
                 what="SDCA's feature extractor (torchvision's resnet with replace_stride_with_dilation)",
-                extra="its first blocks of layer3 and layer4 keep the previous dilation (1, 2; segda: 2, 4); "))
+                extra="its first blocks of layer3 and layer4 keep the previous dilation (1, 2; segda: 2, 4); ")
+            # FrozenBatchNorm2d (model.FREEZE_BN) keeps four buffers and no num_batches_tracked;
+            # nn.BatchNorm2d (the SSL stage) saves one, and has eps 1e-5
+            bn = [k for k in obj["feature_extractor"] if re.search(r"(bn\d|downsample\.1)\.running_var$", k)]
+            frozen = bn and not any(k.endswith("num_batches_tracked") for k in obj["feature_extractor"])
+            extra["bn_eps_zero"] = bool(frozen)
+            if frozen:
+                notes.append("SDCA's FrozenBatchNorm2d (no num_batches_tracked): batch norm without epsilon "
+                             "(bn_eps_zero; train with model.bn = frozen, model.bn_eps_zero = true)")
         return out, unplaced, bool(cl), False, any(k.endswith("bias") for k in cl), vgg
     if layout == "plca":
         sd, domains = domain_bn(sd, args.domain_bn)
@@ -199,8 +213,9 @@ def to_segda(layout, obj, sd, args, notes):
                 unplaced.append((k, "the ImageNet classifier (fc): left out"))
             else:
                 out[k] = v
-        notes.append(TORCHVISION_NOTE.format(what="torchvision's ResNet", extra="")
-                     + " (PLCA's released code does the same: its ResNet strides the 1x1 conv and loads these weights.)")
+        extra["tv"] = dict(what="torchvision's ResNet", extra="",
+                           tail=" (PLCA's released code does the same: its ResNet strides the 1x1 conv and "
+                           "loads these weights.)")
         return out, unplaced, False, False, True, False
     # multi, single, backbone: segda's own names
     vgg = any(k.startswith("features.") for k in sd)
@@ -210,14 +225,18 @@ def to_segda(layout, obj, sd, args, notes):
             any(k.startswith(HEADS) and k.endswith("bias") for k in sd) or not has, vgg)
 
 
-def infer_arch(out, vgg):
+def infer_arch(out, vgg, tv):
+    """The architecture from the shapes: layer3's depth picks it (a torchvision-style input's
+    ResNet-101: deeplabv2_resnet101_tv), the stem's channels its width (0: its own)."""
     if vgg:
         return "deeplabv2_vgg16"
     blocks = len({k.split(".")[1] for k in out if k.startswith("layer3.") and k.split(".")[1].isdigit()})
     width = out["conv1.weight"].shape[0] if "conv1.weight" in out else 64
     for name, spec in ARCHS.items():
-        if spec and spec[0][2] == blocks and spec[1] == width:
+        if spec and spec[0][2] == blocks and spec[1] == width and (name in TV_ARCHS) == (tv and blocks == 23):
             return name
+    if tv and blocks == 23:  # a reduced-width torchvision-style ResNet-101 (tests)
+        return TV_ARCHS[0]
     fail(f"no segda architecture has {blocks} blocks in layer3 and a stem of {width} channels")
 
 
@@ -227,9 +246,17 @@ def to_safetensors(args):
         fail(f"{args.input}: no state_dict found")
     sd = tensors(obj) if "feature_extractor" not in obj else {}
     layout = args.layout or detect(obj, sd)
-    notes = []
-    out, unplaced, has_cls, has_aux, bias, vgg = to_segda(layout, obj, sd, args, notes)
-    arch = args.arch or infer_arch(out, vgg)
+    notes, extra = [], {}
+    out, unplaced, has_cls, has_aux, bias, vgg = to_segda(layout, obj, sd, args, notes, extra)
+    tv = extra.get("tv")
+    arch = args.arch or infer_arch(out, vgg, bool(tv))
+    if tv and arch not in TV_ARCHS:
+        notes.insert(0, TORCHVISION_NOTE.format(what=tv["what"], extra=tv["extra"]) + tv.get("tail", ""))
+    elif tv:
+        notes.insert(0, f"{arch}: torchvision's layout (stride on the 3x3 conv, floor max pool, first blocks of "
+                     "layer3/4 at dilation 1/2), the input's own function; normalise inputs as it was trained "
+                     "(data.norm = imagenet for torchvision's and SDCA's weights)")
+    eps0 = extra.get("bn_eps_zero", False)
     cls_key = "layer6.conv2d_list.0.weight"
     classes = out[cls_key].shape[0] if has_cls and cls_key in out else None
     num_classes = args.num_classes or classes or 19
@@ -257,8 +284,10 @@ def to_safetensors(args):
     width = args.width
     if arch == "deeplabv2_vgg16" and not width and "features.0.weight" in out:
         width = 0 if out["features.0.weight"].shape[0] == 64 else int(out["features.0.weight"].shape[0])
+    elif ARCHS.get(arch) and not width and "conv1.weight" in out and out["conv1.weight"].shape[0] != ARCHS[arch][1]:
+        width = int(out["conv1.weight"].shape[0])
     ref = (build(arch, num_classes, width=width) if arch == "deeplabv2_vgg16"
-           else DeepLabV2(arch, num_classes, multi_level=multi, bias=bias))
+           else DeepLabV2(arch, num_classes, multi_level=multi, bias=bias, width=width))
     want = {k: tuple(v.shape) for k, v in ref.state_dict().items() if not k.endswith("num_batches_tracked")}
     if stem:
         want.update({"target." + k: s for k, s in list(want.items()) if k.startswith(STEM)})
@@ -288,7 +317,7 @@ def to_safetensors(args):
         print(f"  no classifier in the input (an ImageNet / backbone init): {', '.join(sorted({h.split('.')[0] for h in heads}))} "
               "start from segda's initialization")
     meta = {"format": "segda-1", "arch": arch, "num_classes": num_classes, "multi_level": int(multi),
-            "classifier_bias": int(bias), "width": width, "target_stem": int(stem),
+            "classifier_bias": int(bias), "width": width, "target_stem": int(stem), "bn_eps_zero": int(eps0),
             "source": os.path.basename(args.input), "source_layout": layout}
     st_io.save(args.output, placed, meta)
     print(f"{args.output}: {len(placed)} tensors written")
@@ -313,7 +342,7 @@ def main():
     ap.add_argument("--backbone-only", action="store_true", help="leave the input's classifiers out (an init)")
     ap.add_argument("--layout", choices=LAYOUTS, help="default: detected")
     ap.add_argument("--domain-bn", type=int, default=1, help="PLCA DomainBN: the domain whose BN to take [1]")
-    ap.add_argument("--width", type=int, default=0, help="VGG-16 base width (0: 64)")
+    ap.add_argument("--width", type=int, default=0, help="base width (0: from the input's shapes)")
     args = ap.parse_args()
     if args.input.endswith(".safetensors"):
         return to_pth(args)

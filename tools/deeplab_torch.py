@@ -1,11 +1,16 @@
-"""DeepLab-v2 in PyTorch (caffe-style bottleneck ResNet with ceil-mode pooling, ASPP heads
-summing dilations 6/12/18/24) with the parameter names of the AdaptSegNet/ADVENT state_dict.
-segda's converter uses it for the expected names and shapes, and the parity test as the
-reference. Run as a script, it writes parity data for tests/test_parity.c:
+"""DeepLab-v2 in PyTorch (caffe-style bottleneck ResNet with ceil-mode pooling, or
+torchvision's ResNet-101 as SDCA builds it; ASPP heads summing dilations 6/12/18/24) with the
+parameter names of the AdaptSegNet/ADVENT state_dict. segda's converter uses it for the
+expected names and shapes, and the parity test as the reference. Run as a script, it writes
+parity data for tests/test_parity.c:
 
-  deeplab_torch.py OUTDIR --arch deeplabv2_tiny|deeplabv2_resnet101 --size HxW [--bn frozen|batch]
+  deeplab_torch.py OUTDIR --arch deeplabv2_tiny|deeplabv2_resnet101|... --size HxW [--bn frozen|batch]
+                   [--width W] [--bn-eps-zero]
 
-which creates OUTDIR/weights.pth, inputs.safetensors and expected.safetensors."""
+which creates OUTDIR/weights.pth, inputs.safetensors and expected.safetensors. The
+torchvision-style arch's weights.pth is an SDCA checkpoint ({'feature_extractor',
+'classifier'}); --bn-eps-zero makes its batch norms SDCA's FrozenBatchNorm2d (no epsilon) and
+draws small running variances, so that an epsilon would show."""
 import argparse
 import os
 import sys
@@ -17,22 +22,28 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 ARCHS = {"deeplabv2_resnet101": ([3, 4, 23, 3], 64), "deeplabv2_resnet50": ([3, 4, 6, 3], 64),
-         "deeplabv2_tiny": ([1, 1, 1, 1], 8), "deeplabv2_vgg16": None}
+         "deeplabv2_tiny": ([1, 1, 1, 1], 8), "deeplabv2_vgg16": None,
+         "deeplabv2_resnet101_tv": ([3, 4, 23, 3], 64)}
+TV_ARCHS = ("deeplabv2_resnet101_tv",)
 LAYER_STRIDE = [1, 2, 1, 1]
 LAYER_DILATION = [1, 1, 2, 4]
 
 
 class Bottleneck(nn.Module):
-    def __init__(self, cin, planes, stride, dilation, project):
+    """tv: torchvision's block, strided on its 3x3 conv; else caffe's, on its first 1x1.
+    eps: of every batch norm (0: SDCA's FrozenBatchNorm2d, in eval mode)."""
+
+    def __init__(self, cin, planes, stride, dilation, project, tv=False, eps=1e-5):
         super().__init__()
-        self.conv1 = nn.Conv2d(cin, planes, 1, stride=stride, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, padding=dilation, dilation=dilation, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv1 = nn.Conv2d(cin, planes, 1, stride=1 if tv else stride, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes, eps=eps)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride if tv else 1, padding=dilation,
+                               dilation=dilation, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes, eps=eps)
         self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.bn3 = nn.BatchNorm2d(planes * 4, eps=eps)
         self.downsample = nn.Sequential(nn.Conv2d(cin, planes * 4, 1, stride=stride, bias=False),
-                                        nn.BatchNorm2d(planes * 4)) if project else None
+                                        nn.BatchNorm2d(planes * 4, eps=eps)) if project else None
 
     def forward(self, x):
         y = F.relu(self.bn1(self.conv1(x)))
@@ -53,24 +64,50 @@ class ASPP(nn.Module):
 
 
 class DeepLabV2(nn.Module):
-    def __init__(self, arch, classes, multi_level=True, bias=True):
+    def __init__(self, arch, classes, multi_level=True, bias=True, width=0, eps=1e-5):
         super().__init__()
         blocks, base = ARCHS[arch]
+        base = width or base
         self.conv1 = nn.Conv2d(3, base, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(base)
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)
+        self.bn1 = nn.BatchNorm2d(base, eps=eps)
+        if arch in TV_ARCHS:
+            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
+            self._tv_layers(blocks, base, eps)
+        else:
+            self.maxpool = nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True)
+            self._caffe_layers(blocks, base, eps)
+        self.multi_level = multi_level
+        if multi_level:
+            self.layer5 = ASPP(base * 16, classes, bias)
+        self.layer6 = ASPP(base * 32, classes, bias)
+
+    def _caffe_layers(self, blocks, base, eps):
         cin = base
         for li in range(4):
             planes = base << li
             layer = nn.Sequential(*[
                 Bottleneck(cin if b == 0 else planes * 4, planes, LAYER_STRIDE[li] if b == 0 else 1,
-                           LAYER_DILATION[li], b == 0) for b in range(blocks[li])])
+                           LAYER_DILATION[li], b == 0, eps=eps) for b in range(blocks[li])])
             setattr(self, f"layer{li + 1}", layer)
             cin = planes * 4
-        self.multi_level = multi_level
-        if multi_level:
-            self.layer5 = ASPP(base * 16, classes, bias)
-        self.layer6 = ASPP(base * 32, classes, bias)
+
+    def _tv_layers(self, blocks, base, eps):
+        """torchvision's ResNet construction with replace_stride_with_dilation = [False, True,
+        True] (SDCA's feature extractor), followed step by step rather than from segda's
+        tables: a layer asked to dilate turns its stride 2 into a doubled dilation, which its
+        later blocks use while its first block keeps the dilation in force before it."""
+        cin, dilation = base, 1
+        for li, dilate in enumerate((False, False, True, True)):
+            planes, stride = base << li, 1 if li == 0 else 2
+            first_dilation = dilation
+            if dilate:
+                dilation, stride = dilation * stride, 1
+            project = stride != 1 or cin != planes * 4
+            layer = [Bottleneck(cin, planes, stride, first_dilation, project, tv=True, eps=eps)]
+            layer += [Bottleneck(planes * 4, planes, 1, dilation, False, tv=True, eps=eps)
+                      for _ in range(1, blocks[li])]
+            setattr(self, f"layer{li + 1}", nn.Sequential(*layer))
+            cin = planes * 4
 
     def forward(self, x):
         x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
@@ -111,13 +148,15 @@ class DeepLabV2VGG(nn.Module):
         return self.layer6(x), None
 
 
-def build(arch, classes, multi_level=True, width=0):
+def build(arch, classes, multi_level=True, width=0, eps=1e-5):
     if arch == "deeplabv2_vgg16":
         return DeepLabV2VGG(classes, base=width or 64)
-    return DeepLabV2(arch, classes, multi_level)
+    return DeepLabV2(arch, classes, multi_level, width=width, eps=eps)
 
 
-def randomize(model, gen):
+def randomize(model, gen, small_var=False):
+    """small_var: running variances 1e-4 to 1e-2 (gammas scaled to match), where a batch
+    norm's epsilon of 1e-5 changes its output by 0.05 % to 5 %."""
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith(".weight") and p.dim() == 4:
@@ -132,6 +171,12 @@ def randomize(model, gen):
                 b.copy_(0.1 * torch.randn(b.shape, generator=gen))
             elif name.endswith("running_var"):
                 b.copy_(0.5 + torch.rand(b.shape, generator=gen))
+        if small_var:
+            for name, m in model.named_modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    v = 10.0 ** (-4 + 2 * torch.rand(m.running_var.shape, generator=gen))
+                    m.weight.mul_(torch.sqrt(v / m.running_var))
+                    m.running_var.copy_(v)
 
 
 def main():
@@ -148,22 +193,35 @@ def main():
                     help="frozen: running statistics (eval mode); batch: batch statistics")
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--width", type=int, default=0, help="VGG-16 base width (0: 64)")
+    ap.add_argument("--width", type=int, default=0, help="base width (0: the architecture's)")
+    ap.add_argument("--bn-eps-zero", action="store_true",
+                    help="batch norms without epsilon (SDCA's FrozenBatchNorm2d; needs --bn frozen)")
     args = ap.parse_args()
+    if args.bn_eps_zero and args.bn != "frozen":
+        ap.error("--bn-eps-zero needs --bn frozen")
     h, w = (int(v) for v in args.size.lower().split("x"))
+    tv = args.arch in TV_ARCHS
+    eps = 0.0 if args.bn_eps_zero else 1e-5
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    model = build(args.arch, args.classes, width=args.width).double()
-    randomize(model, gen)
+    # SDCA's model has one classifier, on layer4
+    model = build(args.arch, args.classes, multi_level=not tv, width=args.width, eps=eps).double()
+    randomize(model, gen, small_var=args.bn_eps_zero)
     os.makedirs(args.outdir, exist_ok=True)
     state = {k: v.float().numpy() for k, v in model.state_dict().items()
              if not k.endswith("num_batches_tracked")}
     # Saved the way training scripts do (wrapped, DataParallel prefix), so that the parity
-    # test also exercises tools/convert_pth.py.
-    torch.save({"state_dict": {"module." + k: torch.from_numpy(v) for k, v in state.items()}},
-               os.path.join(args.outdir, "weights.pth"))
+    # test also exercises tools/convert_pth.py: SDCA's checkpoint layout for its backbone.
+    sd = {k: torch.from_numpy(v) for k, v in state.items()}
+    if tv:
+        obj = {"iteration": 1,
+               "feature_extractor": {"module.backbone." + k: v for k, v in sd.items() if not k.startswith("layer6.")},
+               "classifier": {"module." + k[len("layer6."):]: v for k, v in sd.items() if k.startswith("layer6.")}}
+    else:
+        obj = {"state_dict": {"module." + k: v for k, v in sd.items()}}
+    torch.save(obj, os.path.join(args.outdir, "weights.pth"))
     # The reference runs in float64 from the same float32 weights: an independent oracle.
-    model = build(args.arch, args.classes, width=args.width).double()
+    model = build(args.arch, args.classes, multi_level=not tv, width=args.width, eps=eps).double()
     model.load_state_dict({k: torch.from_numpy(v).double() for k, v in state.items()}, strict=False)
     x = torch.randn(args.batch, 3, h, w, generator=gen).float()
     labels = torch.randint(0, args.classes, (args.batch, h, w), generator=gen)

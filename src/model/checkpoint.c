@@ -56,6 +56,7 @@ int seg_model_meta(const struct seg_model_config *cfg, struct seg_model_meta_buf
     snprintf(buf->bias, sizeof buf->bias, "%d", cfg->classifier_bias);
     snprintf(buf->width, sizeof buf->width, "%d", cfg->width);
     snprintf(buf->stem, sizeof buf->stem, "%d", cfg->target_stem);
+    snprintf(buf->eps0, sizeof buf->eps0, "%d", cfg->bn_eps_zero);
     meta[0] = (struct seg_st_meta){"format", "segda-1"};
     meta[1] = (struct seg_st_meta){"arch", (char *)seg_arch_name(cfg->arch)};
     meta[2] = (struct seg_st_meta){"num_classes", buf->nc};
@@ -63,6 +64,7 @@ int seg_model_meta(const struct seg_model_config *cfg, struct seg_model_meta_buf
     meta[4] = (struct seg_st_meta){"classifier_bias", buf->bias};
     meta[5] = (struct seg_st_meta){"width", buf->width};
     meta[6] = (struct seg_st_meta){"target_stem", buf->stem};
+    meta[7] = (struct seg_st_meta){"bn_eps_zero", buf->eps0};
     return SEG_MODEL_META_COUNT;
 }
 
@@ -86,7 +88,7 @@ enum seg_status seg_model_config_from_file(const char *path, struct seg_model_co
         return st;
     memset(cfg, 0, sizeof *cfg);
     const char *arch = seg_st_meta_get(&f, "arch");
-    int a = arch ? seg_arch_from_name(arch) : -1, ml = 0, bias = 1, width = 0, stem = 0;
+    int a = arch ? seg_arch_from_name(arch) : -1, ml = 0, bias = 1, width = 0, stem = 0, eps0 = 0;
     if (a < 0) {
         st = seg_error(SEG_STATUS_FORMAT, "%s: metadata names no known architecture (arch=%s)",
                        path, arch ? arch : "missing");
@@ -98,11 +100,13 @@ enum seg_status seg_model_config_from_file(const char *path, struct seg_model_co
         parse_int(seg_st_meta_get(&f, "classifier_bias"), &bias);
         parse_int(seg_st_meta_get(&f, "width"), &width);
         parse_int(seg_st_meta_get(&f, "target_stem"), &stem);
+        parse_int(seg_st_meta_get(&f, "bn_eps_zero"), &eps0);
         cfg->arch = (enum seg_arch)a;
         cfg->multi_level = ml;
         cfg->classifier_bias = bias;
         cfg->width = width;
         cfg->target_stem = stem;
+        cfg->bn_eps_zero = eps0;
         cfg->bn = SEG_BN_POLICY_FROZEN_AFFINE;
     }
     seg_st_free(&f);

@@ -1,5 +1,6 @@
-/* deeplab.c: DeepLab-v2 (caffe-style bottleneck ResNet, ASPP heads summed over dilations
- * 6/12/18/24) and the AdaptSegNet discriminator: parameters and forward passes. */
+/* deeplab.c: DeepLab-v2 (bottleneck ResNet in the caffe or the torchvision layout, ASPP heads
+ * summed over dilations 6/12/18/24) and the AdaptSegNet discriminator: parameters and forward
+ * passes. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 static const char *const arch_names[SEG_ARCH_COUNT] = {
     [SEG_ARCH_DEEPLABV2_RESNET101] = "deeplabv2_resnet101",
     [SEG_ARCH_DEEPLABV2_RESNET50] = "deeplabv2_resnet50",
+    [SEG_ARCH_DEEPLABV2_RESNET101_TV] = "deeplabv2_resnet101_tv",
     [SEG_ARCH_DEEPLABV2_TINY] = "deeplabv2_tiny",
     [SEG_ARCH_DEEPLABV2_VGG16] = "deeplabv2_vgg16",
     [SEG_ARCH_DISCRIMINATOR] = "discriminator",
@@ -29,14 +31,18 @@ int seg_arch_from_name(const char *name)
     return -1;
 }
 
+/* tv: torchvision's layout (SDCA's released backbone) rather than caffe's: the stride of a
+ * layer's first block on its 3x3 conv instead of its first 1x1, the first block of a dilated
+ * layer at the previous layer's dilation, the max pool rounding down. Same parameters. */
 struct resnet_shape {
-    int blocks[4];
-    int base;
+    int  blocks[4];
+    int  base;
+    bool tv;
 };
 
 static struct resnet_shape resnet_shape_of(const struct seg_model_config *c)
 {
-    struct resnet_shape s = {{3, 4, 23, 3}, 64};
+    struct resnet_shape s = {{3, 4, 23, 3}, 64, c->arch == SEG_ARCH_DEEPLABV2_RESNET101_TV};
     if (c->arch == SEG_ARCH_DEEPLABV2_RESNET50)
         s.blocks[2] = 6;
     if (c->arch == SEG_ARCH_DEEPLABV2_TINY) {
@@ -52,6 +58,13 @@ static struct resnet_shape resnet_shape_of(const struct seg_model_config *c)
 static const int layer_stride[4] = {1, 2, 1, 1};
 static const int layer_dilation[4] = {1, 1, 2, 4};
 static const int aspp_rates[4] = {6, 12, 18, 24};
+
+/* torchvision's _make_layer with replace_stride_with_dilation: a dilated layer's first block
+ * keeps the dilation the previous layer ended with (layer3: 1, layer4: 2). */
+static int block_dilation(const struct resnet_shape *s, int l, int b)
+{
+    return s->tv && b == 0 && l > 0 ? layer_dilation[l - 1] : layer_dilation[l];
+}
 
 /* ---- parameters ---------------------------------------------------------------------- */
 
@@ -288,6 +301,10 @@ enum seg_status seg_model_create(struct seg_backend *be, const struct seg_model_
     if (cfg->target_stem && (cfg->arch == SEG_ARCH_DEEPLABV2_VGG16 || cfg->arch == SEG_ARCH_DISCRIMINATOR))
         return seg_error(SEG_STATUS_INVALID, "model: a target stem needs a ResNet architecture, not %s",
                          seg_arch_name(cfg->arch));
+    /* Batch statistics without an epsilon divide by zero on a constant channel. */
+    if (cfg->bn_eps_zero && cfg->bn != SEG_BN_POLICY_FROZEN)
+        return seg_error(SEG_STATUS_INVALID, "model: batch norm without epsilon (bn_eps_zero) needs the frozen "
+                         "BN policy (running statistics, as SDCA's FrozenBatchNorm2d)");
     struct seg_model *m = calloc(1, sizeof *m);
     if (!m)
         return seg_error(SEG_STATUS_OUT_OF_MEMORY, "model: out of host memory");
@@ -380,7 +397,8 @@ static enum seg_status bn(struct seg_ag *ag, struct seg_model *m, struct seg_var
     enum seg_bn_mode mode = train && m->cfg.bn != SEG_BN_POLICY_FROZEN ? SEG_BN_BATCH_STATS : SEG_BN_FROZEN;
     struct seg_var *t = NULL;
     TRY(seg_ag_batchnorm(ag, x, P(m, "%s.weight", prefix), P(m, "%s.bias", prefix),
-                         rm->var->value, rv->var->value, mode, 0.1f, 1e-5f, relu ? &t : y));
+                         rm->var->value, rv->var->value, mode, 0.1f, m->cfg.bn_eps_zero ? 0.0f : 1e-5f,
+                         relu ? &t : y));
     seg_var_done(x);
     if (!relu)
         return SEG_STATUS_OK;
@@ -390,19 +408,21 @@ static enum seg_status bn(struct seg_ag *ag, struct seg_model *m, struct seg_var
 }
 
 /* stem: the prefix of layer1's parameters ("" or the target stem's). */
-static enum seg_status bottleneck(struct seg_ag *ag, struct seg_model *m, struct seg_var *x, int l,
-                                  int b, const char *stem, bool train, struct seg_var **y)
+static enum seg_status bottleneck(struct seg_ag *ag, struct seg_model *m, const struct resnet_shape *s,
+                                  struct seg_var *x, int l, int b, const char *stem, bool train,
+                                  struct seg_var **y)
 {
     char pre[48], pb[80];
-    int stride = b == 0 ? layer_stride[l] : 1, dil = layer_dilation[l];
+    int stride = b == 0 ? layer_stride[l] : 1, dil = block_dilation(s, l, b);
+    int stride1 = s->tv ? 1 : stride, stride2 = s->tv ? stride : 1;
     struct seg_var *t1, *t2, *t3, *t4, *t5, *t6, *res = x, *sum;
     snprintf(pre, sizeof pre, "%slayer%d.%d", l == 0 ? stem : "", l + 1, b);
     snprintf(pb, sizeof pb, "%s.conv1", pre);
-    TRY(conv(ag, m, x, pb, stride, 0, 1, false, &t1));
+    TRY(conv(ag, m, x, pb, stride1, 0, 1, false, &t1));
     snprintf(pb, sizeof pb, "%s.bn1", pre);
     TRY(bn(ag, m, t1, pb, train, true, &t2));
     snprintf(pb, sizeof pb, "%s.conv2", pre);
-    TRY(conv(ag, m, t2, pb, 1, dil, dil, false, &t3));
+    TRY(conv(ag, m, t2, pb, stride2, dil, dil, false, &t3));
     snprintf(pb, sizeof pb, "%s.bn2", pre);
     TRY(bn(ag, m, t3, pb, train, true, &t4));
     snprintf(pb, sizeof pb, "%s.conv3", pre);
@@ -470,13 +490,13 @@ static enum seg_status forward_resnet(struct seg_ag *ag, struct seg_model *m, st
     snprintf(bn1, sizeof bn1, "%sbn1", stem);
     TRY(conv(ag, m, x, conv1, 2, 3, 1, false, &t));
     TRY(bn(ag, m, t, bn1, train, true, &u));
-    struct seg_pool2d_params pool = {3, 3, 2, 2, 1, 1, true};
+    struct seg_pool2d_params pool = {3, 3, 2, 2, 1, 1, !s.tv};
     TRY(seg_ag_maxpool2d(ag, u, &pool, &h));
     seg_var_done(u);
     for (int l = 0; l < 4; l++) {
         for (int b = 0; b < s.blocks[l]; b++) {
             struct seg_var *o;
-            TRY(bottleneck(ag, m, h, l, b, stem, train, &o));
+            TRY(bottleneck(ag, m, &s, h, l, b, stem, train, &o));
             if (!(l == 2 && b == s.blocks[2] - 1 && m->cfg.multi_level))
                 seg_var_done(h);
             h = o;

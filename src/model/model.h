@@ -1,4 +1,5 @@
-/* model.h: DeepLab-v2 (ResNet-101/50 caffe style, a tiny variant) and the AdaptSegNet
+/* model.h: DeepLab-v2 (ResNet-101/50 caffe style, ResNet-101 torchvision style, a tiny
+ * variant) and the AdaptSegNet
  * discriminator, with parameters named as the PyTorch state_dicts of AdaptSegNet/ADVENT
  * (conv1.weight, bn1.running_mean, layer1.0.downsample.1.weight, layer6.conv2d_list.0.weight),
  * so converted weights load one to one. The main classifier is layer6 (on layer4) and the
@@ -11,6 +12,10 @@
 enum seg_arch {
     SEG_ARCH_DEEPLABV2_RESNET101,
     SEG_ARCH_DEEPLABV2_RESNET50,
+    SEG_ARCH_DEEPLABV2_RESNET101_TV, /* SDCA's: torchvision's ResNet-101 with
+                                        replace_stride_with_dilation [F, T, T] (stride on
+                                        the 3x3 conv, floor max pool, first blocks of
+                                        layer3/4 at dilation 1/2); same parameters */
     SEG_ARCH_DEEPLABV2_TINY,      /* one bottleneck per layer, width 8: tests and the demo */
     SEG_ARCH_DEEPLABV2_VGG16,     /* SDCA's VGG-16: pool4/pool5 removed, conv5 dilation 2,
                                      fc6/fc7 as 3x3 convs to 1024 with dilation 4 */
@@ -38,6 +43,9 @@ struct seg_model_config {
     bool               target_stem;   /* ResNet: a second conv1/bn1/layer1 for target-domain
                                          images, parameters under "target." (BiDA's released
                                          code); layer2-4 and the heads stay shared */
+    bool               bn_eps_zero;   /* batch norm without epsilon, 1/sqrt(running_var)
+                                         (SDCA's FrozenBatchNorm2d); needs the frozen
+                                         policy. false: PyTorch's 1e-5 */
 };
 
 /* The target stem's parameter names: this prefix + the shared stem's (target.conv1.weight). */
@@ -96,11 +104,11 @@ enum seg_status seg_model_load(struct seg_model *m, const char *path, bool stric
 /* Reads the architecture from a file's metadata. */
 enum seg_status seg_model_config_from_file(const char *path, struct seg_model_config *cfg);
 /* The architecture as checkpoint metadata (format, arch, num_classes, multi_level,
- * classifier_bias, width, target_stem): fills meta[0..SEG_MODEL_META_COUNT) with values
- * held in buf and returns SEG_MODEL_META_COUNT. */
-enum { SEG_MODEL_META_COUNT = 7 };
+ * classifier_bias, width, target_stem, bn_eps_zero): fills meta[0..SEG_MODEL_META_COUNT)
+ * with values held in buf and returns SEG_MODEL_META_COUNT. */
+enum { SEG_MODEL_META_COUNT = 8 };
 struct seg_model_meta_buf {
-    char nc[16], ml[8], bias[8], width[16], stem[8];
+    char nc[16], ml[8], bias[8], width[16], stem[8], eps0[8];
 };
 struct seg_st_meta;
 int seg_model_meta(const struct seg_model_config *cfg, struct seg_model_meta_buf *buf, struct seg_st_meta *meta);

@@ -10,12 +10,18 @@
 
 static const struct seg_config_key keys[] = {
     {"method.name", "source_only", "source_only | adaptsegnet | plca | sdca | bida | pixintra"},
-    {"model.arch", "deeplabv2_resnet101", "deeplabv2_resnet101 | deeplabv2_resnet50 | deeplabv2_tiny"},
+    {"model.arch", "deeplabv2_resnet101", "deeplabv2_resnet101 | deeplabv2_resnet50 | deeplabv2_tiny | deeplabv2_vgg16 | "
+     "deeplabv2_resnet101_tv (SDCA's released code, core/models/feature_extractor.py: torchvision's ResNet-101 with "
+     "replace_stride_with_dilation [F, T, T]: stride on the 3x3 conv, floor max pool, first blocks of layer3/4 at "
+     "dilation 1/2; use with data.norm = imagenet)"},
     {"model.num_classes", "19", "19 (GTA5), 16 (SYNTHIA), 13 (Cross-City)"},
     {"model.multi_level", "true", "auxiliary classifier on layer3"},
     {"model.classifier_bias", "true", "bias on the ASPP classifier convolutions (PLCA's released code: false)"},
     {"model.init", "", "initial weights (.safetensors), e.g. the converted ImageNet DeepLab init"},
     {"model.bn", "frozen_affine", "frozen_affine | frozen | trainable"},
+    {"model.bn_eps_zero", "false", "batch norm without epsilon, 1/sqrt(running_var); needs model.bn = frozen (SDCA's "
+     "released code: FrozenBatchNorm2d of core/models/layers.py, as in FADA's, with FREEZE_BN in its configs); "
+     "false: PyTorch's 1e-5"},
     {"model.width", "0", "0: the architecture's width (tiny: 8)"},
     {"model.target_stem", "false", "ResNet: a second conv1/bn1/layer1 for target images, started from the shared one (BiDA's released code)"},
     {"data.source", "gta5", "gta5 | synthia | cityscapes | synth"},

@@ -159,7 +159,7 @@ static enum seg_status pixintra_init(struct seg_trainer *t)
         p->lam_aux = 0.0;
     if (p->pla || p->inter_share > 0) { /* aux[0] on the auxiliary output, aux[1] on the main one */
         struct seg_model_config dc = {SEG_ARCH_DISCRIMINATOR, nc, false, true, SEG_BN_POLICY_TRAINABLE,
-                                      t->model->cfg.seed + 17, (int)width, false};
+                                      t->model->cfg.seed + 17, (int)width, false, false};
         struct seg_optim_config oc = {SEG_OPTIM_ADAM, (float)lr_d, 0, 0, 0.9f, 0.99f, 1e-8f, {1.0f, 1.0f}};
         for (int i = 0; i < 2; i++) {
             dc.seed += (uint32_t)i;

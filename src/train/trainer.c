@@ -166,6 +166,10 @@ static enum seg_status model_config(const struct seg_config *c, struct seg_model
         mc->bn = SEG_BN_POLICY_TRAINABLE;
     else
         return seg_error(SEG_STATUS_INVALID, "config model.bn = '%s': frozen_affine, frozen or trainable", bn);
+    TRY(seg_config_bool(c, "model.bn_eps_zero", &mc->bn_eps_zero));
+    if (mc->bn_eps_zero && mc->bn != SEG_BN_POLICY_FROZEN)
+        return seg_error(SEG_STATUS_INVALID, "config model.bn_eps_zero = true needs model.bn = frozen (running "
+                         "statistics), not %s", bn);
     long seed;
     TRY(seg_config_int(c, "train.seed", &seed));
     mc->seed = (uint32_t)seed;
