@@ -176,7 +176,8 @@ enum seg_status seg_dataset_class_presence(struct seg_dataset *ds, const char *c
                                            int threads, uint32_t **masks);
 
 /* ---- augmentation -------------------------------------------------------------------
- * Order: resize (fixed size, or PLCA's random shorter side) x random scale -> random crop
+ * Order: resize (fixed size, PLCA's random shorter side, or none: the file's size) x random
+ * scale (a uniform range, SDCA's self-training, or one of a list) -> random crop
  * (padding image 0 / label 255) -> horizontal flip -> photometric (SDCA: colour jitter in
  * random order, random grayscale, gaussian blur). Images bilinear, labels nearest. */
 #define SEG_AUGMENT_MAX_SCALES 8
