@@ -100,7 +100,8 @@ static void check_head(struct seg_model *m, const char *head, bool pytorch)
 
 static void test_init(struct seg_backend *be)
 {
-    struct seg_model_config mc = {SEG_ARCH_DEEPLABV2_TINY, 19, true, true, SEG_BN_POLICY_FROZEN_AFFINE, 11, 0, false};
+    struct seg_model_config mc = {.arch = SEG_ARCH_DEEPLABV2_TINY, .num_classes = 19, .multi_level = true,
+                                  .classifier_bias = true, .bn = SEG_BN_POLICY_FROZEN_AFFINE, .seed = 11};
     struct seg_model *m = NULL, *ref = NULL;
     if (seg_model_create(be, &mc, &m) || seg_model_create(be, &mc, &ref)) {
         CHECK(0, "model: %s", seg_last_error());
