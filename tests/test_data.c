@@ -570,6 +570,78 @@ static void test_augment(void **state)
     assert_int_equal(seg_augment_check(&a), SEG_STATUS_INVALID);
 }
 
+/* SDCA's self-training geometry at 1/16 scale: the file's size (128x64 for 2048x1024)
+ * times a factor uniform in [0.5, 1.5), then a 64x32 crop (1024x512), padded 0 / 255 where
+ * the scaled image is smaller (the 40x20 case). The draws are replayed here in the order
+ * the augmentation documents (factor, crop x, crop y); labels hold their column (then row)
+ * so each output label names the source pixel PIL's nearest rule maps it to. */
+static void test_augment_scale_range(void **state)
+{
+    (void)state;
+    const int sizes[2][4] = {{128, 64, 64, 32}, {40, 20, 48, 24}}; /* W, H, crop W, crop H */
+    for (int c = 0; c < 2; c++) {
+        int W = sizes[c][0], H = sizes[c][1], cw = sizes[c][2], ch = sizes[c][3];
+        struct seg_augment a;
+        seg_augment_defaults(&a);
+        a.scale_min = 0.5f;
+        a.scale_max = 1.5f;
+        a.crop_w = cw;
+        a.crop_h = ch;
+        assert_int_equal(seg_augment_check(&a), SEG_STATUS_OK);
+        int min_nw = 1 << 30, max_nw = 0, padded = 0;
+        for (int k = 0; k < 300; k++) {
+            struct seg_data_rng r;
+            seg_data_rng_init(&r, 7, 0, (uint64_t)k);
+            double f = 0.5 + (1.5 - 0.5) * seg_data_rng_uniform(&r);
+            int nw = (int)lround(W * f), nh = (int)lround(H * f);
+            int x0 = seg_data_rng_int(&r, (nw > cw ? nw : cw) - cw + 1);
+            int y0 = seg_data_rng_int(&r, (nh > ch ? nh : ch) - ch + 1);
+            min_nw = nw < min_nw ? nw : min_nw;
+            max_nw = nw > max_nw ? nw : max_nw;
+            padded += nw < cw || nh < ch;
+            for (int axis = 0; axis < 2; axis++) {
+                struct seg_image im, lb;
+                assert_int_equal(seg_image_alloc(&im, W, H, 3), 0);
+                assert_int_equal(seg_image_alloc(&lb, W, H, 1), 0);
+                memset(im.data, 50, (size_t)W * H * 3);
+                for (int y = 0; y < H; y++)
+                    for (int x = 0; x < W; x++)
+                        lb.data[y * W + x] = (uint8_t)(axis ? y : x);
+                seg_data_rng_init(&r, 7, 0, (uint64_t)k);
+                assert_int_equal(seg_augment_apply(&a, &r, &im, &lb), 0);
+                assert_int_equal(im.w, cw);
+                assert_int_equal(im.h, ch);
+                assert_int_equal(lb.w, cw);
+                assert_int_equal(lb.h, ch);
+                for (int y = 0; y < ch; y++)
+                    for (int x = 0; x < cw; x++) {
+                        bool inside = x0 + x < nw && y0 + y < nh;
+                        double v = axis ? (y0 + y + 0.5) * H / nh : (x0 + x + 0.5) * W / nw;
+                        int want = inside ? (int)floor(v) : SEG_IGNORE, got = lb.data[y * cw + x];
+                        if (inside && got == want - 1 && fabs(v - want) < 1e-9)
+                            got = want; /* v exactly on a boundary: either rounding of W / nw */
+                        assert_int_equal(got, want);
+                        assert_int_equal(im.data[(y * cw + x) * 3], inside ? 50 : 0);
+                    }
+                seg_image_free(&im);
+                seg_image_free(&lb);
+            }
+        }
+        /* relative to the file's size: 0.5 W .. 1.5 W, both ends reached within 5 % */
+        assert_true(min_nw >= (int)lround(0.5 * W) && min_nw <= (int)lround(0.55 * W));
+        assert_true(max_nw <= (int)lround(1.5 * W) && max_nw >= (int)lround(1.45 * W));
+        assert_true(c == 0 ? padded == 0 : padded > 0);
+    }
+    /* a range and a list of scales exclude each other */
+    struct seg_augment a;
+    seg_augment_defaults(&a);
+    a.scale_min = 0.5f;
+    a.scale_max = 1.5f;
+    a.nscale_choices = 1;
+    a.scale_choices[0] = 1.25f;
+    assert_int_equal(seg_augment_check(&a), SEG_STATUS_INVALID);
+}
+
 /* ---- loader ---- */
 
 static void collect(struct seg_dataset *ds, const struct seg_loader_opts *base, int workers, int nbatches,
@@ -970,6 +1042,7 @@ int main(void)
         cmocka_unit_test(test_gta5),            cmocka_unit_test(test_synthia),
         cmocka_unit_test(test_cityscapes),      cmocka_unit_test(test_crosscity),
         cmocka_unit_test(test_bad_inputs),      cmocka_unit_test(test_augment),
+        cmocka_unit_test(test_augment_scale_range),
         cmocka_unit_test(test_loader_determinism), cmocka_unit_test(test_normalize),
         cmocka_unit_test(test_metrics),         cmocka_unit_test(test_colorize),
         cmocka_unit_test(test_synth),

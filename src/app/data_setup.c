@@ -35,17 +35,41 @@ static enum seg_status source_extras(const struct seg_config *c, struct seg_doma
     return SEG_STATUS_OK;
 }
 
-/* Training geometry of both domains (PLCA, DASS): data.short_side "MIN-MAX" replaces the
- * fixed resize by a random shorter side, data.crop "WxH" crops after it. */
+/* Training geometry of both domains (PLCA, DASS, SDCA's self-training): data.short_side
+ * "MIN-MAX" replaces the fixed resize by a random shorter side, data.scale_range "LO,HI" by
+ * the file's size times a random factor, data.scales multiplies the resize by one of a list;
+ * data.crop "WxH" crops after it. */
 static enum seg_status train_geometry(const struct seg_config *c, struct seg_augment *a)
 {
-    const char *ss = seg_config_str(c, "data.short_side");
+    const char *ss = seg_config_str(c, "data.short_side"), *range = seg_config_str(c, "data.scale_range");
     char tail;
     if (ss[0]) {
         if (sscanf(ss, "%d-%d%c", &a->short_min, &a->short_max, &tail) != 2 || a->short_min < 1 ||
             a->short_max < a->short_min)
             return seg_error(SEG_STATUS_INVALID, "config data.short_side = '%s': expected MIN-MAX, e.g. 760-988", ss);
         a->resize_w = a->resize_h = 0;
+    }
+    if (range[0]) {
+        float lh[2];
+        int n;
+        if (ss[0])
+            return seg_error(SEG_STATUS_INVALID, "config data.scale_range = '%s' and data.short_side = '%s' are exclusive "
+                             "(both replace the *_size resize): set one", range, ss);
+        if (seg_config_floats(c, "data.scale_range", 2, lh, &n) || n != 2 || lh[1] < lh[0])
+            return seg_error(SEG_STATUS_INVALID, "config data.scale_range = '%s': expected LO,HI with 0 < LO <= HI <= 16, "
+                             "e.g. 0.5,1.5", range);
+        a->resize_w = a->resize_h = 0; /* relative to the file's own size */
+        a->scale_min = lh[0];
+        a->scale_max = lh[1];
+    }
+    if (seg_config_str(c, "data.scales")[0]) {
+        if (range[0])
+            return seg_error(SEG_STATUS_INVALID, "config data.scales = '%s' and data.scale_range = '%s' are exclusive: set one",
+                             seg_config_str(c, "data.scales"), range);
+        enum seg_status st = seg_config_floats(c, "data.scales", SEG_AUGMENT_MAX_SCALES, a->scale_choices,
+                                               &a->nscale_choices);
+        if (st)
+            return st;
     }
     if (seg_config_str(c, "data.crop")[0])
         return seg_config_size(c, "data.crop", &a->crop_w, &a->crop_h);

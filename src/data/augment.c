@@ -36,8 +36,11 @@ enum seg_status seg_augment_check(const struct seg_augment *a)
     if (!(a->scale_min > 0) || a->scale_max < a->scale_min || a->scale_max > 16)
         return seg_error(SEG_STATUS_INVALID, "augment: scale range [%g, %g] is invalid",
                          a->scale_min, a->scale_max);
-    if (a->nscale_choices < 0 || a->nscale_choices > 4)
-        return seg_error(SEG_STATUS_INVALID, "augment: at most 4 scale choices");
+    if (a->nscale_choices < 0 || a->nscale_choices > SEG_AUGMENT_MAX_SCALES)
+        return seg_error(SEG_STATUS_INVALID, "augment: at most %d scale choices", SEG_AUGMENT_MAX_SCALES);
+    if (a->nscale_choices > 0 && (a->scale_min != 1.0f || a->scale_max != 1.0f))
+        return seg_error(SEG_STATUS_INVALID, "augment: scale choices and a scale range [%g, %g] are exclusive",
+                         a->scale_min, a->scale_max);
     for (int i = 0; i < a->nscale_choices; i++)
         if (!(a->scale_choices[i] > 0) || a->scale_choices[i] > 16)
             return seg_error(SEG_STATUS_INVALID, "augment: scale choice %g is invalid",

@@ -176,14 +176,17 @@ enum seg_status seg_dataset_class_presence(struct seg_dataset *ds, const char *c
                                            int threads, uint32_t **masks);
 
 /* ---- augmentation -------------------------------------------------------------------
- * Order: resize (fixed size, or PLCA's random shorter side) x random scale -> random crop
+ * Order: resize (fixed size, PLCA's random shorter side, or none: the file's size) x random
+ * scale (a uniform range, SDCA's self-training, or one of a list) -> random crop
  * (padding image 0 / label 255) -> horizontal flip -> photometric (SDCA: colour jitter in
  * random order, random grayscale, gaussian blur). Images bilinear, labels nearest. */
+#define SEG_AUGMENT_MAX_SCALES 8
 struct seg_augment {
     int   resize_w, resize_h;       /* 0: keep */
     int   short_min, short_max;     /* > 0: shorter side to a random integer in [min, max] */
-    float scale_min, scale_max;     /* random factor after resizing (1, 1: none) */
-    float scale_choices[4];         /* or one of these (DASS: 0.8, 1, 1.2) */
+    float scale_min, scale_max;     /* random factor after resizing (1, 1: none), uniform */
+    float scale_choices[SEG_AUGMENT_MAX_SCALES]; /* or one of these, equally likely (DASS:
+                                                    0.8, 1, 1.2); exclusive with a range */
     int   nscale_choices;
     int   crop_w, crop_h;           /* 0: none */
     bool  flip;                     /* p = 0.5 */

@@ -82,6 +82,29 @@ static double rng_unit(struct initrng *r)
     return ((double)(r->s >> 11) + 0.5) * (1.0 / 9007199254740992.0);
 }
 
+/* n initial values; every kind draws the same numbers, so one parameter's kind does not
+ * change the next one's values. INIT_FAN_IN: U(-b, b), b = 1/sqrt(fan_in). */
+static void init_fill(struct initrng *r, enum init_kind init, double fan_in, float *h, int64_t n)
+{
+    double bound = fan_in > 0 ? 1.0 / sqrt(fan_in) : 0.0;
+    for (int64_t i = 0; i < n; i += 2) {
+        /* Box-Muller: two normals per pair of uniforms */
+        double u1 = rng_unit(r), u2 = rng_unit(r);
+        double rad = sqrt(-2.0 * log(u1)), th = 6.283185307179586 * u2;
+        double z[2] = {rad * cos(th), rad * sin(th)};
+        for (int k = 0; k < 2 && i + k < n; k++) {
+            float v = 0.0f;
+            switch (init) {
+            case INIT_NORMAL_001: v = (float)(0.01 * z[k]); break;
+            case INIT_ONE: v = 1.0f; break;
+            case INIT_ZERO: v = 0.0f; break;
+            case INIT_FAN_IN: v = (float)(bound * (2.0 * (k ? u2 : u1) - 1.0)); break;
+            }
+            h[i + k] = v;
+        }
+    }
+}
+
 static enum seg_status add_param(struct seg_model *m, struct initrng *r, enum init_kind init,
                                  double fan_in, int group, bool trainable, bool buffer, int ndim,
                                  const int64_t *shape, const char *fmt, ...)
@@ -112,23 +135,7 @@ static enum seg_status add_param(struct seg_model *m, struct initrng *r, enum in
         seg_tensor_free(t);
         return seg_error(SEG_STATUS_OUT_OF_MEMORY, "model: out of host memory");
     }
-    double bound = fan_in > 0 ? 1.0 / sqrt(fan_in) : 0.0;
-    for (int64_t i = 0; i < n; i += 2) {
-        /* Box-Muller: two normals per pair of uniforms */
-        double u1 = rng_unit(r), u2 = rng_unit(r);
-        double rad = sqrt(-2.0 * log(u1)), th = 6.283185307179586 * u2;
-        double z[2] = {rad * cos(th), rad * sin(th)};
-        for (int k = 0; k < 2 && i + k < n; k++) {
-            float v = 0.0f;
-            switch (init) {
-            case INIT_NORMAL_001: v = (float)(0.01 * z[k]); break;
-            case INIT_ONE: v = 1.0f; break;
-            case INIT_ZERO: v = 0.0f; break;
-            case INIT_FAN_IN: v = (float)(bound * (2.0 * (k ? u2 : u1) - 1.0)); break;
-            }
-            h[i + k] = v;
-        }
-    }
+    init_fill(r, init, fan_in, h, n);
     st = seg_tensor_write(t, h, (size_t)n * sizeof *h);
     free(h);
     if (!st)
@@ -323,6 +330,47 @@ enum seg_status seg_model_create(struct seg_backend *be, const struct seg_model_
         return st;
     }
     *out = m;
+    return SEG_STATUS_OK;
+}
+
+enum seg_status seg_model_init_classifier(struct seg_model *m, enum seg_classifier_init init)
+{
+    if (init != SEG_CLASSIFIER_INIT_NORMAL && init != SEG_CLASSIFIER_INIT_PYTORCH)
+        return seg_error(SEG_STATUS_INVALID, "model: bad classifier init %d", (int)init);
+    if (m->cfg.arch == SEG_ARCH_DISCRIMINATOR)
+        return seg_error(SEG_STATUS_INVALID, "model: a discriminator has no ASPP classifier");
+    struct initrng r = {0xD1B54A32D192ED03ull ^ ((uint64_t)m->cfg.seed * 0x94D049BB133111EBull)};
+    if (!r.s)
+        r.s = 1;
+    for (int i = 0; i < m->nparams; i++) {
+        struct seg_param *p = &m->params[i];
+        if (p->group != 1 || p->is_buffer) /* group 1: the ASPP heads alone */
+            continue;
+        struct seg_tensor *t = p->var->value;
+        const struct seg_tensor *wt = t;
+        if (t->ndim != 4) { /* a bias: fan_in of its weight */
+            char wname[96];
+            size_t len = strlen(p->name);
+            if (len < 5 || strcmp(p->name + len - 5, ".bias"))
+                return seg_error(SEG_STATUS_INVALID, "model: classifier parameter %s is neither weight nor bias", p->name);
+            snprintf(wname, sizeof wname, "%.*s.weight", (int)(len - 5), p->name);
+            struct seg_param *w = seg_model_find(m, wname);
+            if (!w)
+                return seg_error(SEG_STATUS_INVALID, "model: %s has no weight %s", p->name, wname);
+            wt = w->var->value;
+        }
+        double fan_in = (double)(wt->shape[1] * wt->shape[2] * wt->shape[3]);
+        enum init_kind kind = init == SEG_CLASSIFIER_INIT_PYTORCH ? INIT_FAN_IN : t->ndim == 4 ? INIT_NORMAL_001 : INIT_ZERO;
+        int64_t n = seg_tensor_numel(t);
+        float *h = malloc((size_t)n * sizeof *h);
+        if (!h)
+            return seg_error(SEG_STATUS_OUT_OF_MEMORY, "model: out of host memory");
+        init_fill(&r, kind, fan_in, h, n);
+        enum seg_status st = seg_tensor_write(t, h, (size_t)n * sizeof *h);
+        free(h);
+        if (st)
+            return st;
+    }
     return SEG_STATUS_OK;
 }
 

@@ -32,6 +32,13 @@ enum seg_bn_policy {
     SEG_BN_POLICY_TRAINABLE,     /* batch statistics and trainable gamma/beta (PLCA) */
 };
 
+/* Initialisation of the ASPP classifier convolutions (layer5, layer6). */
+enum seg_classifier_init {
+    SEG_CLASSIFIER_INIT_NORMAL,  /* weights N(0, 0.01), bias 0 (AdaptSegNet, SDCA) */
+    SEG_CLASSIFIER_INIT_PYTORCH, /* nn.Conv2d's default: weights and bias U(-b, b), b = 1/sqrt(fan_in)
+                                    (PLCA's released code sets none) */
+};
+
 struct seg_model_config {
     enum seg_arch      arch;
     int                num_classes;   /* output channels (discriminator: its input channels) */
@@ -88,6 +95,9 @@ enum seg_status seg_model_forward_source(struct seg_ag *ag, struct seg_model *m,
  * runs it on aggregated features. */
 enum seg_status seg_model_head(struct seg_ag *ag, struct seg_model *m, struct seg_var *features,
                                struct seg_var **logits);
+/* Draws the ASPP classifier convolutions' weights (and biases) afresh by `init`, from a
+ * stream of its own seeded by the model's seed (seg_model_create's is NORMAL). */
+enum seg_status seg_model_init_classifier(struct seg_model *m, enum seg_classifier_init init);
 struct seg_param *seg_model_find(struct seg_model *m, const char *name);
 int64_t seg_model_num_params(const struct seg_model *m, bool trainable_only);
 void seg_model_zero_grad(struct seg_model *m);

@@ -17,6 +17,9 @@ static const struct seg_config_key keys[] = {
     {"model.num_classes", "19", "19 (GTA5), 16 (SYNTHIA), 13 (Cross-City)"},
     {"model.multi_level", "true", "auxiliary classifier on layer3"},
     {"model.classifier_bias", "true", "bias on the ASPP classifier convolutions (PLCA's released code: false)"},
+    {"model.classifier_init", "normal", "ASPP classifier weights: normal (N(0, 0.01), bias 0: AdaptSegNet, SDCA) | pytorch "
+                                        "(nn.Conv2d's default, weight and bias U(-b, b), b = 1/sqrt(9 C_in): PLCA's released code "
+                                        "model/segmentation/deeplabv2.py, which sets no init)"},
     {"model.init", "", "initial weights (.safetensors), e.g. the converted ImageNet DeepLab init"},
     {"model.bn", "frozen_affine", "frozen_affine | frozen | trainable"},
     {"model.bn_eps_zero", "false", "batch norm without epsilon, 1/sqrt(running_var); needs model.bn = frozen (SDCA's "
@@ -42,12 +45,20 @@ static const struct seg_config_key keys[] = {
     {"data.mirror", "true", "random horizontal flip"},
     {"data.short_side", "", "training: shorter side to a random integer in MIN-MAX instead of the *_size resize (PLCA: 760-988)"},
     {"data.crop", "", "training: random WxH crop after resizing, padded with 0 / 255 (PLCA: 730x730)"},
+    {"data.scale_range", "", "training: LO,HI: the image at its file size times a factor uniform in [LO, HI), instead of the "
+                             "*_size resize; excludes data.short_side and data.scales (SDCA's self-training, released code "
+                             "configs/deeplabv2_r101_ssl.yaml: 0.5,1.5 with data.crop = 1024x512)"},
+    {"data.scales", "", "training: S1,S2,...: the resized image (data.*_size or data.short_side) times one of these, "
+                        "equally likely (paper, PixIntraDA: multi-scale training, scales not given; DASS: 0.8,1,1.2)"},
     {"data.source_photometric", "false", "SDCA's source colour jitter 0.5/0.5/0.5/0.2, grayscale p 0.2, 3x3 blur sigma 0.1-2"},
     {"data.source_sampling", "shuffle", "shuffle | class_balanced (SDCA: class ~ 1/log(1.01 + its frequency), then an image with it)"},
     {"data.source_labels", "", "folder of label PNGs (segda pseudo-label output) replacing the source labels: "
                                "self-training on pseudo labels with data.source = the target dataset"},
     {"data.target_labels", "", "folder of pseudo-label PNGs for the target training images (methods that read them)"},
     {"data.skip_bad", "false", "skip unreadable images / bad labels with a warning (counted) instead of stopping"},
+    {"eval.scales", "", "evaluation, predict: S1,S2,...: the mean softmax over the data.eval_size input resized on the "
+                        "device by each factor (bilinear, half-pixel), each upsampled to the label size; empty: one scale "
+                        "(paper, PixIntraDA: multi-scale testing, scales not given)"},
     {"solver.iterations", "250000", "schedule length (poly decay horizon)"},
     {"solver.stop", "0", "stop after this many iterations (0: solver.iterations)"},
     {"solver.lr", "2.5e-4", "base learning rate"},
@@ -285,6 +296,26 @@ enum seg_status seg_config_bool(const struct seg_config *c, const char *name, bo
         *out = false;
     else
         return seg_error(SEG_STATUS_INVALID, "config %s = '%s': expected true or false", name, v);
+    return SEG_STATUS_OK;
+}
+
+enum seg_status seg_config_floats(const struct seg_config *c, const char *name, int max, float *out, int *n)
+{
+    const char *v = seg_config_str(c, name), *p = v;
+    *n = 0;
+    while (*p) {
+        char *end;
+        double x = strtod(p, &end);
+        if (end == p || (*end && *end != ',') || !(x > 0 && x <= 16))
+            return seg_error(SEG_STATUS_INVALID, "config %s = '%s': expected numbers in (0, 16] separated by commas",
+                             name, v);
+        if (*n == max)
+            return seg_error(SEG_STATUS_INVALID, "config %s = '%s': at most %d values", name, v, max);
+        out[(*n)++] = (float)x;
+        p = *end ? end + 1 : end;
+        if (*end && !*p)
+            return seg_error(SEG_STATUS_INVALID, "config %s = '%s': a trailing comma", name, v);
+    }
     return SEG_STATUS_OK;
 }
 

@@ -33,6 +33,9 @@ const char *seg_config_str(const struct seg_config *c, const char *name);
 enum seg_status seg_config_int(const struct seg_config *c, const char *name, long *out);
 enum seg_status seg_config_float(const struct seg_config *c, const char *name, double *out);
 enum seg_status seg_config_bool(const struct seg_config *c, const char *name, bool *out);
+/* A comma-separated list of at most max numbers, each in (0, 16] (scale factors); "" gives
+ * *n = 0. */
+enum seg_status seg_config_floats(const struct seg_config *c, const char *name, int max, float *out, int *n);
 /* "WxH" */
 enum seg_status seg_config_size(const struct seg_config *c, const char *name, int *w, int *h);
 

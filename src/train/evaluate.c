@@ -1,4 +1,5 @@
 /* evaluate.c: prediction and evaluation. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,7 @@ enum seg_status seg_eval_opts_from_config(const struct seg_config *c, struct seg
     const char *agg = seg_config_str(c, "plca.test_aggregation");
     double alpha;
     o->aggregation = 0;
+    TRY(seg_config_floats(c, "eval.scales", SEG_EVAL_MAX_SCALES, o->scales, &o->nscales));
     if (strcmp(seg_config_str(c, "method.name"), "plca") || !strcmp(agg, "none"))
         return SEG_STATUS_OK;
     if (strcmp(agg, "features") && strcmp(agg, "both"))
@@ -61,16 +63,21 @@ enum seg_status seg_predict_batch(struct seg_model *m, struct seg_ag *ag, const 
     return seg_predict_batch_opts(m, ag, images, n, h, w, out_h, out_w, &o, pred, prob_max);
 }
 
-enum seg_status seg_predict_batch_opts(struct seg_model *m, struct seg_ag *ag, const float *images,
-                                       int n, int h, int w, int out_h, int out_w,
-                                       const struct seg_eval_opts *eo, int32_t *pred, float *prob_max)
+/* The probabilities at out_h x out_w of the host images [n, 3, h, w] seen at `scale` times
+ * their size (resized on the device, bilinear with half-pixel centres, as image resizes
+ * are), averaged with the mirrored image's under eo->flip. */
+static enum seg_status probs_at_scale(struct seg_model *m, struct seg_ag *ag, const float *images, int n,
+                                      int h, int w, float scale, int out_h, int out_w,
+                                      const struct seg_eval_opts *eo, struct seg_tensor **out)
 {
     bool flip = eo && eo->flip;
     struct seg_backend *be = m->be;
-    bool prev = seg_ag_set_grad_enabled(ag, false);
     int64_t xs[4] = {n, 3, h, w};
-    struct seg_tensor *x = NULL, *p = NULL, *xf = NULL, *pf = NULL, *pfb = NULL, *sum = NULL,
-                      *cls = NULL, *mx = NULL;
+    int64_t sh = scale == 1.0f ? h : lround(h * (double)scale), sw = scale == 1.0f ? w : lround(w * (double)scale);
+    struct seg_tensor *x = NULL, *p = NULL, *xf = NULL, *pf = NULL, *pfb = NULL, *sum = NULL;
+    *out = NULL;
+    if (sh < 1 || sw < 1)
+        return seg_error(SEG_STATUS_INVALID, "predict: scale %g of a %dx%d input leaves no pixel", scale, w, h);
     enum seg_status st = seg_tensor_new(be, SEG_DTYPE_F32, 4, xs, &x);
     if (!st) st = seg_tensor_write(x, images, (size_t)n * 3 * h * w * sizeof(float));
     if (!st && flip) { /* the mirrored input, through a permutation-free index flip */
@@ -83,6 +90,17 @@ enum seg_status seg_predict_batch_opts(struct seg_model *m, struct seg_ag *ag, c
         if (!st) st = seg_tensor_new(be, SEG_DTYPE_F32, 4, xs, &xf);
         if (!st) st = seg_tensor_write(xf, mir, (size_t)n * 3 * h * w * sizeof(float));
         free(mir);
+    }
+    if (!st && scale != 1.0f) { /* the network input at this scale */
+        struct seg_tensor *r = NULL;
+        st = seg_resize_bilinear(x, sh, sw, false, &r);
+        seg_tensor_free(x);
+        x = r;
+        if (!st && xf) {
+            st = seg_resize_bilinear(xf, sh, sw, false, &r);
+            seg_tensor_free(xf);
+            xf = r;
+        }
     }
     struct seg_tensor *xin = x;
     x = NULL; /* handed to the tape */
@@ -114,6 +132,44 @@ enum seg_status seg_predict_batch_opts(struct seg_model *m, struct seg_ag *ag, c
             free(b);
         }
     }
+    if (!st) {
+        *out = p;
+        p = NULL;
+    }
+    struct seg_tensor *all[] = {x, p, xf, pf, pfb, sum};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        seg_tensor_free(all[i]);
+    return st;
+}
+
+enum seg_status seg_predict_batch_opts(struct seg_model *m, struct seg_ag *ag, const float *images,
+                                       int n, int h, int w, int out_h, int out_w,
+                                       const struct seg_eval_opts *eo, int32_t *pred, float *prob_max)
+{
+    bool prev = seg_ag_set_grad_enabled(ag, false);
+    int nscales = eo && eo->nscales > 0 ? eo->nscales : 1;
+    struct seg_tensor *p = NULL, *ps = NULL, *sum = NULL, *cls = NULL, *mx = NULL;
+    enum seg_status st = SEG_STATUS_OK;
+    if (nscales > SEG_EVAL_MAX_SCALES)
+        st = seg_error(SEG_STATUS_INVALID, "predict: %d scales, at most %d", nscales, SEG_EVAL_MAX_SCALES);
+    /* multi-scale: the mean of the scales' probabilities, summed in the listed order */
+    for (int i = 0; !st && i < nscales; i++) {
+        st = probs_at_scale(m, ag, images, n, h, w, eo && eo->nscales > 0 ? eo->scales[i] : 1.0f, out_h, out_w,
+                            eo, i ? &ps : &p);
+        if (!st && i) {
+            st = seg_binary(SEG_BINARY_ADD, p, ps, &sum);
+            seg_tensor_free(p);
+            seg_tensor_free(ps);
+            p = sum;
+            ps = sum = NULL;
+        }
+    }
+    if (!st && nscales > 1) {
+        struct seg_tensor *mean = NULL;
+        st = seg_unary(SEG_UNARY_AFFINE, p, 1.0f / (float)nscales, 0.0f, &mean);
+        seg_tensor_free(p);
+        p = mean;
+    }
     if (!st) st = seg_argreduce(false, p, 1, false, &cls);
     if (!st) st = seg_tensor_read(cls, pred, (size_t)n * out_h * out_w * sizeof(int32_t));
     if (!st && prob_max) {
@@ -124,7 +180,7 @@ enum seg_status seg_predict_batch_opts(struct seg_model *m, struct seg_ag *ag, c
         *eo->probs = p;
         p = NULL;
     }
-    struct seg_tensor *all[] = {x, p, xf, pf, pfb, sum, cls, mx};
+    struct seg_tensor *all[] = {p, ps, sum, cls, mx};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         seg_tensor_free(all[i]);
     seg_ag_set_grad_enabled(ag, prev);

@@ -6,8 +6,13 @@
 #include "model/model.h"
 #include "train/config.h"
 
+#define SEG_EVAL_MAX_SCALES 8
 struct seg_eval_opts {
     bool flip;          /* average the softmax of the image and its mirror */
+    /* Multi-scale testing: the mean of the softmax over the input resized by each factor
+     * (on the device, bilinear), each upsampled to the output size; nscales 0: one, 1. */
+    float scales[SEG_EVAL_MAX_SCALES];
+    int   nscales;
     int  max_batches;   /* 0: all */
     bool progress;      /* print progress on stderr */
     /* PLCA's test-time spatial aggregation (train/plca.h): 0 none, 1 the layer4 features,
@@ -20,8 +25,8 @@ struct seg_eval_opts {
     struct seg_tensor **probs;
 };
 
-/* The test-time options a training configuration implies (PLCA's plca.test_aggregation
- * when method.name is plca); leaves the other fields as they are. */
+/* The test-time options a training configuration implies (eval.scales; PLCA's
+ * plca.test_aggregation when method.name is plca); leaves the other fields as they are. */
 enum seg_status seg_eval_opts_from_config(const struct seg_config *c, struct seg_eval_opts *o);
 
 /* Class map of each image of images [N, 3, H, W] (host, normalized) at out_h x out_w:

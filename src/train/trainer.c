@@ -275,6 +275,13 @@ enum seg_status seg_trainer_create_dist(const struct seg_config *cfg, struct seg
         st = seg_error(SEG_STATUS_INVALID, "config solver.iterations = %ld: must be positive", iters);
     if (!st) st = seg_ag_create(be, &t->ag);
     if (!st) st = seg_model_create(be, &mc, &t->model);
+    /* PLCA's released code leaves the classifier at nn.Conv2d's default init; model.init
+     * (loaded next) replaces it where the file has the heads */
+    const char *cinit = seg_config_str(cfg, "model.classifier_init");
+    if (!st && !strcmp(cinit, "pytorch"))
+        st = seg_model_init_classifier(t->model, SEG_CLASSIFIER_INIT_PYTORCH);
+    else if (!st && strcmp(cinit, "normal"))
+        st = seg_error(SEG_STATUS_INVALID, "config model.classifier_init = '%s': normal or pytorch", cinit);
     const char *init = seg_config_str(cfg, "model.init");
     if (!st && init[0])
         st = seg_model_load(t->model, init, false);
