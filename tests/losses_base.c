@@ -49,6 +49,18 @@ static enum seg_status supervised(struct lt_ctx *c, struct seg_var **loss)
     return terms[2] ? lt_output(c, "lovasz", terms[2]) : SEG_STATUS_OK;
 }
 
+/* sum(gather(x, 1, idx) * r): the gradient scatter-adds over repeated indices. */
+static enum seg_status gather(struct lt_ctx *c, struct seg_var **loss)
+{
+    struct seg_var *x = lt_var(c, "x"), *r = lt_var(c, "r"), *y, *p;
+    const struct seg_tensor *idx = lt_tensor(c, "idx");
+    NEED(x && r && idx);
+    TRY(seg_ag_gather(lt_ag(c), x, 1, idx, &y));
+    TRY(lt_output(c, "y", y));
+    TRY(seg_ag_mul(lt_ag(c), y, r, &p));
+    return seg_ag_sum_all(lt_ag(c), p, loss);
+}
+
 const struct lt_case lt_cases_base[] = {
     {"base_entropy", entropy},
     {"base_kl_div", kl},
@@ -56,5 +68,6 @@ const struct lt_case lt_cases_base[] = {
     {"base_lovasz_softmax", lovasz},
     {"base_supervised", supervised},
     {"base_supervised_lovasz", supervised},
+    {"base_gather", gather},
     {NULL, NULL},
 };

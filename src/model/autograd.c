@@ -549,6 +549,32 @@ enum seg_status seg_ag_slice(struct seg_ag *ag, struct seg_var *x, int axis, int
     return record(ag, y, &x, 1, bwd_slice, 0, &tok, 1, ip, NULL, out);
 }
 
+static enum seg_status bwd_gather(struct seg_ag_node *n, const struct seg_tensor *g,
+                                  struct seg_tensor **gin)
+{
+    return seg_gather_bwd(n->saved[0], n->ip[0], n->saved[1], g, &gin[0]);
+}
+
+enum seg_status seg_ag_gather(struct seg_ag *ag, struct seg_var *x, int axis,
+                              const struct seg_tensor *idx, struct seg_var **out)
+{
+    struct seg_tensor *y = NULL, *tok = NULL, *ix = NULL;
+    enum seg_status st = seg_gather(x->value, axis, idx, &y);
+    if (!st)
+        st = shape_token(x->value, &tok);
+    if (!st && wants_grad(ag, &x, 1)) /* the caller may free idx before backward */
+        st = seg_clone(idx, &ix);
+    if (st) {
+        seg_tensor_free(y);
+        seg_tensor_free(tok);
+        seg_tensor_free(ix);
+        return st;
+    }
+    struct seg_tensor *saved[2] = {tok, ix};
+    int32_t ip[8] = {axis};
+    return record(ag, y, &x, 1, bwd_gather, 0, saved, 2, ip, NULL, out);
+}
+
 static enum seg_status bwd_concat(struct seg_ag_node *n, const struct seg_tensor *g,
                                   struct seg_tensor **gin)
 {

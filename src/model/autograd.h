@@ -98,6 +98,10 @@ enum seg_status seg_ag_permute(struct seg_ag *ag, struct seg_var *x, const int *
                                struct seg_var **out);
 enum seg_status seg_ag_slice(struct seg_ag *ag, struct seg_var *x, int axis, int64_t start,
                              int64_t len, struct seg_var **out);
+/* out[o][j][i] = x[o][idx[o][j][i]][i] along axis (idx I32, a constant; see GATHER in
+ * ops.def); the gradient scatter-adds into x, so an index may repeat. */
+enum seg_status seg_ag_gather(struct seg_ag *ag, struct seg_var *x, int axis,
+                              const struct seg_tensor *idx, struct seg_var **out);
 enum seg_status seg_ag_concat(struct seg_ag *ag, struct seg_var **xs, int n, int axis,
                               struct seg_var **out);
 enum seg_status seg_ag_matmul(struct seg_ag *ag, struct seg_var *a, struct seg_var *b, bool trans_a,

@@ -1,8 +1,9 @@
 /* plca_assoc.c: PLCA's similarities, contrast normalization, spatial aggregation, cycle
  * association loss, label smooth regularization and test-time aggregation (see plca.h,
  * method_plca.c and methods.md section 1). Only device ops: the similarity matrices are
- * batched GEMMs, the cycle (argmax, gather), validity masks, selection masks (one-hot) and
- * counts (scatter-add) never leave the device. */
+ * batched GEMMs, the cycle (argmax, gather), validity masks and counts (scatter-add) never
+ * leave the device. Beyond the P x P similarities (and their gradients) the association
+ * keeps O(P) memory: the loss gathers the selected entries. */
 #include <float.h>
 #include <string.h>
 
@@ -144,65 +145,77 @@ enum seg_status seg_plca_aggregate(struct seg_ag *ag, enum seg_plca_metric metri
     return SEG_STATUS_OK;
 }
 
-/* The constant selection weights of the cycle, from the two similarity matrices:
- * w1 [N, Pt, Ps] = 1 at (j*_i, i) for valid i; w2 [N, Ps, Pt] = count_j at (i*(j), j),
- * count_j = number of valid i with j*_i = j (a target pixel reached twice counts twice);
+/* The cycle's selected entries and their constant weights, from the two similarity
+ * matrices (O(P) each, so the loss gathers P entries instead of masking a P x P matrix):
+ * jstar [N, 1, Ps] = j*_i, valid [N, 1, Ps] in {0, 1}: term 1 is sum_i valid_i m1[j*_i, i];
+ * istar [N, 1, Pt] = i*(j), cnt [N, 1, Pt] = number of valid i with j*_i = j (a target
+ * pixel reached twice counts twice): term 2 is sum_j cnt_j m2[i*(j), j];
  * inv = 1 / max(number of valid pixels, 1). */
-static enum seg_status cycle_weights(const struct seg_tensor *m1, const struct seg_tensor *m2,
-                                     const struct seg_tensor *labels, struct seg_tensor **w1,
-                                     struct seg_tensor **w2, struct seg_tensor **inv,
-                                     struct seg_tensor **nvalid)
+struct cycle {
+    struct seg_tensor *jstar, *valid, *istar, *cnt, *inv;
+};
+
+static void cycle_free(struct cycle *c)
+{
+    seg_tensor_free(c->jstar);
+    seg_tensor_free(c->valid);
+    seg_tensor_free(c->istar);
+    seg_tensor_free(c->cnt);
+    seg_tensor_free(c->inv);
+    memset(c, 0, sizeof *c);
+}
+
+static enum seg_status cycle_select(const struct seg_tensor *m1, const struct seg_tensor *m2,
+                                    const struct seg_tensor *labels, struct cycle *c,
+                                    struct seg_tensor **nvalid)
 {
     int64_t n = m1->shape[0], pt = m1->shape[1], ps = m1->shape[2];
     if (labels->dtype != SEG_DTYPE_I32 || seg_tensor_numel(labels) != n * ps)
         return seg_error(SEG_STATUS_INVALID, "plca: association labels must be I32 [N, Ps]");
-    int64_t s_ps[2] = {n, ps}, s_one[1] = {1}, s_cnt[3] = {n, 1, pt};
-    struct seg_tensor *lab = NULL, *jstar = NULL, *istar_j = NULL, *istar = NULL, *ystar = NULL,
-                      *yf = NULL, *ysf = NULL, *ign = NULL, *ne = NULL, *eq = NULL, *valid = NULL,
-                      *jf = NULL, *neg = NULL, *l1f = NULL, *l1 = NULL, *cnt = NULL, *oh2 = NULL,
-                      *nv = NULL, *nvc = NULL;
+    int64_t s_ps[2] = {n, ps}, s_one[1] = {1}, s_src[3] = {n, 1, ps}, s_tgt[3] = {n, 1, pt};
+    struct seg_tensor *lab = NULL, *istar_i = NULL, *ystar = NULL, *yf = NULL, *ysf = NULL,
+                      *ign = NULL, *ne = NULL, *eq = NULL, *nv = NULL, *nvc = NULL;
+    memset(c, 0, sizeof *c);
     enum seg_status st = seg_tensor_reshape((struct seg_tensor *)labels, 2, s_ps, &lab);
-    if (!st) st = seg_argreduce(false, m1, 1, false, &jstar);   /* [N, Ps]: j*_i */
-    if (!st) st = seg_argreduce(false, m2, 1, false, &istar_j); /* [N, Pt]: i*(j) */
-    if (!st) st = seg_gather(istar_j, 1, jstar, &istar);         /* [N, Ps]: i*_i */
-    if (!st) st = seg_gather(lab, 1, istar, &ystar);
+    if (!st) st = seg_argreduce(false, m1, 1, false, &c->jstar); /* [N, Ps]: j*_i */
+    if (!st) st = seg_argreduce(false, m2, 1, false, &c->istar); /* [N, Pt]: i*(j) */
+    if (!st) st = seg_gather(c->istar, 1, c->jstar, &istar_i);    /* [N, Ps]: i*_i */
+    if (!st) st = seg_gather(lab, 1, istar_i, &ystar);
     if (!st) st = seg_cast(lab, SEG_DTYPE_F32, &yf);
     if (!st) st = seg_cast(ystar, SEG_DTYPE_F32, &ysf);
     if (!st) st = seg_tensor_new(m1->be, SEG_DTYPE_F32, 1, s_one, &ign);
     if (!st) st = seg_fill(ign, 255.0f);
     if (!st) st = seg_binary(SEG_BINARY_NE, yf, ign, &ne);
     if (!st) st = seg_binary(SEG_BINARY_EQ, ysf, yf, &eq);
-    if (!st) st = seg_binary(SEG_BINARY_MUL, ne, eq, &valid);     /* [N, Ps] in {0, 1} */
-    if (!st) st = seg_cast(jstar, SEG_DTYPE_F32, &jf);
-    if (!st) st = seg_tensor_new_like(jf, &neg);
-    if (!st) st = seg_fill(neg, -1.0f);
-    if (!st) st = seg_where(valid, jf, neg, &l1f);                /* j*_i, or -1 (no column) */
-    if (!st) st = seg_cast(l1f, SEG_DTYPE_I32, &l1);
-    if (!st) st = seg_one_hot(l1, (int)pt, w1);                   /* [N, Pt, Ps] */
-    if (!st) st = seg_scatter_add(valid, 1, jstar, pt, false, &cnt); /* [N, Pt] */
-    if (!st) st = seg_tensor_set_shape(cnt, 3, s_cnt);
-    if (!st) st = seg_one_hot(istar_j, (int)ps, &oh2);            /* [N, Ps, Pt] */
-    if (!st) st = seg_binary(SEG_BINARY_MUL, oh2, cnt, w2);
-    if (!st) st = seg_reduce_all(SEG_REDUCE_SUM, valid, &nv);
+    if (!st) st = seg_binary(SEG_BINARY_MUL, ne, eq, &c->valid); /* [N, Ps] */
+    if (!st) st = seg_scatter_add(c->valid, 1, c->jstar, pt, false, &c->cnt); /* [N, Pt] */
+    if (!st) st = seg_reduce_all(SEG_REDUCE_SUM, c->valid, &nv);
     if (!st) st = seg_unary(SEG_UNARY_CLAMP, nv, 1.0f, FLT_MAX, &nvc);
-    if (!st) st = seg_unary(SEG_UNARY_RECIP, nvc, 0, 0, inv);
+    if (!st) st = seg_unary(SEG_UNARY_RECIP, nvc, 0, 0, &c->inv);
+    if (!st) st = seg_tensor_set_shape(c->jstar, 3, s_src);
+    if (!st) st = seg_tensor_set_shape(c->valid, 3, s_src);
+    if (!st) st = seg_tensor_set_shape(c->istar, 3, s_tgt);
+    if (!st) st = seg_tensor_set_shape(c->cnt, 3, s_tgt);
     if (!st && nvalid) {
         *nvalid = nv;
         nv = NULL;
     }
-    struct seg_tensor *tmp[] = {lab, jstar, istar_j, istar, ystar, yf, ysf, ign, ne, eq, valid,
-                                jf, neg, l1f, l1, cnt, oh2, nv, nvc};
+    if (st)
+        cycle_free(c);
+    struct seg_tensor *tmp[] = {lab, istar_i, ystar, yf, ysf, ign, ne, eq, nv, nvc};
     for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++)
         seg_tensor_free(tmp[i]);
     return st;
 }
 
-/* sum(w * (contrastive ? log_softmax_1(norm ? contrast_norm(m) : m) : m)) */
+/* sum_q w[q] z[idx[q], q], z = contrastive ? log_softmax_1(norm ? contrast_norm(m) : m) : m;
+ * idx, w [N, 1, Q] (w is taken over). */
 static enum seg_status selected_sum(struct seg_ag *ag, const struct seg_plca_assoc_opts *o,
-                                    struct seg_var *m, struct seg_tensor *w, struct seg_var **out)
+                                    struct seg_var *m, const struct seg_tensor *idx,
+                                    struct seg_tensor *w, struct seg_var **out)
 {
-    struct seg_var *z = m, *wv, *p;
-    enum seg_status st = seg_ag_const(ag, w, &wv); /* takes w over */
+    struct seg_var *z = m, *wv, *g, *p;
+    enum seg_status st = seg_ag_const(ag, w, &wv);
     if (st)
         return st;
     if (o->contrastive) {
@@ -216,10 +229,12 @@ static enum seg_status selected_sum(struct seg_ag *ag, const struct seg_plca_ass
             seg_var_done(z);
         z = ls;
     }
-    TRY(seg_ag_mul(ag, wv, z, &p));
-    seg_var_done(wv);
+    TRY(seg_ag_gather(ag, z, 1, idx, &g));
     if (z != m)
         seg_var_done(z);
+    TRY(seg_ag_mul(ag, wv, g, &p));
+    seg_var_done(wv);
+    seg_var_done(g);
     TRY(seg_ag_sum_all(ag, p, out));
     seg_var_done(p);
     return SEG_STATUS_OK;
@@ -240,26 +255,22 @@ enum seg_status seg_plca_association(struct seg_ag *ag, const struct seg_plca_as
     } else {
         TRY(seg_plca_similarity(ag, o->metric, tgt, src, &m2)); /* [N, Ps, Pt]: t -> s rows */
     }
-    struct seg_tensor *w1 = NULL, *w2 = NULL, *inv = NULL;
-    enum seg_status st = cycle_weights(m1->value, m2->value, labels, &w1, &w2, &inv, nvalid);
-    if (st) {
-        seg_tensor_free(w1);
-        seg_tensor_free(w2);
-        seg_tensor_free(inv);
-        return st;
+    struct cycle c;
+    TRY(cycle_select(m1->value, m2->value, labels, &c, nvalid));
+    enum seg_status st = selected_sum(ag, o, m1, c.jstar, c.valid, &s1);
+    c.valid = NULL;
+    if (!st) {
+        seg_var_done(m1);
+        st = selected_sum(ag, o, m2, c.istar, c.cnt, &s2);
+        c.cnt = NULL;
     }
-    st = selected_sum(ag, o, m1, w1, &s1);
-    w1 = NULL;
-    if (!st) seg_var_done(m1);
-    if (!st) st = selected_sum(ag, o, m2, w2, &s2);
-    else seg_tensor_free(w2);
-    if (st) {
-        seg_tensor_free(inv);
+    if (!st) st = seg_ag_const(ag, c.inv, &invv);
+    if (!st) c.inv = NULL;
+    cycle_free(&c);
+    if (st)
         return st;
-    }
     seg_var_done(m2);
     TRY(seg_ag_add(ag, s1, s2, &tot));
-    TRY(seg_ag_const(ag, inv, &invv));
     TRY(seg_ag_mul(ag, tot, invv, &scaled));
     TRY(seg_ag_affine(ag, scaled, -1.0f, 0.0f, loss));
     return SEG_STATUS_OK;

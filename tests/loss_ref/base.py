@@ -1,6 +1,7 @@
 """References for the loss terms shared by the methods (src/model/losses.c), written from
 their definitions: AdvEnt's entropy, KL, BCE with logits, the Lovasz-softmax of Berman et
-al. 2018 (Algorithm 1 and the Lovasz extension of the Jaccard loss)."""
+al. 2018 (Algorithm 1 and the Lovasz extension of the Jaccard loss), and torch.gather for
+segda's differentiable gather (src/model/autograd.c)."""
 import torch
 import torch.nn.functional as F
 
@@ -93,6 +94,14 @@ def supervised(gen, source_lovasz=0.0):
     return {"main": main, "aux": aux, "labels": y}, out, {"aux_weight": aux_w, "source_lovasz": source_lovasz}
 
 
+def gather(gen):
+    x = rand(gen, 2, 5, 4).requires_grad_()
+    idx = torch.randint(0, 5, (2, 6, 4), generator=gen)  # 6 draws of 5: indices repeat
+    r = rand(gen, 2, 6, 4)
+    y = torch.gather(x, 1, idx)
+    return {"x": x, "idx": idx.int(), "r": r}, {"loss": (y * r).sum(), "y": y}, {}
+
+
 CASES = {
     "base_entropy": entropy,
     "base_kl_div": kl_div,
@@ -100,4 +109,5 @@ CASES = {
     "base_lovasz_softmax": lovasz_softmax,
     "base_supervised": supervised,
     "base_supervised_lovasz": lambda gen: supervised(gen, 0.75),
+    "base_gather": gather,
 }
