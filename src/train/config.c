@@ -49,11 +49,12 @@ static const struct seg_config_key keys[] = {
     {"solver.weight_decay", "5e-4", "SGD weight decay"},
     {"solver.power", "0.9", "poly decay power"},
     {"solver.head_lr_mult", "10", "learning-rate multiplier of the classifier heads"},
-    {"solver.accumulate", "1", "sub-batches per optimizer step: data.batch images per domain are split into this many "
-                               "equal sub-batches whose gradients add up (weighted to the full-batch mean) before one "
-                               "step, for every method and its discriminators. Exactly the full-batch step where BN is "
-                               "frozen (model.bn = frozen_affine | frozen); with model.bn = trainable the BN statistics "
-                               "are per sub-batch (released PLCA code: iter_size 2). Per-method differences: README"},
+    {"solver.accumulate", "1", "sub-batches per optimizer step: data.batch images per domain (a multiple of it) run "
+                               "as this many equal sub-batches whose gradients (the discriminators' too) add up to the "
+                               "full-batch mean before one step. The full-batch step where BN uses running statistics "
+                               "(model.bn = frozen); with frozen_affine or trainable, BN batch statistics are per "
+                               "sub-batch (released PLCA code: iter_size 2), and each method's per-batch terms as the "
+                               "README says"},
     {"loss.aux_weight", "0.1", "weight of the auxiliary segmentation loss"},
     {"adaptsegnet.lambda_adv_main", "0.001", "adversarial weight on the main output"},
     {"adaptsegnet.lambda_adv_aux", "0.0002", "adversarial weight on the auxiliary output"},
