@@ -327,12 +327,6 @@ enum seg_status seg_trainer_create_dist(const struct seg_config *cfg, struct seg
     if (!st) st = seg_config_int(cfg, "solver.iterations", &iters);
     if (!st) st = seg_config_int(cfg, "train.seed", &seed);
     if (!st) st = accumulate_config(cfg, mname, &t->accumulate);
-    long batch = 0;
-    int nranks = seg_dist_size(dist);
-    if (!st) st = seg_config_int(cfg, "data.batch", &batch);
-    if (!st && nranks > 1 && batch % ((long)nranks * t->accumulate)) /* each rank's shard splits too */
-        st = seg_error(SEG_STATUS_INVALID, "config data.batch = %ld does not split into %d ranks x "
-                       "solver.accumulate = %d sub-batches", batch, nranks, t->accumulate);
     if (!st && iters < 1)
         st = seg_error(SEG_STATUS_INVALID, "config solver.iterations = %ld: must be positive", iters);
     if (!st) st = seg_ag_create(be, &t->ag);
