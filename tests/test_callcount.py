@@ -14,7 +14,9 @@ Calls from libclblast count too (a GEMM library's sync or allocation stalls the 
 the table shows them separately.
 
 usage: test_callcount.py SEGDA SHIM WORKDIR [--method M[,M..]|all] [--device D[,D..]]
-                         [--n1 2] [--n2 4] [--report-only]
+                         [--n1 2] [--n2 4] [--set KEY=VALUE ...] [--report-only]
+  --set: an extra configuration key for every run (e.g. solver.accumulate=2: sub-batches
+  must not add waits).
   D: opencl, vulkan or vulkan-staging (Vulkan with SEGDA_VK_STAGING=1: the discrete-GPU path).
 Exit: 0 within budget (--report-only: whatever the counts), 1 over budget, a failed run or
 counts showing that the shim did not intercept, 77 no device for
@@ -51,7 +53,7 @@ def available(segda, api):
     return any(line.startswith(api + ":") for line in out.splitlines())
 
 
-def train(segda, shim, work, method, device, stop):
+def train(segda, shim, work, method, device, stop, extra=()):
     """One run under the shim: the counts as {bucket: {name: n}}, or None if it failed."""
     out = os.path.join(work, f"run-{method}-{device}-{stop}")
     counts = out + ".json"
@@ -74,6 +76,8 @@ def train(segda, shim, work, method, device, stop):
     cmd = [segda, "train", "--quiet", "--out", out]
     for k, v in sets.items():
         cmd += ["--set", f"{k}={v}"]
+    for kv in extra:
+        cmd += ["--set", kv]
     p = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     err = p.communicate()[1]
     if p.returncode != 0:
@@ -149,6 +153,7 @@ def main():
     ap.add_argument("--device", default="opencl")
     ap.add_argument("--n1", type=int, default=2)
     ap.add_argument("--n2", type=int, default=4)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="extra key for every run")
     ap.add_argument("--report-only", action="store_true", help="print the tables, never fail on the budget")
     a = ap.parse_args()
     methods = METHODS if a.method == "all" else a.method.split(",")
@@ -180,8 +185,8 @@ def main():
                             "--size", "64x32"], check=True, stdout=subprocess.DEVNULL)
         results = {}
         for m in methods:
-            c1 = train(segda, shim, work, m, d, a.n1)
-            c2 = c1 and train(segda, shim, work, m, d, a.n2)
+            c1 = train(segda, shim, work, m, d, a.n1, a.set)
+            c2 = c1 and train(segda, shim, work, m, d, a.n2, a.set)
             if not c2:
                 failed = True
                 continue

@@ -66,6 +66,12 @@ static const struct seg_config_key keys[] = {
     {"solver.weight_decay", "5e-4", "SGD weight decay"},
     {"solver.power", "0.9", "poly decay power"},
     {"solver.head_lr_mult", "10", "learning-rate multiplier of the classifier heads"},
+    {"solver.accumulate", "1", "sub-batches per optimizer step: data.batch images per domain (a multiple of it) run "
+                               "as this many equal sub-batches whose gradients (the discriminators' too) add up to the "
+                               "full-batch mean before one step. The full-batch step where BN uses running statistics "
+                               "(model.bn = frozen); with frozen_affine or trainable, BN batch statistics are per "
+                               "sub-batch (released PLCA code: iter_size 2), and each method's per-batch terms as the "
+                               "README says"},
     {"loss.aux_weight", "0.1", "weight of the auxiliary segmentation loss"},
     {"loss.source_lovasz", "0", "weight of a Lovasz-softmax term on the source prediction, added to the supervised loss of every method (released SDCA warm-up, train_with_ssl.sh: train_src.py SOLVER.LAMBDA_LOV 0.75; SDCA adaptation has its own sdca.lambda_lov)"},
     {"adaptsegnet.lambda_adv_main", "0.001", "adversarial weight on the main output"},
@@ -100,7 +106,7 @@ static const struct seg_config_key keys[] = {
     {"plca.lovasz_scale", "1", "PLCA: extra Lovasz factor (released 2-GPU code: world_size x iter_size = 4)"},
     {"plca.lsr_weight", "0.01", "PLCA: beta3, weight of the source and of the target LSR term each"},
     {"plca.lsr_lambda", "10", "PLCA: LSR lambda (smoothness target of -mean_c log p_c)"},
-    {"plca.iter_size", "1", "PLCA: sub-batches per update (BN statistics and association per sub-batch)"},
+    {"plca.iter_size", "1", "PLCA: alias of solver.accumulate (the released code's name; association per sub-batch)"},
     {"plca.ce_align_corners", "false", "PLCA: align_corners of the source logits' upsampling (released code: false)"},
     {"plca.test_aggregation", "features", "PLCA at eval: none | features (paper, Eq. 7) | both (released code: features and softmax)"},
     {"pixintra.alpha", "0.85", "PixIntraDA: scale of the class thresholds (GTA5 0.85, SYNTHIA 0.79; sets the easy share)"},

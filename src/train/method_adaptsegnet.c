@@ -6,7 +6,10 @@
  *   "source" with weights lambda_adv_aux = 0.0002 and lambda_adv_main = 0.001 (the
  *   discriminators get no gradient from it);
  * - D step: BCE on detached source (label 0) and target (label 1) outputs, each halved;
- *   Adam (lr 1e-4, betas 0.9/0.99), poly-decayed over the same horizon as G. */
+ *   Adam (lr 1e-4, betas 0.9/0.99), poly-decayed over the same horizon as G.
+ * solver.accumulate: every sub-batch adds G's and D's gradients; the steps come after the
+ * last (D's gradients use G's detached outputs and D's weights, which the G step does not
+ * change), so with frozen BN in G the update equals the full batch's. */
 #include <string.h>
 
 #include "train/methods.h"
@@ -48,32 +51,36 @@ static enum seg_status adversarial(struct seg_trainer *t, struct seg_model *d, s
     return seg_ag_bce_with_logits_const(t->ag, o.main, domain, loss);
 }
 
-static enum seg_status adaptsegnet_step(struct seg_trainer *t, const struct seg_batch *src,
+struct adv_weights {
+    double lam_main, lam_aux;
+};
+
+/* One sub-batch: the G gradients (segmentation on the source, weighted by its share of the
+ * labelled pixels; adversarial on the target) and the D gradients (on the detached
+ * outputs), each a 1/k share of the batch mean. D's gradients need G's outputs only, not
+ * its update, so every optimizer step can wait for the last sub-batch. */
+static enum seg_status adaptsegnet_part(struct seg_trainer *t, const struct adv_weights *aw,
+                                        const struct seg_batch *src_all, const struct seg_batch *src,
                                         const struct seg_batch *tgt, struct seg_losses *losses)
 {
-    double lam_main, lam_aux;
-    TRY(seg_config_float(&t->cfg, "adaptsegnet.lambda_adv_main", &lam_main));
-    TRY(seg_config_float(&t->cfg, "adaptsegnet.lambda_adv_aux", &lam_aux));
-    if (!t->model->cfg.multi_level)
-        lam_aux = 0.0;
-    seg_model_zero_grad(t->model);
-    for (int i = 0; i < t->naux; i++)
-        seg_model_zero_grad(t->aux[i]);
-
-    /* G on the source: segmentation loss. Its outputs are kept (detached) for the D step. */
+    double share = 1.0 / t->accumulate, lam_aux = aw->lam_aux;
     struct seg_var *xs, *loss, *xt, *adv_main, *adv_aux = NULL, *a1, *a2, *adv;
     struct seg_tensor *labels = NULL, *src_out[2] = {NULL, NULL}, *tgt_out[2] = {NULL, NULL};
     struct seg_model_out so, to;
+    /* G on the source: segmentation loss. Its outputs are kept (detached) for D. */
+    double ws = seg_batch_label_share(t, src, src_all);
+    losses->weight = ws;
     TRY(seg_batch_upload(t, src, &xs, &labels));
     enum seg_status st = seg_segmentation_loss(t, xs, labels, &so, &loss, losses);
     seg_tensor_free(labels);
-    if (!st) st = seg_check_finite(t, losses);
+    if (!st && ws != 1.0) st = seg_ag_affine(t->ag, loss, (float)ws, 0.0f, &loss);
     if (!st) st = seg_clone(so.main->value, &src_out[1]);
     if (!st && so.aux) st = seg_clone(so.aux->value, &src_out[0]);
     if (!st) st = seg_ag_backward(t->ag, loss);
     seg_ag_reset(t->ag);
 
     /* G on the target: fool both discriminators (their parameters get no gradient). */
+    losses->weight = share;
     for (int i = 0; i < t->naux; i++)
         set_requires_grad(t->aux[i], false);
     if (!st) st = seg_batch_upload(t, tgt, &xt, NULL);
@@ -82,20 +89,18 @@ static enum seg_status adaptsegnet_step(struct seg_trainer *t, const struct seg_
     if (!st && to.aux) st = seg_clone(to.aux->value, &tgt_out[0]);
     if (!st) st = adversarial(t, t->aux[1], to.main, tgt->h, tgt->w, 0.0f, &adv_main);
     if (!st) st = seg_losses_add_var(losses, "adv", adv_main);
-    if (!st) st = seg_ag_affine(t->ag, adv_main, (float)lam_main, 0.0f, &adv);
+    if (!st) st = seg_ag_affine(t->ag, adv_main, (float)(aw->lam_main * share), 0.0f, &adv);
     if (!st && to.aux && lam_aux != 0.0) {
         st = adversarial(t, t->aux[0], to.aux, tgt->h, tgt->w, 0.0f, &adv_aux);
         if (!st) st = seg_losses_add_var(losses, "adv_aux", adv_aux);
-        if (!st) st = seg_ag_affine(t->ag, adv_aux, (float)lam_aux, 0.0f, &a1);
+        if (!st) st = seg_ag_affine(t->ag, adv_aux, (float)(lam_aux * share), 0.0f, &a1);
         if (!st) st = seg_ag_add(t->ag, adv, a1, &a2);
         if (!st) adv = a2;
     }
-    if (!st) st = seg_check_finite(t, losses);
     if (!st) st = seg_ag_backward(t->ag, adv);
     seg_ag_reset(t->ag);
     for (int i = 0; i < t->naux; i++)
         set_requires_grad(t->aux[i], true);
-    if (!st) st = seg_optim_step(t->opt, (float)t->lr);
 
     /* D: detached source outputs are "source" (0), target outputs "target" (1). */
     static const char *const dnames[2][2] = {{"d_aux_src", "d_aux_tgt"}, {"d_src", "d_tgt"}};
@@ -110,18 +115,42 @@ static enum seg_status adaptsegnet_step(struct seg_trainer *t, const struct seg_
             if (!st) st = seg_ag_const(t->ag, copy, &v);
             if (!st) st = adversarial(t, t->aux[level], v, b->h, b->w, (float)dom, &l);
             if (!st) st = seg_losses_add_var(losses, dnames[level][dom], l);
-            if (!st) st = seg_check_finite(t, losses);
-            if (!st) st = seg_ag_affine(t->ag, l, 0.5f, 0.0f, &half);
+            if (!st) st = seg_ag_affine(t->ag, l, (float)(0.5 * share), 0.0f, &half);
             if (!st) st = seg_ag_backward(t->ag, half);
             seg_ag_reset(t->ag);
         }
-        if (!st) st = seg_optim_step(t->aux_opt[level], (float)t->lr_aux);
     }
     for (int i = 0; i < 2; i++) {
         seg_tensor_free(src_out[i]);
         seg_tensor_free(tgt_out[i]);
     }
+    losses->weight = 1.0;
     return st;
+}
+
+static enum seg_status adaptsegnet_step(struct seg_trainer *t, const struct seg_batch *src,
+                                        const struct seg_batch *tgt, struct seg_losses *losses)
+{
+    struct adv_weights aw;
+    TRY(seg_config_float(&t->cfg, "adaptsegnet.lambda_adv_main", &aw.lam_main));
+    TRY(seg_config_float(&t->cfg, "adaptsegnet.lambda_adv_aux", &aw.lam_aux));
+    if (!t->model->cfg.multi_level)
+        aw.lam_aux = 0.0;
+    seg_model_zero_grad(t->model);
+    for (int i = 0; i < t->naux; i++)
+        seg_model_zero_grad(t->aux[i]);
+    for (int c = 0; c < t->accumulate; c++) {
+        struct seg_batch sp, tp;
+        seg_batch_part(t, src, c, &sp);
+        seg_batch_part(t, tgt, c, &tp);
+        TRY(adaptsegnet_part(t, &aw, src, &sp, &tp, losses));
+    }
+    TRY(seg_check_finite(t, losses));
+    TRY(seg_optim_step(t->opt, (float)t->lr));
+    for (int level = 1; level >= 0; level--) /* a discriminator without gradient is not stepped */
+        if (level == 1 || (t->model->cfg.multi_level && aw.lam_aux != 0.0))
+            TRY(seg_optim_step(t->aux_opt[level], (float)t->lr_aux));
+    return SEG_STATUS_OK;
 }
 
 const struct seg_method seg_method_adaptsegnet = {"adaptsegnet", adaptsegnet_init, adaptsegnet_step, NULL};

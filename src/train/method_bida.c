@@ -69,6 +69,12 @@
  * through their own conv1/bn1/layer1 (layer2-4 and the heads shared), started from the
  * shared stem of model.init; source passes use the shared stem, the teacher and every
  * inference on the target the target one.
+ * solver.accumulate = k: each sub-batch is one pass of the above with every term weighed
+ * 1/k (CE too, unlike source_only's labelled-pixel share): its prototypes rho_S, rho_T
+ * pool the sub-batch only (the gradient through them does not split), the EMA prototypes
+ * take k updates a step, the CBST threshold mean counts each sub-batch as a batch, and the
+ * spatial prior counts add up exactly; the teacher is copied at the first sub-batch of a
+ * round. So BiDA's accumulated step is not the full batch's, even with frozen BN.
  * Ablation (paper Table 3): L_base = bida.lambda_fc=0 bida.lambda_bc=0 bida.dynamic=false;
  * +FCL: bida.lambda_fc; +BCL: bida.lambda_bc; +y_D w/o cal.: bida.dynamic=true
  * bida.calibrate=false; w/ cal.: bida.calibrate=true. */
@@ -359,7 +365,15 @@ static void step_tensors_free(struct step_tensors *s)
         seg_tensor_free(p[i]);
 }
 
-static enum seg_status adapt_step(struct seg_trainer *t, struct bida *b, const struct seg_batch *src,
+/* The sub-batch's total, a 1/k share of the step, backward (the step follows the last). */
+static enum seg_status part_backward(struct seg_trainer *t, struct seg_var *loss)
+{
+    if (t->accumulate > 1)
+        TRY(seg_ag_affine(t->ag, loss, 1.0f / (float)t->accumulate, 0.0f, &loss));
+    return seg_ag_backward(t->ag, loss);
+}
+
+static enum seg_status adapt_step(struct seg_trainer *t, struct bida *b, int part, const struct seg_batch *src,
                                   const struct seg_batch *tgt, struct seg_losses *losses, struct step_tensors *k)
 {
     int nc = t->model->cfg.num_classes;
@@ -367,7 +381,7 @@ static enum seg_status adapt_step(struct seg_trainer *t, struct bida *b, const s
     struct seg_model_out so, to;
 
     /* a new round: the teacher becomes the current model, the thresholds start again */
-    if (b->use_static && t->iter % b->static_every == 0) {
+    if (b->use_static && t->iter % b->static_every == 0 && part == 0) {
         TRY(copy_weights(t->aux[0], t->model));
         TRY(seg_fill(b->thr_acc, 0.0f));
     }
@@ -455,9 +469,7 @@ static enum seg_status adapt_step(struct seg_trainer *t, struct bida *b, const s
     TRY(seg_tensor_view(b->seen, nc, 1, one, &k->seen_t));
     TRY(bida_ema_update(b->mu_s, k->seen_s, rho_s->value, k->pres_s, (float)b->ema));
     TRY(bida_ema_update(b->mu_t, k->seen_t, rho_t->value, k->pres_t, (float)b->ema));
-    TRY(seg_check_finite(t, losses));
-    TRY(seg_ag_backward(t->ag, loss));
-    return seg_optim_step(t->opt, (float)t->lr);
+    return part_backward(t, loss);
 }
 
 static enum seg_status distill_step(struct seg_trainer *t, struct bida *b, const struct seg_batch *src,
@@ -488,21 +500,30 @@ static enum seg_status distill_step(struct seg_trainer *t, struct bida *b, const
         TRY(seg_losses_add_var(losses, "kl", term));
         TRY(accumulate(t->ag, &loss, term, b->distill_kl));
     }
-    TRY(seg_check_finite(t, losses));
-    TRY(seg_ag_backward(t->ag, loss));
-    return seg_optim_step(t->opt, (float)t->lr);
+    return part_backward(t, loss);
 }
 
 static enum seg_status bida_step(struct seg_trainer *t, const struct seg_batch *src,
                                  const struct seg_batch *tgt, struct seg_losses *losses)
 {
     struct bida *b = t->priv;
-    struct step_tensors k;
-    memset(&k, 0, sizeof k);
     seg_model_zero_grad(t->model);
-    enum seg_status st = b->distill ? distill_step(t, b, src, tgt, losses, &k) : adapt_step(t, b, src, tgt, losses, &k);
-    step_tensors_free(&k);
-    return st;
+    losses->weight = 1.0 / t->accumulate;
+    for (int c = 0; c < t->accumulate; c++) {
+        struct step_tensors k;
+        struct seg_batch sp, tp;
+        memset(&k, 0, sizeof k);
+        seg_batch_part(t, src, c, &sp);
+        seg_batch_part(t, tgt, c, &tp);
+        enum seg_status st = b->distill ? distill_step(t, b, &sp, &tp, losses, &k)
+                                        : adapt_step(t, b, c, &sp, &tp, losses, &k);
+        step_tensors_free(&k);
+        seg_ag_reset(t->ag);
+        TRY(st);
+    }
+    losses->weight = 1.0;
+    TRY(seg_check_finite(t, losses));
+    return seg_optim_step(t->opt, (float)t->lr);
 }
 
 const struct seg_method seg_method_bida = {"bida", bida_init, bida_step, bida_destroy};

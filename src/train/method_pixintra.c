@@ -53,6 +53,12 @@
  *   The demo uses it, since it starts every method from the source-only weights.
  * Ablation keys (Tables 3, 7): pixintra.pla, pixintra.cts, pixintra.rounds (2 = T=1),
  * pixintra.kld; alpha sets Prop (Tables 5, 8).
+ * solver.accumulate = k: the thresholds t_k come from the target pass (or the first batch)
+ * as before, in sub-batches; each training sub-batch is split by G_inter on its own (per
+ * image, as the full batch), but the pixel counts that normalise Eq. 6 (n_easy, n_hard) and
+ * the KLD are the sub-batch's, and every term weighs 1/k: with frozen BN the step differs
+ * from the full batch's only through those normalisations (and the log of the spatial sums,
+ * pixintra.pla_form = sum, which does not split).
  * State in checkpoints: G_inter as the last aux model (aux2; aux0 when neither pla nor stage I
  * needs the discriminators aux0/aux1) and "state.pixintra" = [round of the current t_k,
  * t_1..t_C], so that --resume continues exactly inside any phase. */
@@ -328,7 +334,8 @@ static enum seg_status target_pass(struct seg_trainer *t, struct pixintra *p, in
     struct seg_loader_opts lo;
     seg_loader_opts_defaults(&lo);
     lo.ds = ds;
-    lo.batch = (int)batch * seg_dist_size(t->dist); /* each rank `batch` images of its share */
+    /* each rank a training sub-batch of its share (no gradient: bounded by solver.accumulate) */
+    lo.batch = (int)batch / t->accumulate * seg_dist_size(t->dist);
     lo.shard_rank = seg_dist_rank(t->dist);
     lo.shard_count = seg_dist_size(t->dist);
     lo.workers = (int)workers;
@@ -435,13 +442,20 @@ static enum seg_status ensure_round(struct seg_trainer *t, struct pixintra *p, i
         return write_state(t, p, round); /* fixed: the same in both rounds */
     if (seg_config_str(&t->cfg, "data.target_root")[0])
         return target_pass(t, p, round);
-    struct seg_tensor *probs = NULL, *h = NULL;
+    struct seg_tensor *acc = NULL;
     fprintf(stderr, "pixintra: no data.target_root: thresholds from the first target batch\n");
-    enum seg_status st = inter_probs(t, p->inter, tgt->images, tgt->n, tgt->h, tgt->w, &probs);
-    if (!st) st = seg_pixintra_conf_hist(probs, (int)p->bins, &h);
-    if (!st) st = thresholds_from_hist(t, p, h);
-    seg_tensor_free(probs);
-    seg_tensor_free(h);
+    enum seg_status st = SEG_STATUS_OK;
+    for (int c = 0; !st && c < t->accumulate; c++) { /* sub-batches: the counts add up */
+        struct seg_batch part;
+        struct seg_tensor *probs = NULL, *h = NULL;
+        seg_batch_part(t, tgt, c, &part);
+        st = inter_probs(t, p->inter, part.images, part.n, part.h, part.w, &probs);
+        if (!st) st = seg_pixintra_conf_hist(probs, (int)p->bins, &h);
+        if (!st) st = accumulate(&acc, h);
+        seg_tensor_free(probs);
+    }
+    if (!st) st = thresholds_from_hist(t, p, acc);
+    seg_tensor_free(acc);
     return st ? st : write_state(t, p, round);
 }
 
@@ -558,10 +572,72 @@ static enum seg_status g_step(struct seg_trainer *t, struct pixintra *p, int rou
         TRY(seg_losses_add_var(losses, lv ? "adv" : "adv_aux", l));
         TRY(add_scaled(t->ag, &loss, l, lam));
     }
-    TRY(seg_check_finite(t, losses));
     if (!loss)
         return SEG_STATUS_OK; /* nothing to learn from this batch */
+    if (t->accumulate > 1)
+        TRY(seg_ag_affine(t->ag, loss, 1.0f / (float)t->accumulate, 0.0f, &loss));
     return seg_ag_backward(t->ag, loss);
+}
+
+/* One sub-batch (solver.accumulate): its split by G_inter, then G's and D's gradients, each
+ * term a 1/k share (losses->weight). The optimizer steps follow the last sub-batch. */
+static enum seg_status pixintra_part(struct seg_trainer *t, struct pixintra *p, int round, const struct seg_batch *src,
+                                     const struct seg_batch *tgt, struct seg_losses *losses)
+{
+    /* The split of this batch by G_inter (Eq. 2, 3, 7), on the device. */
+    struct split sp = {0};
+    struct seg_tensor *probs = NULL, *thr = NULL, *dprobs[2] = {NULL, NULL};
+    double share = 1.0 / t->accumulate;
+    losses->weight = share;
+    enum seg_status st = inter_probs(t, p->inter, tgt->images, tgt->n, tgt->h, tgt->w, &probs);
+    if (!st) st = scaled_thresholds(t, p, p->alpha, &thr);
+    if (!st) st = seg_pixintra_split(probs, thr, &sp.labels, &sp.hard, &sp.z);
+    if (!st) st = seg_pixintra_easy_count(probs, thr, &sp.n_easy);
+    if (!st) st = seg_unary(SEG_UNARY_AFFINE, sp.hard, -1.0f, 1.0f, &sp.easy);
+    seg_tensor_free(probs);
+    seg_tensor_free(thr);
+    double npx = (double)tgt->n * tgt->h * tgt->w;
+    int nranks = seg_dist_size(t->dist);
+    if (!st && nranks > 1) { /* the D loss normalises by the global batch's counts, per rank */
+        float e = 0;
+        st = seg_tensor_read(sp.n_easy, &e, sizeof e);
+        double v[2] = {e, npx};
+        if (!st) st = seg_dist_sum_f64(t->dist, v, 2);
+        if (!st) st = seg_fill(sp.n_easy, (float)(v[0] / nranks));
+        npx = v[1] / nranks;
+    }
+    if (!st) st = seg_unary(SEG_UNARY_AFFINE, sp.n_easy, -1.0f, (float)npx, &sp.n_hard);
+    if (!st) st = seg_losses_add_dev(losses, "easy", sp.n_easy, 1.0 / npx);
+
+    for (int i = 0; p->pla && i < 2; i++)
+        set_requires_grad(t->aux[i], false);
+    if (!st) st = g_step(t, p, round, src, tgt, &sp, losses, dprobs);
+    seg_ag_reset(t->ag);
+    for (int i = 0; p->pla && i < 2; i++)
+        set_requires_grad(t->aux[i], true);
+
+    /* D on the detached maps: hard pixels 1 / easy 0 (PLA), or regress Z (CTS). */
+    static const char *const dname[2] = {"d_aux", "d"};
+    for (int lv = 1; !st && lv >= 0; lv--) {
+        struct seg_var *v, *d, *l = NULL;
+        if (!dprobs[lv])
+            continue;
+        st = seg_ag_const(t->ag, dprobs[lv], &v);
+        dprobs[lv] = NULL;
+        if (!st) st = disc(t, t->aux[lv], v, tgt->h, tgt->w, &d);
+        if (!st)
+            st = p->cts ? seg_pixintra_cts_d(t->ag, d, sp.z, p->cts_sigmoid, &l)
+                        : seg_pixintra_pla_d(t->ag, d, sp.hard, sp.n_hard, sp.n_easy, p->bce, &l);
+        if (!st) st = seg_losses_add_var(losses, dname[lv], l);
+        if (!st && share != 1.0) st = seg_ag_affine(t->ag, l, (float)share, 0.0f, &l);
+        if (!st) st = seg_ag_backward(t->ag, l);
+        seg_ag_reset(t->ag);
+    }
+    seg_tensor_free(dprobs[0]);
+    seg_tensor_free(dprobs[1]);
+    split_free(&sp);
+    losses->weight = 1.0;
+    return st;
 }
 
 static enum seg_status pixintra_step(struct seg_trainer *t, const struct seg_batch *src,
@@ -589,62 +665,21 @@ static enum seg_status pixintra_step(struct seg_trainer *t, const struct seg_bat
         return st;
     }
     TRY(ensure_round(t, p, round, tgt));
-    /* The split of this batch by G_inter (Eq. 2, 3, 7), on the device. */
-    struct split sp = {0};
-    struct seg_tensor *probs = NULL, *thr = NULL, *dprobs[2] = {NULL, NULL};
-    enum seg_status st = inter_probs(t, p->inter, tgt->images, tgt->n, tgt->h, tgt->w, &probs);
-    if (!st) st = scaled_thresholds(t, p, p->alpha, &thr);
-    if (!st) st = seg_pixintra_split(probs, thr, &sp.labels, &sp.hard, &sp.z);
-    if (!st) st = seg_pixintra_easy_count(probs, thr, &sp.n_easy);
-    if (!st) st = seg_unary(SEG_UNARY_AFFINE, sp.hard, -1.0f, 1.0f, &sp.easy);
-    seg_tensor_free(probs);
-    seg_tensor_free(thr);
-    double npx = (double)tgt->n * tgt->h * tgt->w;
-    int nranks = seg_dist_size(t->dist);
-    if (!st && nranks > 1) { /* the D loss normalises by the global batch's counts, per rank */
-        float e = 0;
-        st = seg_tensor_read(sp.n_easy, &e, sizeof e);
-        double v[2] = {e, npx};
-        if (!st) st = seg_dist_sum_f64(t->dist, v, 2);
-        if (!st) st = seg_fill(sp.n_easy, (float)(v[0] / nranks));
-        npx = v[1] / nranks;
-    }
-    if (!st) st = seg_unary(SEG_UNARY_AFFINE, sp.n_easy, -1.0f, (float)npx, &sp.n_hard);
-    if (!st) st = seg_losses_add_dev(losses, "easy", sp.n_easy, 1.0 / npx);
-
     seg_model_zero_grad(t->model);
     for (int i = 0; i < t->naux; i++)
         seg_model_zero_grad(t->aux[i]);
-    for (int i = 0; p->pla && i < 2; i++)
-        set_requires_grad(t->aux[i], false);
-    if (!st) st = g_step(t, p, round, src, tgt, &sp, losses, dprobs);
-    seg_ag_reset(t->ag);
-    for (int i = 0; p->pla && i < 2; i++)
-        set_requires_grad(t->aux[i], true);
-    if (!st) st = seg_optim_step(t->opt, (float)t->lr);
-
-    /* D step on the detached maps: hard pixels 1 / easy 0 (PLA), or regress Z (CTS). */
-    static const char *const dname[2] = {"d_aux", "d"};
-    for (int lv = 1; !st && lv >= 0; lv--) {
-        struct seg_var *v, *d, *l = NULL;
-        if (!dprobs[lv])
-            continue;
-        st = seg_ag_const(t->ag, dprobs[lv], &v);
-        dprobs[lv] = NULL;
-        if (!st) st = disc(t, t->aux[lv], v, tgt->h, tgt->w, &d);
-        if (!st)
-            st = p->cts ? seg_pixintra_cts_d(t->ag, d, sp.z, p->cts_sigmoid, &l)
-                        : seg_pixintra_pla_d(t->ag, d, sp.hard, sp.n_hard, sp.n_easy, p->bce, &l);
-        if (!st) st = seg_losses_add_var(losses, dname[lv], l);
-        if (!st) st = seg_check_finite(t, losses);
-        if (!st) st = seg_ag_backward(t->ag, l);
-        seg_ag_reset(t->ag);
-        if (!st) st = seg_optim_step(t->aux_opt[lv], (float)t->lr_aux);
+    for (int c = 0; c < t->accumulate; c++) {
+        struct seg_batch sp, tp;
+        seg_batch_part(t, src, c, &sp);
+        seg_batch_part(t, tgt, c, &tp);
+        TRY(pixintra_part(t, p, round, &sp, &tp, losses));
     }
-    seg_tensor_free(dprobs[0]);
-    seg_tensor_free(dprobs[1]);
-    split_free(&sp);
-    return st;
+    TRY(seg_check_finite(t, losses));
+    TRY(seg_optim_step(t->opt, (float)t->lr));
+    for (int lv = 1; p->pla && lv >= 0; lv--) /* the discriminators that got a gradient */
+        if (lv ? p->lam_main != 0 : (p->lam_aux != 0 && t->model->cfg.multi_level))
+            TRY(seg_optim_step(t->aux_opt[lv], (float)t->lr_aux));
+    return SEG_STATUS_OK;
 }
 
 const struct seg_method seg_method_pixintra = {"pixintra", pixintra_init, pixintra_step, pixintra_destroy};

@@ -36,7 +36,10 @@
  *   reached from k source pixels counts k times in the t->s term (Eq. 4 sums over i).
  * - Batch: the paper's 8 is 8 source + 8 target images per update; the released code
  *   runs 2 GPUs x 2 images (SyncBN over 4) with 2 accumulation steps: data.batch = 8 and
- *   plca.iter_size = 2 (BN statistics over each sub-batch of 4, losses averaged).
+ *   solver.accumulate = 2 (alias plca.iter_size; BN statistics over each sub-batch of 4,
+ *   losses averaged). The association, the Lovasz term and every mean over valid pixels
+ *   are per sub-batch, as the released code's, so even with frozen BN accumulation is
+ *   not the full-batch step.
  * - Ablation (Table 1): plca.lovasz, plca.fass, plca.cass, plca.lsr, "Sim-PLCA"
  *   (plca.contrastive = false: -D(i, j*) - D(j*, i*) on raw similarities) and "w/o SAGG"
  *   (plca.aggregation = false); plca.contrast_norm switches Eq. 5 off.
@@ -49,7 +52,6 @@
 
 struct plca_params {
     struct seg_plca_opts o;
-    long                 iter_size;
 };
 
 static enum seg_status read_params(const struct seg_config *c, struct plca_params *p)
@@ -72,13 +74,10 @@ static enum seg_status read_params(const struct seg_config *c, struct plca_param
     TRY(seg_config_float(c, "plca.lsr_weight", &lsr_w));
     TRY(seg_config_float(c, "plca.lsr_lambda", &lambda));
     TRY(seg_config_float(c, "plca.alpha", &alpha));
-    TRY(seg_config_int(c, "plca.iter_size", &p->iter_size));
     if (!(alpha > 0 && alpha < 1))
         return seg_error(SEG_STATUS_INVALID, "config plca.alpha = %g: must lie in (0, 1)", alpha);
     if (!(lambda > 0))
         return seg_error(SEG_STATUS_INVALID, "config plca.lsr_lambda = %g: must be positive", lambda);
-    if (p->iter_size < 1)
-        return seg_error(SEG_STATUS_INVALID, "config plca.iter_size = %ld: must be positive", p->iter_size);
     const char *ta = seg_config_str(c, "plca.test_aggregation");
     if (strcmp(ta, "none") && strcmp(ta, "features") && strcmp(ta, "both"))
         return seg_error(SEG_STATUS_INVALID, "config plca.test_aggregation = '%s': none, features or both", ta);
@@ -94,13 +93,7 @@ static enum seg_status read_params(const struct seg_config *c, struct plca_param
 static enum seg_status plca_init(struct seg_trainer *t)
 {
     struct plca_params p;
-    long batch;
-    TRY(read_params(&t->cfg, &p));
-    TRY(seg_config_int(&t->cfg, "data.batch", &batch));
-    if (batch % p.iter_size)
-        return seg_error(SEG_STATUS_INVALID, "config data.batch = %ld is not a multiple of plca.iter_size = %ld",
-                         batch, p.iter_size);
-    return SEG_STATUS_OK;
+    return read_params(&t->cfg, &p); /* solver.accumulate (alias plca.iter_size): the trainer */
 }
 
 /* Logged per iteration (averaged over the sub-batches): the unweighted terms, then the
@@ -108,7 +101,8 @@ static enum seg_status plca_init(struct seg_trainer *t)
 static const char *const valid_name[2] = {"fass_valid", "cass_valid"};
 
 /* One sub-batch: forward of each domain (BN statistics per domain), the objective,
- * backward of total / iter_size (gradients accumulate in the parameters). */
+ * backward of total / k (gradients accumulate in the parameters; every term, CE included,
+ * weighs 1/k as the released code's loss / iter_size). */
 static enum seg_status chunk_step(struct seg_trainer *t, const struct plca_params *p,
                                   const struct seg_batch *src, const struct seg_batch *tgt,
                                   struct seg_losses *losses)
@@ -128,18 +122,18 @@ static enum seg_status chunk_step(struct seg_trainer *t, const struct plca_param
         seg_var_done(to.aux);
         st = seg_plca_objective(ag, &p->o, so.main, so.features, to.main, to.features, labels, &total, &terms);
     }
-    /* the logged values are the mean over the sub-batches */
+    /* the logged values are the mean over the sub-batches (losses->weight = 1/k) */
     for (int k = 0; !st && k < SEG_PLCA_NTERMS; k++)
         if (terms.v[k])
-            st = seg_losses_add_dev(losses, seg_plca_term_names[k], terms.v[k]->value, 1.0 / p->iter_size);
+            st = seg_losses_add_dev(losses, seg_plca_term_names[k], terms.v[k]->value, 1.0);
     double npx = (double)src->n * so.main->value->shape[2] * so.main->value->shape[3];
     for (int k = 0; !st && k < 2; k++)
         if (terms.nvalid[k])
-            st = seg_losses_add_dev(losses, valid_name[k], terms.nvalid[k], 1.0 / (npx * p->iter_size));
+            st = seg_losses_add_dev(losses, valid_name[k], terms.nvalid[k], 1.0 / npx);
     seg_tensor_free(terms.nvalid[0]);
     seg_tensor_free(terms.nvalid[1]);
     seg_tensor_free(labels);
-    if (!st) st = seg_ag_affine(ag, total, 1.0f / (float)p->iter_size, 0.0f, &scaled);
+    if (!st) st = seg_ag_affine(ag, total, 1.0f / (float)t->accumulate, 0.0f, &scaled);
     if (!st) st = seg_ag_backward(ag, scaled);
     seg_ag_reset(ag);
     return st;
@@ -150,17 +144,19 @@ static enum seg_status plca_step(struct seg_trainer *t, const struct seg_batch *
 {
     struct plca_params p;
     TRY(read_params(&t->cfg, &p));
-    if (src->n != tgt->n || src->n % p.iter_size)
-        return seg_error(SEG_STATUS_INVALID, "plca: %d source and %d target images do not split into %ld pairs of sub-batches",
-                         src->n, tgt->n, p.iter_size);
+    int k = t->accumulate;
+    if (src->n != tgt->n || src->n % k)
+        return seg_error(SEG_STATUS_INVALID, "plca: %d source and %d target images do not split into %d pairs of sub-batches",
+                         src->n, tgt->n, k);
     seg_model_zero_grad(t->model);
-    int k = (int)p.iter_size, n = src->n / k;
+    losses->weight = 1.0 / k;
     for (int c = 0; c < k; c++) {
-        struct seg_batch sb = {n, src->h, src->w, src->images + (size_t)c * n * 3 * src->h * src->w,
-                               src->labels + (size_t)c * n * src->h * src->w};
-        struct seg_batch tb = {n, tgt->h, tgt->w, tgt->images + (size_t)c * n * 3 * tgt->h * tgt->w, NULL};
+        struct seg_batch sb, tb;
+        seg_batch_part(t, src, c, &sb);
+        seg_batch_part(t, tgt, c, &tb);
         TRY(chunk_step(t, &p, &sb, &tb, losses));
     }
+    losses->weight = 1.0;
     TRY(seg_check_finite(t, losses));
     return seg_optim_step(t->opt, (float)t->lr);
 }

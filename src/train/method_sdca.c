@@ -50,7 +50,13 @@
  * Ablation (Tables 5/6) switches: sdca.use_lovasz, sdca.use_feat, sdca.use_out (multi-level);
  * L_ssl is the separate pseudo-label and self-training stage (segda pseudo-label).
  * Source photometric augmentation and class-balanced sampling are data keys
- * (data.source_photometric, data.source_sampling), set in the configs. */
+ * (data.source_photometric, data.source_sampling), set in the configs.
+ * solver.accumulate = k: the source sub-batches run first, each updating the statistics
+ * before its loss (Eq. 3/4 merge exactly, so after the step they are the full batch's up to
+ * float rounding, but sub-batch c's source loss sees the statistics of sub-batches 1..c
+ * only); then the target sub-batches, whose loss sees the full batch's statistics as in
+ * the one-batch step. The Lovasz term and the per-pixel means are per sub-batch (1/k each);
+ * the CE weighs each sub-batch by its share of the labelled pixels (exact). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,7 +201,7 @@ static enum seg_status init_pass(struct seg_trainer *t)
     seg_loader_opts_defaults(&lo);
     seg_augment_defaults(&lo.aug);
     TRY(seg_config_size(c, "data.source_size", &lo.aug.resize_w, &lo.aug.resize_h));
-    lo.batch = (int)batch;
+    lo.batch = (int)batch / t->accumulate; /* no gradient: bounded by the training sub-batch */
     lo.workers = (int)workers;
     lo.prefetch = 2;
     lo.seed = (uint64_t)seed;
@@ -289,14 +295,21 @@ static enum seg_status contrast(struct seg_trainer *t, const struct sdca_params 
     return SEG_STATUS_OK;
 }
 
-static enum seg_status source_part(struct seg_trainer *t, const struct sdca_params *p, const struct seg_batch *src,
-                                   struct seg_losses *losses)
+/* One source sub-batch: CE weighted by its share of the batch's labelled pixels, the other
+ * terms by 1/k (losses->weight says so to the log). */
+static enum seg_status source_part(struct seg_trainer *t, const struct sdca_params *p, const struct seg_batch *all,
+                                   const struct seg_batch *src, struct seg_losses *losses)
 {
     struct seg_var *xs, *loss, *up, *pr, *lov;
     struct seg_tensor *labels = NULL, *oh = NULL;
     struct seg_model_out so = {0};
+    double share = 1.0 / t->accumulate, ws = seg_batch_label_share(t, src, all);
     TRY(seg_batch_upload(t, src, &xs, &labels));
+    losses->weight = ws;
     enum seg_status st = seg_segmentation_loss(t, xs, labels, &so, &loss, losses);
+    losses->weight = share;
+    if (!st && ws != share) /* the CE's weight relative to the other terms' 1/k */
+        st = seg_ag_affine(t->ag, loss, (float)(ws / share), 0.0f, &loss);
     if (!st && !so.features)
         st = seg_error(SEG_STATUS_INVALID, "sdca: the model gives no features");
     /* the distributions first, from this batch's detached pixels */
@@ -311,11 +324,12 @@ static enum seg_status source_part(struct seg_trainer *t, const struct sdca_para
     if (!st && f)
         st = seg_sdca_source_onehot(labels, f->shape[2], f->shape[3], t->model->cfg.num_classes, &oh);
     if (!st) st = contrast(t, p, &so, oh, false, losses, &loss);
-    if (!st) st = seg_check_finite(t, losses);
+    if (!st && share != 1.0) st = seg_ag_affine(t->ag, loss, (float)share, 0.0f, &loss);
     if (!st) st = seg_ag_backward(t->ag, loss);
     seg_tensor_free(labels);
     seg_tensor_free(oh);
     seg_ag_reset(t->ag);
+    losses->weight = 1.0;
     return st;
 }
 
@@ -325,6 +339,8 @@ static enum seg_status target_part(struct seg_trainer *t, const struct sdca_para
     struct seg_var *xt, *loss = NULL;
     struct seg_tensor *labels = NULL, *oh = NULL, *sel = NULL;
     struct seg_model_out to = {0};
+    double share = 1.0 / t->accumulate;
+    losses->weight = share;
     TRY(seg_batch_upload(t, tgt, &xt, NULL));
     enum seg_status st = seg_model_forward(t->ag, t->model, xt, true, &to);
     if (!st) st = seg_sdca_target_labels(to.main->value, (float)p->delta, &labels);
@@ -332,12 +348,13 @@ static enum seg_status target_part(struct seg_trainer *t, const struct sdca_para
     if (!st) st = seg_reduce_all(SEG_REDUCE_SUM, oh, &sel);
     if (!st) st = seg_losses_add_dev(losses, "tgt_conf", sel, 1.0 / (double)seg_tensor_numel(labels));
     if (!st) st = contrast(t, p, &to, oh, true, losses, &loss);
-    if (!st) st = seg_check_finite(t, losses);
+    if (!st && loss && share != 1.0) st = seg_ag_affine(t->ag, loss, (float)share, 0.0f, &loss);
     if (!st && loss) st = seg_ag_backward(t->ag, loss);
     seg_tensor_free(labels);
     seg_tensor_free(oh);
     seg_tensor_free(sel);
     seg_ag_reset(t->ag);
+    losses->weight = 1.0;
     return st;
 }
 
@@ -348,9 +365,16 @@ static enum seg_status sdca_step(struct seg_trainer *t, const struct seg_batch *
     TRY(params(&t->cfg, &p));
     TRY(maybe_init(t));
     seg_model_zero_grad(t->model);
-    TRY(source_part(t, &p, src, losses));
-    if (p.target && (p.use_feat || p.use_out))
-        TRY(target_part(t, &p, tgt, losses));
+    struct seg_batch part;
+    for (int c = 0; c < t->accumulate; c++) {
+        seg_batch_part(t, src, c, &part);
+        TRY(source_part(t, &p, src, &part, losses));
+    }
+    for (int c = 0; p.target && (p.use_feat || p.use_out) && c < t->accumulate; c++) {
+        seg_batch_part(t, tgt, c, &part);
+        TRY(target_part(t, &p, &part, losses));
+    }
+    TRY(seg_check_finite(t, losses));
     return seg_optim_step(t->opt, (float)t->lr);
 }
 

@@ -52,23 +52,40 @@ enum seg_status seg_losses_add_var(struct seg_losses *l, const char *name, struc
     return seg_losses_add_dev(l, name, v->value, 1.0);
 }
 
-static enum seg_status source_only_step(struct seg_trainer *t, const struct seg_batch *src,
-                                        const struct seg_batch *tgt, struct seg_losses *losses)
+/* One sub-batch's share of the batch's mean cross-entropy (its labelled pixels' share),
+ * backward: the sub-batches' gradients add up to the full batch's. */
+static enum seg_status source_only_part(struct seg_trainer *t, const struct seg_batch *src,
+                                        const struct seg_batch *part, struct seg_losses *losses)
 {
     struct seg_var *x, *loss;
     struct seg_tensor *labels = NULL;
     struct seg_model_out out;
-    seg_model_zero_grad(t->model);
-    TRY(seg_batch_upload(t, src, &x, &labels));
+    double w = seg_batch_label_share(t, part, src);
+    losses->weight = w;
+    TRY(seg_batch_upload(t, part, &x, &labels));
     enum seg_status st = seg_segmentation_loss(t, x, labels, &out, &loss, losses);
-    if (!st)
-        st = seg_check_finite(t, losses);
+    if (!st && w != 1.0)
+        st = seg_ag_affine(t->ag, loss, (float)w, 0.0f, &loss);
     if (!st)
         st = seg_ag_backward(t->ag, loss);
     seg_tensor_free(labels);
-    if (!st)
-        st = seg_optim_step(t->opt, (float)t->lr);
+    seg_ag_reset(t->ag);
+    losses->weight = 1.0;
     return st;
+}
+
+static enum seg_status source_only_step(struct seg_trainer *t, const struct seg_batch *src,
+                                        const struct seg_batch *tgt, struct seg_losses *losses)
+{
+    (void)tgt;
+    seg_model_zero_grad(t->model);
+    for (int c = 0; c < t->accumulate; c++) {
+        struct seg_batch part;
+        seg_batch_part(t, src, c, &part);
+        TRY(source_only_part(t, src, &part, losses));
+    }
+    TRY(seg_check_finite(t, losses));
+    return seg_optim_step(t->opt, (float)t->lr);
 }
 
 enum seg_status seg_check_finite(const struct seg_trainer *t, struct seg_losses *l)

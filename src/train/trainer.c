@@ -34,10 +34,31 @@ static void losses_entry(struct seg_losses *l, const char *name, int slot, doubl
     l->ent_value[l->nent++] = value;
 }
 
+static double entry_weight(const struct seg_losses *l) { return l->weight != 0.0 ? l->weight : 1.0; }
+
 void seg_losses_add(struct seg_losses *l, const char *name, double value)
 {
+    value *= entry_weight(l);
     losses_entry(l, name, -1, value);
     losses_put(l, name, value); /* host values are known at once */
+}
+
+/* slot += v * ratio on the device (a name's later sub-batch). */
+static enum seg_status slot_add(struct seg_tensor *slot, const struct seg_tensor *v, double ratio)
+{
+    struct seg_tensor *f32 = NULL, *scaled = NULL, *sum = NULL;
+    enum seg_status st = SEG_STATUS_OK;
+    if (v->dtype == SEG_DTYPE_I32)
+        st = seg_cast(v, SEG_DTYPE_F32, &f32);
+    const struct seg_tensor *x = f32 ? f32 : v;
+    if (!st && ratio != 1.0)
+        st = seg_unary(SEG_UNARY_AFFINE, x, (float)ratio, 0.0f, &scaled);
+    if (!st) st = seg_binary(SEG_BINARY_ADD, slot, scaled ? scaled : x, &sum);
+    if (!st) st = seg_tensor_copy(slot, sum);
+    seg_tensor_free(f32);
+    seg_tensor_free(scaled);
+    seg_tensor_free(sum);
+    return st;
 }
 
 enum seg_status seg_losses_add_dev(struct seg_losses *l, const char *name, const struct seg_tensor *v,
@@ -45,14 +66,26 @@ enum seg_status seg_losses_add_dev(struct seg_losses *l, const char *name, const
 {
     if (seg_tensor_numel(v) != 1 || (v->dtype != SEG_DTYPE_F32 && v->dtype != SEG_DTYPE_I32))
         return seg_error(SEG_STATUS_INVALID, "logged value '%s' is not one F32 or I32 number", name);
+    scale *= entry_weight(l);
+    int64_t one[1] = {1};
+    for (int i = 0; l->stats && i < l->nent; i++) /* a name seen before: its slot adds it up */
+        if (l->ent_slot[i] >= 0 && l->ent_value[i] != 0.0 && !strcmp(l->ent_name[i], name)) {
+            struct seg_tensor *slot = NULL;
+            enum seg_status st = seg_tensor_view(l->stats, l->ent_slot[i], 1, one, &slot);
+            if (!st)
+                st = slot_add(slot, v, scale / l->ent_value[i]);
+            seg_tensor_free(slot);
+            return st;
+        }
     if (!l->stats || l->nslots == SEG_STATS_SLOTS) { /* outside a trainer step: read it now */
         float f = 0;
         int32_t i = 0;
         SEG_TRY(seg_tensor_read(v, v->dtype == SEG_DTYPE_F32 ? (void *)&f : (void *)&i, 4));
-        seg_losses_add(l, name, (v->dtype == SEG_DTYPE_F32 ? (double)f : (double)i) * scale);
+        double value = (v->dtype == SEG_DTYPE_F32 ? (double)f : (double)i) * scale;
+        losses_entry(l, name, -1, value);
+        losses_put(l, name, value);
         return SEG_STATUS_OK;
     }
-    int64_t one[1] = {1};
     struct seg_tensor *slot = NULL, *f32 = NULL;
     enum seg_status st = seg_tensor_view(l->stats, l->nslots, 1, one, &slot);
     if (!st && v->dtype == SEG_DTYPE_I32)
@@ -138,6 +171,32 @@ const char *seg_method_names(void)
     for (size_t i = 0; i < NMETHODS && len < sizeof names; i++)
         len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", i ? ", " : "", methods[i]->name);
     return names;
+}
+
+/* solver.accumulate (plca.iter_size, the older PLCA-only name, is an alias): data.batch
+ * must split into that many equal sub-batches. */
+static enum seg_status accumulate_config(const struct seg_config *c, const char *method, int *out)
+{
+    long k, batch, iter_size = 1;
+    TRY(seg_config_int(c, "solver.accumulate", &k));
+    TRY(seg_config_int(c, "data.batch", &batch));
+    if (!strcmp(method, "plca"))
+        TRY(seg_config_int(c, "plca.iter_size", &iter_size));
+    if (iter_size < 1)
+        return seg_error(SEG_STATUS_INVALID, "config plca.iter_size = %ld: must be positive "
+                         "(it is an alias of solver.accumulate)", iter_size);
+    if (iter_size != 1 && k != 1 && iter_size != k)
+        return seg_error(SEG_STATUS_INVALID, "config plca.iter_size = %ld and solver.accumulate = %ld: "
+                         "plca.iter_size is an alias of solver.accumulate, set one", iter_size, k);
+    if (iter_size != 1)
+        k = iter_size;
+    if (k < 1 || k > 4096)
+        return seg_error(SEG_STATUS_INVALID, "config solver.accumulate = %ld: 1 to 4096", k);
+    if (batch < 1 || batch % k)
+        return seg_error(SEG_STATUS_INVALID, "config data.batch = %ld is not a multiple of solver.accumulate = %ld",
+                         batch, k);
+    *out = (int)k;
+    return SEG_STATUS_OK;
 }
 
 static enum seg_status model_config(const struct seg_config *c, struct seg_model_config *mc)
@@ -271,6 +330,7 @@ enum seg_status seg_trainer_create_dist(const struct seg_config *cfg, struct seg
     if (!st) st = seg_config_float(cfg, "solver.head_lr_mult", &head);
     if (!st) st = seg_config_int(cfg, "solver.iterations", &iters);
     if (!st) st = seg_config_int(cfg, "train.seed", &seed);
+    if (!st) st = accumulate_config(cfg, mname, &t->accumulate);
     if (!st && iters < 1)
         st = seg_error(SEG_STATUS_INVALID, "config solver.iterations = %ld: must be positive", iters);
     if (!st) st = seg_ag_create(be, &t->ag);
@@ -466,6 +526,32 @@ enum seg_status seg_batch_upload(struct seg_trainer *t, const struct seg_batch *
         }
         return seg_ag_const(t->ag, x, images);
     }
+    for (int i = 0; i < 2; i++) { /* a sub-batch of a prefetched batch: views (the batch
+                                     stays until the next upload, after this step) */
+        struct seg_prefetched *p = &t->pre[i];
+        size_t img = (size_t)3 * b->h * b->w;
+        if (!p->x || p->h != b->h || p->w != b->w || b->images < p->images ||
+            b->images + (size_t)b->n * img > p->images + (size_t)p->n * img ||
+            (size_t)(b->images - p->images) % img || (labels && !p->labels))
+            continue;
+        int64_t first = (int64_t)((size_t)(b->images - p->images) / img);
+        int64_t xs[4] = {b->n, 3, b->h, b->w}, ls[3] = {b->n, b->h, b->w};
+        struct seg_tensor *x = NULL;
+        TRY(seg_tensor_view(p->x, first * (int64_t)img, 4, xs, &x));
+        enum seg_status st = SEG_STATUS_OK;
+        if (labels)
+            st = seg_tensor_view(p->labels, first * b->h * b->w, 3, ls, labels);
+        if (st) {
+            seg_tensor_free(x);
+            return st;
+        }
+        st = seg_ag_const(t->ag, x, images);
+        if (st && labels) {
+            seg_tensor_free(*labels);
+            *labels = NULL;
+        }
+        return st;
+    }
     if (labels && !b->labels)
         return seg_error(SEG_STATUS_INVALID, "trainer: the batch has no labels");
     struct seg_tensor *x;
@@ -476,6 +562,37 @@ enum seg_status seg_batch_upload(struct seg_trainer *t, const struct seg_batch *
         *labels = NULL;
     }
     return st;
+}
+
+void seg_batch_part(const struct seg_trainer *t, const struct seg_batch *b, int c, struct seg_batch *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!b)
+        return;
+    int k = t->accumulate > 0 ? t->accumulate : 1, n = b->n / k;
+    size_t px = (size_t)b->h * b->w;
+    *out = *b;
+    out->n = n;
+    out->images = b->images + (size_t)c * n * 3 * px;
+    out->labels = b->labels ? b->labels + (size_t)c * n * px : NULL;
+}
+
+static int64_t labelled(const struct seg_batch *b)
+{
+    int64_t n = 0, total = (int64_t)b->n * b->h * b->w;
+    for (int64_t i = 0; i < total; i++)
+        n += b->labels[i] != 255;
+    return n;
+}
+
+double seg_batch_label_share(const struct seg_trainer *t, const struct seg_batch *part,
+                             const struct seg_batch *whole)
+{
+    int k = t->accumulate > 0 ? t->accumulate : 1;
+    if (k == 1)
+        return 1.0;
+    int64_t all = whole->labels ? labelled(whole) : 0;
+    return all > 0 ? (double)labelled(part) / (double)all : 1.0 / k;
 }
 
 /* ---- checkpoints ----------------------------------------------------------------------------- */

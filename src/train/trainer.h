@@ -35,10 +35,15 @@ struct seg_losses {
     double             ent_value[SEG_STATS_SLOTS];
     struct seg_tensor *stats; /* the trainer's buffer, NULL outside seg_trainer_step */
     bool               nonfinite; /* the device's test, read by seg_losses_resolve */
+    /* Factor on every entry recorded from here on: a method sets a sub-batch's share of the
+     * batch (solver.accumulate), so that the sub-batches' entries add up to the batch's
+     * value. 0 reads as 1 (a zeroed struct records values as they are). */
+    double             weight;
 };
 void seg_losses_add(struct seg_losses *l, const char *name, double value);
-/* Records the [1] device value v (F32 or I32) times scale under name, with no host sync:
- * it is read with the step's other entries at the end of the step. */
+/* Records the [1] device value v (F32 or I32) times scale (and l->weight) under name, with
+ * no host sync: it is read with the step's other entries at the end of the step. A name
+ * recorded before adds into its slot on the device (sub-batches use no extra slots). */
 enum seg_status seg_losses_add_dev(struct seg_losses *l, const char *name, const struct seg_tensor *v,
                                    double scale);
 /* Reads the stats buffer (one host sync) and resolves the entries into name/value. */
@@ -81,6 +86,7 @@ struct seg_trainer {
     int                      naux;
     int64_t                  iter;           /* iterations done */
     int64_t                  iterations;     /* poly horizon */
+    int                      accumulate;     /* sub-batches per optimizer step (solver.accumulate) */
     double                   lr, lr_aux;     /* current rates */
     uint64_t                 rng;            /* the method's own randomness */
     /* The method's device state that a checkpoint must carry for an exact resume (class
@@ -142,8 +148,17 @@ enum seg_status seg_trainer_resume(struct seg_trainer *t, const char *path);
 void seg_trainer_prefetch(struct seg_trainer *t, const struct seg_batch *src, const struct seg_batch *tgt);
 
 /* Uploads a host batch as a tape constant [N, 3, H, W] (and its labels, if any), or takes
- * the tensors a prefetch already uploaded from the same host batch. */
+ * the tensors a prefetch already uploaded from the same host batch (a sub-batch of it: a
+ * view of them). */
 enum seg_status seg_batch_upload(struct seg_trainer *t, const struct seg_batch *b,
                                  struct seg_var **images, struct seg_tensor **labels);
+
+/* Sub-batch c of t->accumulate of b (images [c n/k, (c+1) n/k)); b may be NULL (out: n 0). */
+void seg_batch_part(const struct seg_trainer *t, const struct seg_batch *b, int c, struct seg_batch *out);
+/* The share of whole's labelled pixels (label != 255) that part holds, the weight that
+ * makes the sub-batches' mean cross-entropies add up to the batch's mean; 1/k where whole
+ * has no label or none is labelled. */
+double seg_batch_label_share(const struct seg_trainer *t, const struct seg_batch *part,
+                             const struct seg_batch *whole);
 
 #endif
