@@ -100,7 +100,7 @@ static void test_model_round_trip(void **state)
 {
     struct seg_backend *be = NULL;
     assert_int_equal(seg_backend_create("cpu", &be), 0);
-    struct seg_model_config cfg = {SEG_ARCH_DEEPLABV2_TINY, 7, true, true, SEG_BN_POLICY_FROZEN_AFFINE, 5, 0, false};
+    struct seg_model_config cfg = {SEG_ARCH_DEEPLABV2_TINY, 7, true, true, SEG_BN_POLICY_FROZEN_AFFINE, 5, 0, false, {0}};
     struct seg_model *a = NULL, *b = NULL;
     assert_int_equal(seg_model_create(be, &cfg, &a), 0);
     cfg.seed = 6;
@@ -187,7 +187,7 @@ static void test_target_stem(void **state)
 {
     struct seg_backend *be = NULL;
     assert_int_equal(seg_backend_create("cpu", &be), 0);
-    struct seg_model_config cfg = {SEG_ARCH_DEEPLABV2_TINY, 5, true, true, SEG_BN_POLICY_FROZEN_AFFINE, 5, 0, false};
+    struct seg_model_config cfg = {SEG_ARCH_DEEPLABV2_TINY, 5, true, true, SEG_BN_POLICY_FROZEN_AFFINE, 5, 0, false, {0}};
     struct seg_model *plain = NULL, *two = NULL, *back = NULL;
     assert_int_equal(seg_model_create(be, &cfg, &plain), 0);
     cfg.target_stem = true;

@@ -27,6 +27,8 @@ enum seg_bn_policy {
     SEG_BN_POLICY_TRAINABLE,     /* batch statistics and trainable gamma/beta (PLCA) */
 };
 
+#define SEG_ASPP_MAX 4
+
 struct seg_model_config {
     enum seg_arch      arch;
     int                num_classes;   /* output channels (discriminator: its input channels) */
@@ -38,7 +40,14 @@ struct seg_model_config {
     bool               target_stem;   /* ResNet: a second conv1/bn1/layer1 for target-domain
                                          images, parameters under "target." (BiDA's released
                                          code); layer2-4 and the heads stay shared */
+    int                aspp_rates[SEG_ASPP_MAX]; /* the classifiers' dilations, one branch
+                                         (conv2d_list.i) each, 0-terminated; all 0: 6,12,18,24 */
 };
+
+/* "6,12" -> {6, 12, 0, 0}: 1 to SEG_ASPP_MAX distinct positive rates; the error names s. */
+enum seg_status seg_aspp_rates_parse(const char *s, int rates[SEG_ASPP_MAX]);
+/* The rates in use (the default when cfg leaves them 0) and their count. */
+int seg_aspp_rates_of(const struct seg_model_config *cfg, int rates[SEG_ASPP_MAX]);
 
 /* The target stem's parameter names: this prefix + the shared stem's (target.conv1.weight). */
 #define SEG_TARGET_STEM_PREFIX "target."
@@ -62,7 +71,7 @@ struct seg_model_out {
     struct seg_var *main;     /* logits at stride 8 (discriminator: its output map) */
     struct seg_var *aux;      /* auxiliary logits or NULL */
     struct seg_var *features; /* layer4 features (SDCA, PLCA) */
-    struct seg_var *branches[4]; /* the main ASPP's four rate outputs before their sum, when
+    struct seg_var *branches[SEG_ASPP_MAX]; /* the main ASPP's rate outputs before their sum, when
                                     the model's expose_branches is set (BiDA's released code) */
 };
 
@@ -96,11 +105,11 @@ enum seg_status seg_model_load(struct seg_model *m, const char *path, bool stric
 /* Reads the architecture from a file's metadata. */
 enum seg_status seg_model_config_from_file(const char *path, struct seg_model_config *cfg);
 /* The architecture as checkpoint metadata (format, arch, num_classes, multi_level,
- * classifier_bias, width, target_stem): fills meta[0..SEG_MODEL_META_COUNT) with values
+ * classifier_bias, width, target_stem, aspp_rates): fills meta[0..SEG_MODEL_META_COUNT) with values
  * held in buf and returns SEG_MODEL_META_COUNT. */
-enum { SEG_MODEL_META_COUNT = 7 };
+enum { SEG_MODEL_META_COUNT = 8 };
 struct seg_model_meta_buf {
-    char nc[16], ml[8], bias[8], width[16], stem[8];
+    char nc[16], ml[8], bias[8], width[16], stem[8], rates[48];
 };
 struct seg_st_meta;
 int seg_model_meta(const struct seg_model_config *cfg, struct seg_model_meta_buf *buf, struct seg_st_meta *meta);

@@ -14,6 +14,9 @@ static const struct seg_config_key keys[] = {
     {"model.num_classes", "19", "19 (GTA5), 16 (SYNTHIA), 13 (Cross-City)"},
     {"model.multi_level", "true", "auxiliary classifier on layer3"},
     {"model.classifier_bias", "true", "bias on the ASPP classifier convolutions (PLCA's released code: false)"},
+    {"model.aspp_rates", "6,12,18,24", "dilations whose ASPP classifier branches are built and summed, up to 4 "
+                                       "(AdaptSegNet's released code: 6,12, model/deeplab_multi.py returns after the "
+                                       "second branch); branch i is conv2d_list.i"},
     {"model.init", "", "initial weights (.safetensors), e.g. the converted ImageNet DeepLab init"},
     {"model.bn", "frozen_affine", "frozen_affine | frozen | trainable"},
     {"model.width", "0", "0: the architecture's width (tiny: 8)"},
@@ -28,6 +31,9 @@ static const struct seg_config_key keys[] = {
     {"data.source_size", "1280x720", "source train size WxH"},
     {"data.target_size", "1024x512", "target train size WxH"},
     {"data.eval_size", "1024x512", "network input size for evaluation"},
+    {"eval.align_corners", "true", "evaluation / prediction: bilinear upsampling of the logits with corners "
+                                   "aligned (true) or half-pixel centres (false: PLCA's released evaluation, "
+                                   "F.interpolate align_corners=False)"},
     {"data.batch", "1", "images per domain per iteration"},
     {"data.norm", "deeplab", "input normalization: deeplab (BGR minus the caffe mean) | imagenet"},
     {"data.val_split", "val", "split of the target evaluated (cityscapes: val)"},
@@ -49,6 +55,13 @@ static const struct seg_config_key keys[] = {
     {"solver.weight_decay", "5e-4", "SGD weight decay"},
     {"solver.power", "0.9", "poly decay power"},
     {"solver.head_lr_mult", "10", "learning-rate multiplier of the classifier heads"},
+    {"solver.rounds", "1", "split solver.iterations into N equal rounds, each with its own poly decay and fresh "
+                           "optimizers (momentum / Adam state and step count dropped) (BiDA's released code: 10 rounds, "
+                           "trainer/damnet_trainer.py builds a new SGD each round); pixintra: use pixintra.rounds"},
+    {"solver.round_lr_factor", "0.5", "solver.rounds: base rate of each round / the previous one's (BiDA's released "
+                                      "code: learning_rate / 2 after each round)"},
+    {"solver.round_horizon", "1", "solver.rounds: poly horizon / round length, >= 1 (1: decays to 0 at each round's "
+                                  "end; BiDA's released code: 1.2, utils/optimize.py decays over 6/5 of the round)"},
     {"loss.aux_weight", "0.1", "weight of the auxiliary segmentation loss"},
     {"adaptsegnet.lambda_adv_main", "0.001", "adversarial weight on the main output"},
     {"adaptsegnet.lambda_adv_aux", "0.0002", "adversarial weight on the auxiliary output"},

@@ -8,6 +8,8 @@
 
 struct seg_eval_opts {
     bool flip;          /* average the softmax of the image and its mirror */
+    bool half_pixel;    /* upsample the logits with align_corners=False (eval.align_corners =
+                           false); default: corners aligned */
     int  max_batches;   /* 0: all */
     bool progress;      /* print progress on stderr */
     /* PLCA's test-time spatial aggregation (train/plca.h): 0 none, 1 the layer4 features,
@@ -25,8 +27,8 @@ struct seg_eval_opts {
 enum seg_status seg_eval_opts_from_config(const struct seg_config *c, struct seg_eval_opts *o);
 
 /* Class map of each image of images [N, 3, H, W] (host, normalized) at out_h x out_w:
- * logits upsampled bilinearly (align_corners), optional flip averaging, argmax, all on
- * the device. pred: N * out_h * out_w int32. prob_max (optional): the max softmax
+ * logits upsampled bilinearly (corners aligned unless o->half_pixel), optional flip
+ * averaging, argmax, all on the device. pred: N * out_h * out_w int32. prob_max (optional): the max softmax
  * probability per pixel (the confidence pseudo-labelers threshold). */
 enum seg_status seg_predict_batch(struct seg_model *m, struct seg_ag *ag, const float *images, int n,
                                   int h, int w, int out_h, int out_w, bool flip, int32_t *pred,

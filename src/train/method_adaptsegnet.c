@@ -18,7 +18,7 @@ static enum seg_status adaptsegnet_init(struct seg_trainer *t)
     TRY(seg_config_float(&t->cfg, "adaptsegnet.lr_d", &lr_d));
     TRY(seg_config_int(&t->cfg, "adaptsegnet.d_width", &width));
     struct seg_model_config dc = {SEG_ARCH_DISCRIMINATOR, t->model->cfg.num_classes, false, true,
-                                  SEG_BN_POLICY_TRAINABLE, t->model->cfg.seed + 17, (int)width, false};
+                                  SEG_BN_POLICY_TRAINABLE, t->model->cfg.seed + 17, (int)width, false, {0}};
     struct seg_optim_config oc = {SEG_OPTIM_ADAM, (float)lr_d, 0, 0, 0.9f, 0.99f, 1e-8f, {1.0f, 1.0f}};
     for (int i = 0; i < 2; i++) { /* aux[0] on the auxiliary output, aux[1] on the main one */
         dc.seed += (uint32_t)i;

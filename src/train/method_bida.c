@@ -125,7 +125,8 @@ static enum seg_status feature_dim(struct seg_trainer *t, bool aspp, int64_t *d)
     st = seg_ag_const(t->ag, x, &xv);
     if (!st) st = seg_model_forward(t->ag, t->model, xv, false, &o);
     if (!st)
-        *d = aspp ? 4 * o.main->value->shape[1] : o.features->value->shape[1];
+        *d = aspp ? seg_aspp_rates_of(&t->model->cfg, (int[SEG_ASPP_MAX]){0}) * o.main->value->shape[1]
+                  : o.features->value->shape[1];
     seg_ag_set_grad_enabled(t->ag, g);
     seg_ag_reset(t->ag);
     return st;
@@ -305,7 +306,10 @@ static enum seg_status flat_features(struct seg_trainer *t, struct bida *b, stru
     if (b->aspp_feature) {
         if (!o->branches[0])
             return seg_error(SEG_STATUS_INVALID, "bida: the model did not expose its ASPP branches");
-        TRY(seg_ag_concat(t->ag, o->branches, 4, 1, &f));
+        int n = 0;
+        while (n < SEG_ASPP_MAX && o->branches[n])
+            n++;
+        TRY(seg_ag_concat(t->ag, o->branches, n, 1, &f)); /* one per model.aspp_rates entry */
     }
     int64_t s[3] = {f->value->shape[0], f->value->shape[1], f->value->shape[2] * f->value->shape[3]};
     return seg_ag_reshape(t->ag, f, 3, s, out);
