@@ -42,18 +42,25 @@ class Bottleneck(nn.Module):
         return F.relu(y + r)
 
 
+ASPP_RATES = (6, 12, 18, 24)
+
+
 class ASPP(nn.Module):
-    def __init__(self, cin, classes, bias):
+    """branches: how many of the four (all built) the forward sums; AdaptSegNet's released
+    Classifier_Module returns after the first two (segda: model.aspp_rates = 6,12)."""
+
+    def __init__(self, cin, classes, bias, branches=4):
         super().__init__()
         self.conv2d_list = nn.ModuleList(
-            nn.Conv2d(cin, classes, 3, padding=r, dilation=r, bias=bias) for r in (6, 12, 18, 24))
+            nn.Conv2d(cin, classes, 3, padding=r, dilation=r, bias=bias) for r in ASPP_RATES)
+        self.branches = branches
 
     def forward(self, x):
-        return sum(c(x) for c in self.conv2d_list)
+        return sum(c(x) for c in self.conv2d_list[:self.branches])
 
 
 class DeepLabV2(nn.Module):
-    def __init__(self, arch, classes, multi_level=True, bias=True):
+    def __init__(self, arch, classes, multi_level=True, bias=True, branches=4):
         super().__init__()
         blocks, base = ARCHS[arch]
         self.conv1 = nn.Conv2d(3, base, 7, stride=2, padding=3, bias=False)
@@ -69,8 +76,8 @@ class DeepLabV2(nn.Module):
             cin = planes * 4
         self.multi_level = multi_level
         if multi_level:
-            self.layer5 = ASPP(base * 16, classes, bias)
-        self.layer6 = ASPP(base * 32, classes, bias)
+            self.layer5 = ASPP(base * 16, classes, bias, branches)
+        self.layer6 = ASPP(base * 32, classes, bias, branches)
 
     def forward(self, x):
         x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
@@ -111,10 +118,10 @@ class DeepLabV2VGG(nn.Module):
         return self.layer6(x), None
 
 
-def build(arch, classes, multi_level=True, width=0):
+def build(arch, classes, multi_level=True, width=0, branches=4):
     if arch == "deeplabv2_vgg16":
         return DeepLabV2VGG(classes, base=width or 64)
-    return DeepLabV2(arch, classes, multi_level)
+    return DeepLabV2(arch, classes, multi_level, branches=branches)
 
 
 def randomize(model, gen):
@@ -149,11 +156,15 @@ def main():
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--width", type=int, default=0, help="VGG-16 base width (0: 64)")
+    ap.add_argument("--aspp-branches", type=int, default=4, choices=[1, 2, 3, 4],
+                    help="ResNet: the classifiers sum the first N rates of 6,12,18,24 (all four are "
+                         "saved, as in AdaptSegNet's released weights); the test sets model.aspp_rates")
     args = ap.parse_args()
     h, w = (int(v) for v in args.size.lower().split("x"))
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
-    model = build(args.arch, args.classes, width=args.width).double()
+    nb = args.aspp_branches
+    model = build(args.arch, args.classes, width=args.width, branches=nb).double()
     randomize(model, gen)
     os.makedirs(args.outdir, exist_ok=True)
     state = {k: v.float().numpy() for k, v in model.state_dict().items()
@@ -163,13 +174,14 @@ def main():
     torch.save({"state_dict": {"module." + k: torch.from_numpy(v) for k, v in state.items()}},
                os.path.join(args.outdir, "weights.pth"))
     # The reference runs in float64 from the same float32 weights: an independent oracle.
-    model = build(args.arch, args.classes, width=args.width).double()
+    model = build(args.arch, args.classes, width=args.width, branches=nb).double()
     model.load_state_dict({k: torch.from_numpy(v).double() for k, v in state.items()}, strict=False)
     x = torch.randn(args.batch, 3, h, w, generator=gen).float()
     labels = torch.randint(0, args.classes, (args.batch, h, w), generator=gen)
     labels[torch.rand(args.batch, h, w, generator=gen) < 0.1] = 255
     st_io.save(os.path.join(args.outdir, "inputs.safetensors"),
-               {"x": x.numpy(), "labels": labels.int().numpy()}, {"bn": args.bn})
+               {"x": x.numpy(), "labels": labels.int().numpy()},
+               {"bn": args.bn, "aspp_rates": ",".join(str(r) for r in ASPP_RATES[:nb])})
 
     if args.bn == "frozen":
         model.eval()
@@ -186,13 +198,17 @@ def main():
     loss.backward()
     expected = {"logits": main_out.detach().float().numpy(),
                 "loss": np.array([loss.item()], dtype=np.float32)}
+    if args.bn == "frozen":  # evaluation's upsampling (eval.align_corners), to the input size
+        for corners in (True, False):
+            up_eval = F.interpolate(main_out.detach(), size=(h, w), mode="bilinear", align_corners=corners)
+            expected["eval_probs_ac%d" % corners] = F.softmax(up_eval, dim=1).float().numpy()
     if aux is not None:
         expected["aux"] = aux.detach().float().numpy()
     heads = [p for n, p in model.named_parameters() if n.startswith(("layer5", "layer6"))]
     backbone = [p for n, p in model.named_parameters()
                 if p.requires_grad and not n.startswith(("layer5", "layer6"))]
     for n, p in model.named_parameters():
-        if p.requires_grad:
+        if p.requires_grad and p.grad is not None:  # unused ASPP branches get none
             expected["grad." + n] = p.grad.float().numpy()
     opt = torch.optim.SGD([{"params": backbone, "lr": 2.5e-4}, {"params": heads, "lr": 2.5e-3}],
                           lr=2.5e-4, momentum=0.9, weight_decay=5e-4)
