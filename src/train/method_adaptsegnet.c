@@ -6,7 +6,8 @@
  *   "source" with weights lambda_adv_aux = 0.0002 and lambda_adv_main = 0.001 (the
  *   discriminators get no gradient from it);
  * - D step: BCE on detached source (label 0) and target (label 1) outputs, each halved;
- *   Adam (lr 1e-4, betas 0.9/0.99), poly-decayed over the same horizon as G. */
+ *   Adam (lr 1e-4, betas 0.9/0.99), poly-decayed over the same horizon as G.
+ * The released classifier sums only its first two ASPP branches (6, 12): model.aspp_rates. */
 #include <string.h>
 
 #include "train/methods.h"

@@ -6,8 +6,8 @@
  * One iteration (stage "adapt"), a source batch (x_S, y_S) and a target batch x_T:
  *  - features f_S, f_T [N, D, h*w] at stride 8 (bida.feature: layer4, the paper's
  *    "pixel-level features" of the encoder; or aspp, the released code's concatenation of
- *    the main ASPP's four rate outputs, 4C channels), labels taken to the feature grid by
- *    nearest resizing (as the released code);
+ *    the main ASPP's rate outputs, 4C channels with the four default model.aspp_rates),
+ *    labels taken to the feature grid by nearest resizing (as the released code);
  *  - eq. (1) prototypes by masked average pooling over the batch:
  *      rho_S(c) = sum_p f_S(p) y_S(p,c) / sum_p y_S(p,c),  rho_T likewise with y_T;
  *  - eq. (4)-(5) EMA prototypes mu_S, mu_T (momentum lambda = bida.ema; a class's first
@@ -69,6 +69,9 @@
  * through their own conv1/bn1/layer1 (layer2-4 and the heads shared), started from the
  * shared stem of model.init; source passes use the shared stem, the teacher and every
  * inference on the target the target one.
+ * The released schedule (trainer/damnet_trainer.py): 10 rounds, a new SGD each round, poly
+ * restarted per round over 6/5 of it, the base rate halved after each: solver.rounds = 10,
+ * solver.round_lr_factor = 0.5, solver.round_horizon = 1.2 (the trainer's, any method).
  * Ablation (paper Table 3): L_base = bida.lambda_fc=0 bida.lambda_bc=0 bida.dynamic=false;
  * +FCL: bida.lambda_fc; +BCL: bida.lambda_bc; +y_D w/o cal.: bida.dynamic=true
  * bida.calibrate=false; w/ cal.: bida.calibrate=true. */
