@@ -68,6 +68,8 @@ int seg_model_meta(const struct seg_model_config *cfg, struct seg_model_meta_buf
     meta[4] = (struct seg_st_meta){"classifier_bias", buf->bias};
     meta[5] = (struct seg_st_meta){"width", buf->width};
     meta[6] = (struct seg_st_meta){"target_stem", buf->stem};
+    if (!strcmp(buf->rates, "6,12,18,24")) /* the default: files stay as before the key */
+        return SEG_MODEL_META_COUNT - 1;
     meta[7] = (struct seg_st_meta){"aspp_rates", buf->rates};
     return SEG_MODEL_META_COUNT;
 }

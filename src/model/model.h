@@ -105,8 +105,8 @@ enum seg_status seg_model_load(struct seg_model *m, const char *path, bool stric
 /* Reads the architecture from a file's metadata. */
 enum seg_status seg_model_config_from_file(const char *path, struct seg_model_config *cfg);
 /* The architecture as checkpoint metadata (format, arch, num_classes, multi_level,
- * classifier_bias, width, target_stem, aspp_rates): fills meta[0..SEG_MODEL_META_COUNT) with values
- * held in buf and returns SEG_MODEL_META_COUNT. */
+ * classifier_bias, width, target_stem, and aspp_rates unless the default): fills meta[0..k)
+ * with values held in buf and returns k <= SEG_MODEL_META_COUNT. */
 enum { SEG_MODEL_META_COUNT = 8 };
 struct seg_model_meta_buf {
     char nc[16], ml[8], bias[8], width[16], stem[8], rates[48];
