@@ -100,7 +100,7 @@ static void test_model_round_trip(void **state)
 {
     struct seg_backend *be = NULL;
     assert_int_equal(seg_backend_create("cpu", &be), 0);
-    struct seg_model_config cfg = {SEG_ARCH_DEEPLABV2_TINY, 7, true, true, SEG_BN_POLICY_FROZEN_AFFINE, 5, 0, false, false};
+    struct seg_model_config cfg = {SEG_ARCH_DEEPLABV2_TINY, 7, true, true, SEG_BN_POLICY_FROZEN_AFFINE, 5, 0, false, false, {0}};
     struct seg_model *a = NULL, *b = NULL;
     assert_int_equal(seg_model_create(be, &cfg, &a), 0);
     cfg.seed = 6;
@@ -187,7 +187,7 @@ static void test_target_stem(void **state)
 {
     struct seg_backend *be = NULL;
     assert_int_equal(seg_backend_create("cpu", &be), 0);
-    struct seg_model_config cfg = {SEG_ARCH_DEEPLABV2_TINY, 5, true, true, SEG_BN_POLICY_FROZEN_AFFINE, 5, 0, false, false};
+    struct seg_model_config cfg = {SEG_ARCH_DEEPLABV2_TINY, 5, true, true, SEG_BN_POLICY_FROZEN_AFFINE, 5, 0, false, false, {0}};
     struct seg_model *plain = NULL, *two = NULL, *back = NULL;
     assert_int_equal(seg_model_create(be, &cfg, &plain), 0);
     cfg.target_stem = true;
@@ -248,6 +248,53 @@ static void test_target_stem(void **state)
     seg_backend_destroy(be);
 }
 
+/* model.aspp_rates: a subset of the rates is recorded and read back, builds only its branches
+ * (conv2d_list.0/.1) and loads from a file with all four; the default is not recorded; bad
+ * lists are refused. */
+static void test_aspp_rates(void **state)
+{
+    (void)state;
+    struct seg_backend *be = NULL;
+    assert_int_equal(seg_backend_create("cpu", &be), 0);
+    struct seg_model_config cfg = {SEG_ARCH_DEEPLABV2_TINY, 3, true, true, SEG_BN_POLICY_FROZEN_AFFINE, 5, 0, false, false, {0}};
+    struct seg_model *all = NULL, *two = NULL;
+    assert_int_equal(seg_model_create(be, &cfg, &all), 0);
+    assert_int_equal(seg_aspp_rates_parse("6,12", cfg.aspp_rates), 0);
+    assert_int_equal(seg_model_create(be, &cfg, &two), 0);
+    assert_int_equal(all->nparams - two->nparams, 2 * 2 * 2); /* 2 heads x 2 branches x weight, bias */
+    assert_null(seg_model_find(two, "layer6.conv2d_list.2.weight"));
+    assert_non_null(seg_model_find(two, "layer6.conv2d_list.1.weight"));
+    char pa[] = "/tmp/segda-aspp-XXXXXX", pb[] = "/tmp/segda-aspp-XXXXXX";
+    int fa = mkstemp(pa), fb = mkstemp(pb);
+    assert_true(fa >= 0 && fb >= 0);
+    assert_int_equal(seg_model_save(all, pa, NULL, 0), 0);
+    assert_int_equal(seg_model_save(two, pb, NULL, 0), 0);
+    struct seg_model_config got;
+    assert_int_equal(seg_model_config_from_file(pa, &got), 0);
+    assert_int_equal(got.aspp_rates[0], 0); /* not recorded: the default */
+    assert_int_equal(seg_model_config_from_file(pb, &got), 0);
+    assert_int_equal(got.aspp_rates[0], 6);
+    assert_int_equal(got.aspp_rates[1], 12);
+    assert_int_equal(got.aspp_rates[2], 0);
+    assert_int_equal(seg_model_load(two, pa, true), 0); /* the released weights hold all four */
+    int r[SEG_ASPP_MAX];
+    assert_int_equal(seg_aspp_rates_parse("6,6", r), SEG_STATUS_INVALID);
+    assert_non_null(strstr(seg_last_error(), "6,6"));
+    assert_int_equal(seg_aspp_rates_parse("6,12,18,24,30", r), SEG_STATUS_INVALID);
+    assert_int_equal(seg_aspp_rates_parse("6,", r), SEG_STATUS_INVALID);
+    assert_int_equal(seg_aspp_rates_parse("", r), SEG_STATUS_INVALID);
+    assert_int_equal(seg_aspp_rates_parse("0", r), SEG_STATUS_INVALID);
+    assert_int_equal(seg_aspp_rates_parse("12", r), 0);
+    assert_int_equal(r[0], 12);
+    close(fa);
+    close(fb);
+    unlink(pa);
+    unlink(pb);
+    seg_model_destroy(all);
+    seg_model_destroy(two);
+    seg_backend_destroy(be);
+}
+
 /* The torchvision-layout ResNet-101 and a batch norm without epsilon are recorded in the
  * checkpoint (inference rebuilds the model from it), and no epsilon with batch statistics
  * is refused. */
@@ -257,7 +304,7 @@ static void test_tv_arch_recorded(void **state)
     struct seg_backend *be = NULL;
     assert_int_equal(seg_backend_create("cpu", &be), 0);
     struct seg_model_config cfg = {SEG_ARCH_DEEPLABV2_RESNET101_TV, 3, false, true, SEG_BN_POLICY_FROZEN_AFFINE,
-                                   5, 4, false, true};
+                                   5, 4, false, true, {0}};
     struct seg_model *m = NULL;
     assert_int_equal(seg_model_create(be, &cfg, &m), SEG_STATUS_INVALID);
     assert_non_null(strstr(seg_last_error(), "frozen"));
@@ -287,6 +334,7 @@ int main(void)
         cmocka_unit_test(test_valid),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_model_round_trip),
+        cmocka_unit_test(test_aspp_rates),
         cmocka_unit_test(test_target_stem),
         cmocka_unit_test(test_tv_arch_recorded),
     };

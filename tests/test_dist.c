@@ -272,7 +272,7 @@ static int run_method(struct seg_dist *d, struct seg_backend *be, const char *me
  * a parameter without a gradient anywhere must stay without one. */
 static int check_grad_union(struct seg_dist *d, struct seg_backend *be)
 {
-    struct seg_model_config mc = {SEG_ARCH_DEEPLABV2_TINY, NC, false, true, SEG_BN_POLICY_TRAINABLE, 7, 0, false, false};
+    struct seg_model_config mc = {SEG_ARCH_DEEPLABV2_TINY, NC, false, true, SEG_BN_POLICY_TRAINABLE, 7, 0, false, false, {0}};
     struct seg_model *m = NULL;
     int rank = seg_dist_rank(d), fail = 0, target = -1, untouched = -1;
     enum seg_status st = seg_model_create(be, &mc, &m);

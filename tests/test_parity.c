@@ -1,6 +1,8 @@
 /* test_parity.c: DeepLab-v2 in segda against the PyTorch reference (tools/deeplab_torch.py,
  * run in float64): forward logits, the loss, the gradient of every trainable parameter after
- * one cross-entropy backward, and the parameters after one SGD step. */
+ * one cross-entropy backward, and the parameters after one SGD step; with running statistics
+ * also evaluation's upsampled softmax, corners aligned or not (eval.align_corners). The
+ * inputs' aspp_rates give model.aspp_rates (the reference sums that many branches). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,6 +16,7 @@
 #include "model/model.h"
 #include "model/optim.h"
 #include "model/safetensors.h"
+#include "train/evaluate.h"
 
 static const char *g_backend = "cpu", *g_dir = ".";
 static double g_tol = 1e-3;
@@ -77,6 +80,9 @@ static void test_parity(void **state)
     const char *bn = seg_st_meta_get(&in, "bn");
     bool batch = bn && !strcmp(bn, "batch");
     cfg.bn = batch ? SEG_BN_POLICY_FROZEN_AFFINE : SEG_BN_POLICY_FROZEN;
+    const char *rates = seg_st_meta_get(&in, "aspp_rates");
+    if (rates && seg_aspp_rates_parse(rates, cfg.aspp_rates))
+        fail_msg("%s", seg_last_error());
     struct seg_model *m = NULL;
     if (seg_model_create(be, &cfg, &m) || seg_model_load(m, path, true))
         fail_msg("%s", seg_last_error());
@@ -144,6 +150,21 @@ static void test_parity(void **state)
         note(&wg, e, p->name);
         ngrad++;
     }
+    /* Evaluation's path (seg_predict_batch_opts) from the same input and weights (before the
+     * SGD step), both upsamplings. */
+    double e_eval[2] = {0, 0};
+    for (int k = 0; k < 2 && seg_st_find(&ex, "eval_probs_ac1"); k++) {
+        struct seg_tensor *probs = NULL;
+        struct seg_eval_opts eo = {0};
+        eo.half_pixel = k == 0;
+        eo.probs = &probs;
+        int32_t *pred = malloc((size_t)xs->shape[0] * h * w * sizeof *pred);
+        if (seg_predict_batch_opts(m, ag, xs->data, (int)xs->shape[0], (int)h, (int)w, (int)h, (int)w, &eo, pred, NULL))
+            fail_msg("eval on %s: %s", g_backend, seg_last_error());
+        e_eval[k] = rel_error(probs, seg_st_find(&ex, k ? "eval_probs_ac1" : "eval_probs_ac0"));
+        seg_tensor_free(probs);
+        free(pred);
+    }
     struct seg_optim_config oc = {SEG_OPTIM_SGD, 2.5e-4f, 0.9f, 5e-4f, 0, 0, 0, {1.0f, 10.0f}};
     struct seg_optim *opt = NULL;
     assert_int_equal(seg_optim_create(m, &oc, &opt), 0);
@@ -160,15 +181,18 @@ static void test_parity(void **state)
         if ((ref = seg_st_find(&ex, name)))
             note(&wr, rel_error(p->var->value, ref), p->name);
     }
-    printf("[%s] %s bn=%s: logits %.2e, aux %.2e, loss %.2e, grads of %d parameters %.2e (worst %s), "
-           "after SGD %.2e (worst %s)%s%.2e\n",
-           g_backend, seg_arch_name(cfg.arch), batch ? "batch" : "frozen", e_logits, e_aux, e_loss,
-           ngrad, wg.err, wg.name, ws.err, ws.name, batch ? ", running stats " : "", batch ? wr.err : 0.0);
+    printf("[%s] %s bn=%s aspp %s: logits %.2e, aux %.2e, loss %.2e, grads of %d parameters %.2e (worst %s), "
+           "after SGD %.2e (worst %s)%s%.2e, eval softmax align_corners false %.2e / true %.2e\n",
+           g_backend, seg_arch_name(cfg.arch), batch ? "batch" : "frozen", rates ? rates : "6,12,18,24", e_logits,
+           e_aux, e_loss, ngrad, wg.err, wg.name, ws.err, ws.name, batch ? ", running stats " : "",
+           batch ? wr.err : 0.0, e_eval[0], e_eval[1]);
     /* The forward is held to 1e-3 whatever --tol says (that is for the gradients). */
     double ftol = g_tol < 1e-3 ? g_tol : 1e-3;
     assert_true(e_logits <= ftol);
     assert_true(e_aux <= ftol);
     assert_true(e_loss <= ftol);
+    assert_true(e_eval[0] <= ftol);
+    assert_true(e_eval[1] <= ftol);
     assert_true(wg.err <= g_tol);
     assert_true(ws.err <= g_tol);
     assert_true(wr.err <= g_tol);

@@ -2,7 +2,7 @@
 # Resume continues exactly: a tiny AdaptSegNet run of 6 iterations, against the same run
 # stopped after 3 (and one killed by SIGINT) and resumed: the logged losses of iterations
 # 4..6 and the final checkpoints must be identical (likewise a BiDA run with a target stem
-# and a spatial prior). Also checks that a malformed config
+# and a spatial prior, and a run in solver.rounds stopped mid-round and on a round boundary). Also checks that a malformed config
 # and a corrupt checkpoint fail with a clear message and the documented exit codes.
 # usage: test_resume.sh SEGDA WORKDIR DEVICE
 set -u
@@ -31,6 +31,29 @@ bida=(--set method.name=bida --set model.target_stem=true --set bida.spatial_pri
 "$segda" train "${common[@]}" "${bida[@]}" --out "$work/bida_part" --set solver.stop=3 >/dev/null || fail "bida first half"
 "$segda" train "${common[@]}" "${bida[@]}" --out "$work/bida_part" --resume auto >/dev/null || fail "bida resumed half"
 cmp -s "$work/bida_full/last.safetensors" "$work/bida_part/last.safetensors" || fail "bida checkpoints differ after resume"
+# solver.rounds: 3 rounds of 2 iterations (boundaries at 2 and 4), each halving the rate and
+# starting fresh optimizers. Stopped mid-round (3) the resumed run crosses the boundary at 4;
+# stopped on the boundary (4) it resets right after the resume. Rates against hand-computed
+# ones: 2.5e-4 * 0.5^round * (1 - k/2)^0.9 for step k of the round (0.5^0.9 = 0.535887).
+rounds=(--set solver.rounds=3 --set solver.round_lr_factor=0.5)
+"$segda" train "${common[@]}" "${rounds[@]}" --out "$work/rounds_full" >/dev/null || fail "rounds full run"
+for stop in 3 4; do
+    "$segda" train "${common[@]}" "${rounds[@]}" --out "$work/rounds_$stop" --set solver.stop=$stop >/dev/null ||
+        fail "rounds first part (stop $stop)"
+    "$segda" train "${common[@]}" "${rounds[@]}" --out "$work/rounds_$stop" --resume auto >/dev/null ||
+        fail "rounds resumed (stop $stop)"
+    diff <(strip "$work/rounds_full/metrics.jsonl") <(strip "$work/rounds_$stop/metrics.jsonl") ||
+        fail "rounds: losses differ after a resume at iteration $stop"
+    cmp -s "$work/rounds_full/last.safetensors" "$work/rounds_$stop/last.safetensors" ||
+        fail "rounds: checkpoints differ after a resume at iteration $stop"
+done
+got=$(grep -o '"lr": [^,]*' "$work/rounds_full/metrics.jsonl" | awk '{printf "%s ", $2}')
+want="0.00025 0.000133972 0.000125 6.69858e-05 6.25e-05 3.34929e-05 "
+[ "$got" = "$want" ] || fail "rounds: rates '$got', want '$want'"
+cmp -s "$work/full/last.safetensors" "$work/rounds_full/last.safetensors" && fail "solver.rounds=3 changed nothing"
+# the trainer reset the optimizers at iteration 4: two steps since (the plain run: six)
+step=$(head -c 65536 "$work/rounds_full/last.safetensors" | grep -a -o '"optim_step": *"[0-9]*"' | grep -o '[0-9]*"$')
+[ "$step" = '2"' ] || fail "rounds: optimizer step count $step after the last boundary, want 2"
 # A real interruption: SIGINT during training saves the state (exit 130) and resumes.
 "$segda" train "${common[@]}" --out "$work/kill" --set solver.iterations=400 >/dev/null &
 pid=$!
@@ -47,4 +70,4 @@ out=$("$segda" train "${common[@]}" --set solver.lrr=1 2>&1); rc=$?
 head -c 100 "$work/full/last.safetensors" > "$work/bad.safetensors"
 out=$("$segda" train "${common[@]}" --out "$work/bad" --resume "$work/bad.safetensors" 2>&1); rc=$?
 [ $rc -eq 4 ] && grep -q "bad.safetensors" <<<"$out" || fail "corrupt checkpoint: rc $rc: $out"
-echo "resume on $dev: identical losses and checkpoints after resume (adaptsegnet, bida); SIGINT saves and resumes; bad input refused"
+echo "resume on $dev: identical losses and checkpoints after resume (adaptsegnet, bida, solver.rounds mid-round and on a boundary); SIGINT saves and resumes; bad input refused"

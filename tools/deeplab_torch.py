@@ -53,18 +53,25 @@ class Bottleneck(nn.Module):
         return F.relu(y + r)
 
 
+ASPP_RATES = (6, 12, 18, 24)
+
+
 class ASPP(nn.Module):
-    def __init__(self, cin, classes, bias):
+    """branches: how many of the four (all built) the forward sums; AdaptSegNet's released
+    Classifier_Module returns after the first two (segda: model.aspp_rates = 6,12)."""
+
+    def __init__(self, cin, classes, bias, branches=4):
         super().__init__()
         self.conv2d_list = nn.ModuleList(
-            nn.Conv2d(cin, classes, 3, padding=r, dilation=r, bias=bias) for r in (6, 12, 18, 24))
+            nn.Conv2d(cin, classes, 3, padding=r, dilation=r, bias=bias) for r in ASPP_RATES)
+        self.branches = branches
 
     def forward(self, x):
-        return sum(c(x) for c in self.conv2d_list)
+        return sum(c(x) for c in self.conv2d_list[:self.branches])
 
 
 class DeepLabV2(nn.Module):
-    def __init__(self, arch, classes, multi_level=True, bias=True, width=0, eps=1e-5):
+    def __init__(self, arch, classes, multi_level=True, bias=True, width=0, eps=1e-5, branches=4):
         super().__init__()
         blocks, base = ARCHS[arch]
         base = width or base
@@ -78,8 +85,8 @@ class DeepLabV2(nn.Module):
             self._caffe_layers(blocks, base, eps)
         self.multi_level = multi_level
         if multi_level:
-            self.layer5 = ASPP(base * 16, classes, bias)
-        self.layer6 = ASPP(base * 32, classes, bias)
+            self.layer5 = ASPP(base * 16, classes, bias, branches)
+        self.layer6 = ASPP(base * 32, classes, bias, branches)
 
     def _caffe_layers(self, blocks, base, eps):
         cin = base
@@ -148,10 +155,10 @@ class DeepLabV2VGG(nn.Module):
         return self.layer6(x), None
 
 
-def build(arch, classes, multi_level=True, width=0, eps=1e-5):
+def build(arch, classes, multi_level=True, width=0, eps=1e-5, branches=4):
     if arch == "deeplabv2_vgg16":
         return DeepLabV2VGG(classes, base=width or 64)
-    return DeepLabV2(arch, classes, multi_level, width=width, eps=eps)
+    return DeepLabV2(arch, classes, multi_level, width=width, eps=eps, branches=branches)
 
 
 def randomize(model, gen, small_var=False):
@@ -196,6 +203,9 @@ def main():
     ap.add_argument("--width", type=int, default=0, help="base width (0: the architecture's)")
     ap.add_argument("--bn-eps-zero", action="store_true",
                     help="batch norms without epsilon (SDCA's FrozenBatchNorm2d; needs --bn frozen)")
+    ap.add_argument("--aspp-branches", type=int, default=4, choices=[1, 2, 3, 4],
+                    help="ResNet: the classifiers sum the first N rates of 6,12,18,24 (all four are "
+                         "saved, as in AdaptSegNet's released weights); the test sets model.aspp_rates")
     args = ap.parse_args()
     if args.bn_eps_zero and args.bn != "frozen":
         ap.error("--bn-eps-zero needs --bn frozen")
@@ -205,7 +215,8 @@ def main():
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     # SDCA's model has one classifier, on layer4
-    model = build(args.arch, args.classes, multi_level=not tv, width=args.width, eps=eps).double()
+    nb = args.aspp_branches
+    model = build(args.arch, args.classes, multi_level=not tv, width=args.width, eps=eps, branches=nb).double()
     randomize(model, gen, small_var=args.bn_eps_zero)
     os.makedirs(args.outdir, exist_ok=True)
     state = {k: v.float().numpy() for k, v in model.state_dict().items()
@@ -221,13 +232,14 @@ def main():
         obj = {"state_dict": {"module." + k: v for k, v in sd.items()}}
     torch.save(obj, os.path.join(args.outdir, "weights.pth"))
     # The reference runs in float64 from the same float32 weights: an independent oracle.
-    model = build(args.arch, args.classes, multi_level=not tv, width=args.width, eps=eps).double()
+    model = build(args.arch, args.classes, multi_level=not tv, width=args.width, eps=eps, branches=nb).double()
     model.load_state_dict({k: torch.from_numpy(v).double() for k, v in state.items()}, strict=False)
     x = torch.randn(args.batch, 3, h, w, generator=gen).float()
     labels = torch.randint(0, args.classes, (args.batch, h, w), generator=gen)
     labels[torch.rand(args.batch, h, w, generator=gen) < 0.1] = 255
     st_io.save(os.path.join(args.outdir, "inputs.safetensors"),
-               {"x": x.numpy(), "labels": labels.int().numpy()}, {"bn": args.bn})
+               {"x": x.numpy(), "labels": labels.int().numpy()},
+               {"bn": args.bn, "aspp_rates": ",".join(str(r) for r in ASPP_RATES[:nb])})
 
     if args.bn == "frozen":
         model.eval()
@@ -244,13 +256,17 @@ def main():
     loss.backward()
     expected = {"logits": main_out.detach().float().numpy(),
                 "loss": np.array([loss.item()], dtype=np.float32)}
+    if args.bn == "frozen":  # evaluation's upsampling (eval.align_corners), to the input size
+        for corners in (True, False):
+            up_eval = F.interpolate(main_out.detach(), size=(h, w), mode="bilinear", align_corners=corners)
+            expected["eval_probs_ac%d" % corners] = F.softmax(up_eval, dim=1).float().numpy()
     if aux is not None:
         expected["aux"] = aux.detach().float().numpy()
     heads = [p for n, p in model.named_parameters() if n.startswith(("layer5", "layer6"))]
     backbone = [p for n, p in model.named_parameters()
                 if p.requires_grad and not n.startswith(("layer5", "layer6"))]
     for n, p in model.named_parameters():
-        if p.requires_grad:
+        if p.requires_grad and p.grad is not None:  # unused ASPP branches get none
             expected["grad." + n] = p.grad.float().numpy()
     opt = torch.optim.SGD([{"params": backbone, "lr": 2.5e-4}, {"params": heads, "lr": 2.5e-3}],
                           lr=2.5e-4, momentum=0.9, weight_decay=5e-4)

@@ -57,6 +57,11 @@ int seg_model_meta(const struct seg_model_config *cfg, struct seg_model_meta_buf
     snprintf(buf->width, sizeof buf->width, "%d", cfg->width);
     snprintf(buf->stem, sizeof buf->stem, "%d", cfg->target_stem);
     snprintf(buf->eps0, sizeof buf->eps0, "%d", cfg->bn_eps_zero);
+    int rates[SEG_ASPP_MAX], n = seg_aspp_rates_of(cfg, rates);
+    size_t len = 0;
+    buf->rates[0] = 0;
+    for (int i = 0; i < n && len < sizeof buf->rates; i++)
+        len += (size_t)snprintf(buf->rates + len, sizeof buf->rates - len, "%s%d", i ? "," : "", rates[i]);
     meta[0] = (struct seg_st_meta){"format", "segda-1"};
     meta[1] = (struct seg_st_meta){"arch", (char *)seg_arch_name(cfg->arch)};
     meta[2] = (struct seg_st_meta){"num_classes", buf->nc};
@@ -65,6 +70,9 @@ int seg_model_meta(const struct seg_model_config *cfg, struct seg_model_meta_buf
     meta[5] = (struct seg_st_meta){"width", buf->width};
     meta[6] = (struct seg_st_meta){"target_stem", buf->stem};
     meta[7] = (struct seg_st_meta){"bn_eps_zero", buf->eps0};
+    if (!strcmp(buf->rates, "6,12,18,24")) /* the default: files stay as before the key */
+        return SEG_MODEL_META_COUNT - 1;
+    meta[8] = (struct seg_st_meta){"aspp_rates", buf->rates};
     return SEG_MODEL_META_COUNT;
 }
 
@@ -101,6 +109,10 @@ enum seg_status seg_model_config_from_file(const char *path, struct seg_model_co
         parse_int(seg_st_meta_get(&f, "width"), &width);
         parse_int(seg_st_meta_get(&f, "target_stem"), &stem);
         parse_int(seg_st_meta_get(&f, "bn_eps_zero"), &eps0);
+        const char *rates = seg_st_meta_get(&f, "aspp_rates"); /* absent: the default */
+        if (rates && seg_aspp_rates_parse(rates, cfg->aspp_rates))
+            st = seg_error(SEG_STATUS_FORMAT, "%s: metadata aspp_rates = '%s' is not a list of dilations",
+                           path, rates);
         cfg->arch = (enum seg_arch)a;
         cfg->multi_level = ml;
         cfg->classifier_bias = bias;

@@ -1,6 +1,6 @@
 /* deeplab.c: DeepLab-v2 (bottleneck ResNet in the caffe or the torchvision layout, ASPP heads
- * summed over dilations 6/12/18/24) and the AdaptSegNet discriminator: parameters and forward
- * passes. */
+ * summed over dilations 6/12/18/24, or those of model.aspp_rates) and the AdaptSegNet
+ * discriminator: parameters and forward passes. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -57,7 +57,44 @@ static struct resnet_shape resnet_shape_of(const struct seg_model_config *c)
 
 static const int layer_stride[4] = {1, 2, 1, 1};
 static const int layer_dilation[4] = {1, 1, 2, 4};
-static const int aspp_rates[4] = {6, 12, 18, 24};
+static const int default_aspp_rates[SEG_ASPP_MAX] = {6, 12, 18, 24};
+
+int seg_aspp_rates_of(const struct seg_model_config *cfg, int rates[SEG_ASPP_MAX])
+{
+    const int *src = cfg->aspp_rates[0] > 0 ? cfg->aspp_rates : default_aspp_rates;
+    int n = 0;
+    while (n < SEG_ASPP_MAX && src[n] > 0) {
+        rates[n] = src[n];
+        n++;
+    }
+    for (int i = n; i < SEG_ASPP_MAX; i++)
+        rates[i] = 0;
+    return n;
+}
+
+enum seg_status seg_aspp_rates_parse(const char *s, int rates[SEG_ASPP_MAX])
+{
+    int n = 0;
+    const char *p = s;
+    memset(rates, 0, SEG_ASPP_MAX * sizeof *rates);
+    while (*p) {
+        char *end;
+        long r = strtol(p, &end, 10);
+        bool repeated = false;
+        for (int i = 0; i < n; i++)
+            repeated |= rates[i] == r;
+        if (end == p || r < 1 || r > 1024 || repeated || n == SEG_ASPP_MAX || (*end && *end != ','))
+            return seg_error(SEG_STATUS_INVALID, "ASPP rates '%s': 1 to %d distinct positive dilations, comma-separated",
+                             s, SEG_ASPP_MAX);
+        rates[n++] = (int)r;
+        p = *end ? end + 1 : end;
+        if (*end && !*p)
+            return seg_error(SEG_STATUS_INVALID, "ASPP rates '%s': a trailing comma", s);
+    }
+    if (n == 0)
+        return seg_error(SEG_STATUS_INVALID, "ASPP rates '%s': no dilation given", s);
+    return SEG_STATUS_OK;
+}
 
 /* torchvision's _make_layer with replace_stride_with_dilation: a dilated layer's first block
  * keeps the dilation the previous layer ended with (layer3: 1, layer4: 2). */
@@ -172,10 +209,13 @@ static enum seg_status add_bn(struct seg_model *m, struct initrng *r, int c, con
     return st;
 }
 
+/* Only the branches of the rates in use exist: a checkpoint with all four (AdaptSegNet's
+ * released weights) loads, its unused branches left in the file. */
 static enum seg_status add_aspp(struct seg_model *m, struct initrng *r, int cin, const char *prefix)
 {
     char name[64];
-    for (int i = 0; i < 4; i++) {
+    int rates[SEG_ASPP_MAX], n = seg_aspp_rates_of(&m->cfg, rates);
+    for (int i = 0; i < n; i++) {
         snprintf(name, sizeof name, "%s.conv2d_list.%d", prefix, i);
         enum seg_status st = add_conv(m, r, 1, m->cfg.num_classes, cin, 3, m->cfg.classifier_bias, name);
         if (st)
@@ -312,6 +352,9 @@ enum seg_status seg_model_create(struct seg_backend *be, const struct seg_model_
     if (cfg->bn_eps_zero && cfg->bn != SEG_BN_POLICY_FROZEN)
         return seg_error(SEG_STATUS_INVALID, "model: batch norm without epsilon (bn_eps_zero) needs the frozen "
                          "BN policy (running statistics, as SDCA's FrozenBatchNorm2d)");
+    for (int i = 0; i < SEG_ASPP_MAX; i++)
+        if (cfg->aspp_rates[i] < 0 || (i > 0 && cfg->aspp_rates[i] > 0 && cfg->aspp_rates[i - 1] == 0))
+            return seg_error(SEG_STATUS_INVALID, "model: ASPP rate %d of the list is %d", i, cfg->aspp_rates[i]);
     struct seg_model *m = calloc(1, sizeof *m);
     if (!m)
         return seg_error(SEG_STATUS_OUT_OF_MEMORY, "model: out of host memory");
@@ -496,16 +539,17 @@ static enum seg_status bottleneck(struct seg_ag *ag, struct seg_model *m, const 
     return SEG_STATUS_OK;
 }
 
-/* branches (NULL: not wanted) receives the four rate outputs, which then stay alive. */
+/* branches (NULL: not wanted) receives the rate outputs, which then stay alive. */
 static enum seg_status aspp(struct seg_ag *ag, struct seg_model *m, struct seg_var *x,
                            const char *prefix, struct seg_var **y, struct seg_var **branches)
 {
     struct seg_var *acc = NULL;
     char name[64];
-    for (int i = 0; i < 4; i++) {
+    int rates[SEG_ASPP_MAX], n = seg_aspp_rates_of(&m->cfg, rates);
+    for (int i = 0; i < n; i++) {
         struct seg_var *o, *s;
         snprintf(name, sizeof name, "%s.conv2d_list.%d", prefix, i);
-        TRY(conv(ag, m, x, name, 1, aspp_rates[i], aspp_rates[i], m->cfg.classifier_bias, &o));
+        TRY(conv(ag, m, x, name, 1, rates[i], rates[i], m->cfg.classifier_bias, &o));
         if (branches)
             branches[i] = o;
         if (acc) {

@@ -39,6 +39,8 @@ enum seg_classifier_init {
                                     (PLCA's released code sets none) */
 };
 
+#define SEG_ASPP_MAX 4
+
 struct seg_model_config {
     enum seg_arch      arch;
     int                num_classes;   /* output channels (discriminator: its input channels) */
@@ -53,7 +55,14 @@ struct seg_model_config {
     bool               bn_eps_zero;   /* batch norm without epsilon, 1/sqrt(running_var)
                                          (SDCA's FrozenBatchNorm2d); needs the frozen
                                          policy. false: PyTorch's 1e-5 */
+    int                aspp_rates[SEG_ASPP_MAX]; /* the classifiers' dilations, one branch
+                                         (conv2d_list.i) each, 0-terminated; all 0: 6,12,18,24 */
 };
+
+/* "6,12" -> {6, 12, 0, 0}: 1 to SEG_ASPP_MAX distinct positive rates; the error names s. */
+enum seg_status seg_aspp_rates_parse(const char *s, int rates[SEG_ASPP_MAX]);
+/* The rates in use (the default when cfg leaves them 0) and their count. */
+int seg_aspp_rates_of(const struct seg_model_config *cfg, int rates[SEG_ASPP_MAX]);
 
 /* The target stem's parameter names: this prefix + the shared stem's (target.conv1.weight). */
 #define SEG_TARGET_STEM_PREFIX "target."
@@ -77,7 +86,7 @@ struct seg_model_out {
     struct seg_var *main;     /* logits at stride 8 (discriminator: its output map) */
     struct seg_var *aux;      /* auxiliary logits or NULL */
     struct seg_var *features; /* layer4 features (SDCA, PLCA) */
-    struct seg_var *branches[4]; /* the main ASPP's four rate outputs before their sum, when
+    struct seg_var *branches[SEG_ASPP_MAX]; /* the main ASPP's rate outputs before their sum, when
                                     the model's expose_branches is set (BiDA's released code) */
 };
 
@@ -114,11 +123,11 @@ enum seg_status seg_model_load(struct seg_model *m, const char *path, bool stric
 /* Reads the architecture from a file's metadata. */
 enum seg_status seg_model_config_from_file(const char *path, struct seg_model_config *cfg);
 /* The architecture as checkpoint metadata (format, arch, num_classes, multi_level,
- * classifier_bias, width, target_stem, bn_eps_zero): fills meta[0..SEG_MODEL_META_COUNT)
- * with values held in buf and returns SEG_MODEL_META_COUNT. */
-enum { SEG_MODEL_META_COUNT = 8 };
+ * classifier_bias, width, target_stem, bn_eps_zero, and aspp_rates unless the default): fills
+ * meta[0..k) with values held in buf and returns k <= SEG_MODEL_META_COUNT. */
+enum { SEG_MODEL_META_COUNT = 9 };
 struct seg_model_meta_buf {
-    char nc[16], ml[8], bias[8], width[16], stem[8], eps0[8];
+    char nc[16], ml[8], bias[8], width[16], stem[8], eps0[8], rates[48];
 };
 struct seg_st_meta;
 int seg_model_meta(const struct seg_model_config *cfg, struct seg_model_meta_buf *buf, struct seg_st_meta *meta);

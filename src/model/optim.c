@@ -82,9 +82,49 @@ enum seg_status seg_optim_step(struct seg_optim *o, float lr)
     return SEG_STATUS_OK;
 }
 
+void seg_optim_reset(struct seg_optim *o)
+{
+    for (int i = 0; i < o->model->nparams; i++) {
+        seg_tensor_free(o->state1[i]);
+        seg_tensor_free(o->state2[i]);
+        o->state1[i] = o->state2[i] = NULL; /* absent state: the kernels' first-step path */
+    }
+    o->step = 0;
+}
+
 float seg_poly_lr(float base, int64_t iter, int64_t max_iter, float power)
 {
     if (max_iter <= 0 || iter >= max_iter)
         return 0.0f;
     return base * (float)pow(1.0 - (double)iter / (double)max_iter, power);
+}
+
+/* Round r spans [r * n / R, (r + 1) * n / R): lengths differ by at most one iteration. */
+static int64_t round_start(const struct seg_lr_schedule *s, int r)
+{
+    return (int64_t)((double)r * (double)s->iterations / s->rounds);
+}
+
+int seg_schedule_round(const struct seg_lr_schedule *s, int64_t iter, int64_t *begin)
+{
+    int r = 0;
+    while (r + 1 < s->rounds && iter >= round_start(s, r + 1))
+        r++;
+    if (begin)
+        *begin = round_start(s, r);
+    return r;
+}
+
+float seg_schedule_lr(const struct seg_lr_schedule *s, float base, int64_t iter)
+{
+    if (s->rounds <= 1 && s->horizon == 1.0f) /* the plain poly schedule, bit for bit */
+        return seg_poly_lr(base, iter, s->iterations, s->power);
+    if (iter >= s->iterations)
+        return 0.0f;
+    int64_t begin;
+    int r = seg_schedule_round(s, iter, &begin);
+    int64_t end = r + 1 < s->rounds ? round_start(s, r + 1) : s->iterations;
+    double span = (double)s->horizon * (double)(end - begin);
+    double left = 1.0 - (double)(iter - begin) / span;
+    return (float)((double)base * pow((double)s->factor, r) * pow(left > 0 ? left : 0.0, s->power));
 }

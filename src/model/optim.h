@@ -36,7 +36,24 @@ void seg_optim_destroy(struct seg_optim *o);
 void seg_optim_set_collective(struct seg_optim *o, const struct seg_collective *c);
 /* One update of every trainable parameter that has a gradient, at base rate lr. */
 enum seg_status seg_optim_step(struct seg_optim *o, float lr);
+/* Drops the momentum / Adam moments and the step count: the next step is a freshly built
+ * optimizer's first (what a training script that rebuilds its optimizer gets). */
+void seg_optim_reset(struct seg_optim *o);
 /* lr * (1 - iter/max_iter)^power */
 float seg_poly_lr(float base, int64_t iter, int64_t max_iter, float power);
+
+/* The learning-rate schedule in rounds (BiDA's released code): the iterations split into
+ * `rounds` equal rounds, round r at base * factor^r with its own poly decay over horizon x
+ * the round's length. One round with horizon 1 is seg_poly_lr over the whole run. */
+struct seg_lr_schedule {
+    int64_t iterations;
+    float   power;
+    int     rounds;
+    float   factor;   /* rate of round r+1 / round r */
+    float   horizon;  /* poly horizon / round length (>= 1: 1 decays to 0 at the round's end) */
+};
+/* The round iteration iter falls in; *begin: its first iteration (NULL: not wanted). */
+int seg_schedule_round(const struct seg_lr_schedule *s, int64_t iter, int64_t *begin);
+float seg_schedule_lr(const struct seg_lr_schedule *s, float base, int64_t iter);
 
 #endif

@@ -20,6 +20,9 @@ static const struct seg_config_key keys[] = {
     {"model.classifier_init", "normal", "ASPP classifier weights: normal (N(0, 0.01), bias 0: AdaptSegNet, SDCA) | pytorch "
                                         "(nn.Conv2d's default, weight and bias U(-b, b), b = 1/sqrt(9 C_in): PLCA's released code "
                                         "model/segmentation/deeplabv2.py, which sets no init)"},
+    {"model.aspp_rates", "6,12,18,24", "dilations whose ASPP classifier branches are built and summed, up to 4 "
+                                       "(AdaptSegNet's released code: 6,12, model/deeplab_multi.py returns after the "
+                                       "second branch); branch i is conv2d_list.i"},
     {"model.init", "", "initial weights (.safetensors), e.g. the converted ImageNet DeepLab init"},
     {"model.bn", "frozen_affine", "frozen_affine | frozen | trainable"},
     {"model.bn_eps_zero", "false", "batch norm without epsilon, 1/sqrt(running_var); needs model.bn = frozen (SDCA's "
@@ -37,6 +40,9 @@ static const struct seg_config_key keys[] = {
     {"data.source_size", "1280x720", "source train size WxH"},
     {"data.target_size", "1024x512", "target train size WxH"},
     {"data.eval_size", "1024x512", "network input size for evaluation"},
+    {"eval.align_corners", "true", "evaluation / prediction: bilinear upsampling of the logits with corners "
+                                   "aligned (true) or half-pixel centres (false: PLCA's released evaluation, "
+                                   "F.interpolate align_corners=False)"},
     {"data.batch", "1", "images per domain per iteration"},
     {"data.norm", "deeplab", "input normalization: deeplab (BGR minus the caffe mean) | imagenet"},
     {"data.val_split", "val", "split of the target evaluated (cityscapes: val; segda synth also has dev, for tuning)"},
@@ -72,6 +78,13 @@ static const struct seg_config_key keys[] = {
                                "(model.bn = frozen); with frozen_affine or trainable, BN batch statistics are per "
                                "sub-batch (released PLCA code: iter_size 2), and each method's per-batch terms as the "
                                "README says"},
+    {"solver.rounds", "1", "split solver.iterations into N equal rounds, each with its own poly decay and fresh "
+                           "optimizers (momentum / Adam state and step count dropped) (BiDA's released code: 10 rounds, "
+                           "trainer/damnet_trainer.py builds a new SGD each round); pixintra: use pixintra.rounds"},
+    {"solver.round_lr_factor", "0.5", "solver.rounds: base rate of each round / the previous one's (BiDA's released "
+                                      "code: learning_rate / 2 after each round)"},
+    {"solver.round_horizon", "1", "solver.rounds: poly horizon / round length, >= 1 (1: decays to 0 at each round's "
+                                  "end; BiDA's released code: 1.2, utils/optimize.py decays over 6/5 of the round)"},
     {"loss.aux_weight", "0.1", "weight of the auxiliary segmentation loss"},
     {"loss.source_lovasz", "0", "weight of a Lovasz-softmax term on the source prediction, added to the supervised loss of every method (released SDCA warm-up, train_with_ssl.sh: train_src.py SOLVER.LAMBDA_LOV 0.75; SDCA adaptation has its own sdca.lambda_lov)"},
     {"adaptsegnet.lambda_adv_main", "0.001", "adversarial weight on the main output"},

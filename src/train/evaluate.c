@@ -25,7 +25,8 @@ static enum seg_status probs_of(struct seg_model *m, struct seg_ag *ag, struct s
         TRY(seg_plca_predict(ag, m, xv, eo->agg_alpha, agg == 2, eo->agg_pred_norm, &y));
     else
         TRY(seg_model_forward(ag, m, xv, false, &o));
-    TRY(seg_resize_bilinear(agg ? y->value : o.main->value, oh, ow, true, &up));
+    bool corners = !(eo && eo->half_pixel);
+    TRY(seg_resize_bilinear(agg ? y->value : o.main->value, oh, ow, corners, &up));
     enum seg_status st = SEG_STATUS_OK;
     if (agg == 2) { /* already probabilities */
         *probs = up;
@@ -41,6 +42,9 @@ enum seg_status seg_eval_opts_from_config(const struct seg_config *c, struct seg
 {
     const char *agg = seg_config_str(c, "plca.test_aggregation");
     double alpha;
+    bool corners;
+    TRY(seg_config_bool(c, "eval.align_corners", &corners));
+    o->half_pixel = !corners;
     o->aggregation = 0;
     TRY(seg_config_floats(c, "eval.scales", SEG_EVAL_MAX_SCALES, o->scales, &o->nscales));
     if (strcmp(seg_config_str(c, "method.name"), "plca") || !strcmp(agg, "none"))

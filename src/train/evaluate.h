@@ -13,6 +13,8 @@ struct seg_eval_opts {
      * (on the device, bilinear), each upsampled to the output size; nscales 0: one, 1. */
     float scales[SEG_EVAL_MAX_SCALES];
     int   nscales;
+    bool half_pixel;    /* upsample the logits with align_corners=False (eval.align_corners =
+                           false); default: corners aligned */
     int  max_batches;   /* 0: all */
     bool progress;      /* print progress on stderr */
     /* PLCA's test-time spatial aggregation (train/plca.h): 0 none, 1 the layer4 features,
@@ -30,8 +32,8 @@ struct seg_eval_opts {
 enum seg_status seg_eval_opts_from_config(const struct seg_config *c, struct seg_eval_opts *o);
 
 /* Class map of each image of images [N, 3, H, W] (host, normalized) at out_h x out_w:
- * logits upsampled bilinearly (align_corners), optional flip averaging, argmax, all on
- * the device. pred: N * out_h * out_w int32. prob_max (optional): the max softmax
+ * logits upsampled bilinearly (corners aligned unless o->half_pixel), optional flip
+ * averaging, argmax, all on the device. pred: N * out_h * out_w int32. prob_max (optional): the max softmax
  * probability per pixel (the confidence pseudo-labelers threshold). */
 enum seg_status seg_predict_batch(struct seg_model *m, struct seg_ag *ag, const float *images, int n,
                                   int h, int w, int out_h, int out_w, bool flip, int32_t *pred,

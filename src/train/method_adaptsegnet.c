@@ -9,7 +9,8 @@
  *   Adam (lr 1e-4, betas 0.9/0.99), poly-decayed over the same horizon as G.
  * solver.accumulate: every sub-batch adds G's and D's gradients; the steps come after the
  * last (D's gradients use G's detached outputs and D's weights, which the G step does not
- * change), so with frozen BN in G the update equals the full batch's. */
+ * change), so with frozen BN in G the update equals the full batch's.
+ * The released classifier sums only its first two ASPP branches (6, 12): model.aspp_rates. */
 #include <string.h>
 
 #include "train/methods.h"
@@ -21,7 +22,7 @@ static enum seg_status adaptsegnet_init(struct seg_trainer *t)
     TRY(seg_config_float(&t->cfg, "adaptsegnet.lr_d", &lr_d));
     TRY(seg_config_int(&t->cfg, "adaptsegnet.d_width", &width));
     struct seg_model_config dc = {SEG_ARCH_DISCRIMINATOR, t->model->cfg.num_classes, false, true,
-                                  SEG_BN_POLICY_TRAINABLE, t->model->cfg.seed + 17, (int)width, false, false};
+                                  SEG_BN_POLICY_TRAINABLE, t->model->cfg.seed + 17, (int)width, false, false, {0}};
     struct seg_optim_config oc = {SEG_OPTIM_ADAM, (float)lr_d, 0, 0, 0.9f, 0.99f, 1e-8f, {1.0f, 1.0f}};
     for (int i = 0; i < 2; i++) { /* aux[0] on the auxiliary output, aux[1] on the main one */
         dc.seed += (uint32_t)i;

@@ -6,8 +6,8 @@
  * One iteration (stage "adapt"), a source batch (x_S, y_S) and a target batch x_T:
  *  - features f_S, f_T [N, D, h*w] at stride 8 (bida.feature: layer4, the paper's
  *    "pixel-level features" of the encoder; or aspp, the released code's concatenation of
- *    the main ASPP's four rate outputs, 4C channels), labels taken to the feature grid by
- *    nearest resizing (as the released code);
+ *    the main ASPP's rate outputs, 4C channels with the four default model.aspp_rates),
+ *    labels taken to the feature grid by nearest resizing (as the released code);
  *  - eq. (1) prototypes by masked average pooling over the batch:
  *      rho_S(c) = sum_p f_S(p) y_S(p,c) / sum_p y_S(p,c),  rho_T likewise with y_T;
  *  - eq. (4)-(5) EMA prototypes mu_S, mu_T (momentum lambda = bida.ema; a class's first
@@ -75,6 +75,9 @@
  * take k updates a step, the CBST threshold mean counts each sub-batch as a batch, and the
  * spatial prior counts add up exactly; the teacher is copied at the first sub-batch of a
  * round. So BiDA's accumulated step is not the full batch's, even with frozen BN.
+ * The released schedule (trainer/damnet_trainer.py): 10 rounds, a new SGD each round, poly
+ * restarted per round over 6/5 of it, the base rate halved after each: solver.rounds = 10,
+ * solver.round_lr_factor = 0.5, solver.round_horizon = 1.2 (the trainer's, any method).
  * Ablation (paper Table 3): L_base = bida.lambda_fc=0 bida.lambda_bc=0 bida.dynamic=false;
  * +FCL: bida.lambda_fc; +BCL: bida.lambda_bc; +y_D w/o cal.: bida.dynamic=true
  * bida.calibrate=false; w/ cal.: bida.calibrate=true. */
@@ -131,7 +134,8 @@ static enum seg_status feature_dim(struct seg_trainer *t, bool aspp, int64_t *d)
     st = seg_ag_const(t->ag, x, &xv);
     if (!st) st = seg_model_forward(t->ag, t->model, xv, false, &o);
     if (!st)
-        *d = aspp ? 4 * o.main->value->shape[1] : o.features->value->shape[1];
+        *d = aspp ? seg_aspp_rates_of(&t->model->cfg, (int[SEG_ASPP_MAX]){0}) * o.main->value->shape[1]
+                  : o.features->value->shape[1];
     seg_ag_set_grad_enabled(t->ag, g);
     seg_ag_reset(t->ag);
     return st;
@@ -311,7 +315,10 @@ static enum seg_status flat_features(struct seg_trainer *t, struct bida *b, stru
     if (b->aspp_feature) {
         if (!o->branches[0])
             return seg_error(SEG_STATUS_INVALID, "bida: the model did not expose its ASPP branches");
-        TRY(seg_ag_concat(t->ag, o->branches, 4, 1, &f));
+        int n = 0;
+        while (n < SEG_ASPP_MAX && o->branches[n])
+            n++;
+        TRY(seg_ag_concat(t->ag, o->branches, n, 1, &f)); /* one per model.aspp_rates entry */
     }
     int64_t s[3] = {f->value->shape[0], f->value->shape[1], f->value->shape[2] * f->value->shape[3]};
     return seg_ag_reshape(t->ag, f, 3, s, out);

@@ -129,6 +129,9 @@ static enum seg_status pixintra_init(struct seg_trainer *t)
     TRY(seg_config_float(c, "pixintra.round_split", &p->round_split));
     TRY(seg_config_float(c, "pixintra.inter_share", &p->inter_share));
     TRY(seg_config_bool(c, "pixintra.restart_lr", &p->restart_lr));
+    if (t->sched.rounds != 1) /* its phases set the rates themselves (pixintra_step) */
+        return seg_error(SEG_STATUS_INVALID, "config solver.rounds = %d: pixintra has its own rounds "
+                         "(pixintra.rounds, pixintra.restart_lr); leave solver.rounds at 1", t->sched.rounds);
     TRY(seg_config_bool(c, "pixintra.pla", &p->pla));
     TRY(seg_config_bool(c, "pixintra.cts", &p->cts));
     TRY(seg_config_bool(c, "pixintra.cts_sigmoid", &p->cts_sigmoid));
@@ -165,7 +168,7 @@ static enum seg_status pixintra_init(struct seg_trainer *t)
         p->lam_aux = 0.0;
     if (p->pla || p->inter_share > 0) { /* aux[0] on the auxiliary output, aux[1] on the main one */
         struct seg_model_config dc = {SEG_ARCH_DISCRIMINATOR, nc, false, true, SEG_BN_POLICY_TRAINABLE,
-                                      t->model->cfg.seed + 17, (int)width, false, false};
+                                      t->model->cfg.seed + 17, (int)width, false, false, {0}};
         struct seg_optim_config oc = {SEG_OPTIM_ADAM, (float)lr_d, 0, 0, 0.9f, 0.99f, 1e-8f, {1.0f, 1.0f}};
         for (int i = 0; i < 2; i++) {
             dc.seed += (uint32_t)i;

@@ -32,6 +32,8 @@
  * - Test time (plca.test_aggregation): the paper aggregates the layer4 features (Eq. 7)
  *   before the classifier ("features", default); the released code also aggregates the
  *   softmax outputs ("both"); "none" disables it.
+ * - Evaluation upsamples with align_corners false in the released tools/test.py:
+ *   eval.align_corners = false (default true, segda's behaviour before the key).
  * - The loss is a mean over the valid pixels of the whole (sub-)batch; a target pixel
  *   reached from k source pixels counts k times in the t->s term (Eq. 4 sums over i).
  * - Batch: the paper's 8 is 8 source + 8 target images per update; the released code

@@ -217,6 +217,10 @@ static enum seg_status model_config(const struct seg_config *c, struct seg_model
     mc->width = (int)width;
     TRY(seg_config_bool(c, "model.classifier_bias", &mc->classifier_bias));
     TRY(seg_config_bool(c, "model.target_stem", &mc->target_stem)); /* seg_model_create checks the arch */
+    const char *rates = seg_config_str(c, "model.aspp_rates");
+    if (seg_aspp_rates_parse(rates, mc->aspp_rates))
+        return seg_error(SEG_STATUS_INVALID, "config model.aspp_rates = '%s': 1 to %d distinct positive "
+                         "dilations, comma-separated (e.g. 6,12)", rates, SEG_ASPP_MAX);
     if (!strcmp(bn, "frozen_affine"))
         mc->bn = SEG_BN_POLICY_FROZEN_AFFINE;
     else if (!strcmp(bn, "frozen"))
@@ -232,6 +236,25 @@ static enum seg_status model_config(const struct seg_config *c, struct seg_model
     long seed;
     TRY(seg_config_int(c, "train.seed", &seed));
     mc->seed = (uint32_t)seed;
+    return SEG_STATUS_OK;
+}
+
+static enum seg_status schedule_config(const struct seg_config *c, long iters, struct seg_lr_schedule *s)
+{
+    double power, factor, horizon;
+    long rounds;
+    TRY(seg_config_float(c, "solver.power", &power));
+    TRY(seg_config_int(c, "solver.rounds", &rounds));
+    TRY(seg_config_float(c, "solver.round_lr_factor", &factor));
+    TRY(seg_config_float(c, "solver.round_horizon", &horizon));
+    if (rounds < 1 || rounds > iters)
+        return seg_error(SEG_STATUS_INVALID, "config solver.rounds = %ld: 1 to solver.iterations (%ld)",
+                         rounds, iters);
+    if (!(factor > 0))
+        return seg_error(SEG_STATUS_INVALID, "config solver.round_lr_factor = %g: must be positive", factor);
+    if (!(horizon >= 1))
+        return seg_error(SEG_STATUS_INVALID, "config solver.round_horizon = %g: at least 1", horizon);
+    *s = (struct seg_lr_schedule){iters, (float)power, (int)rounds, (float)factor, (float)horizon};
     return SEG_STATUS_OK;
 }
 
@@ -333,6 +356,7 @@ enum seg_status seg_trainer_create_dist(const struct seg_config *cfg, struct seg
     if (!st) st = accumulate_config(cfg, mname, &t->accumulate);
     if (!st && iters < 1)
         st = seg_error(SEG_STATUS_INVALID, "config solver.iterations = %ld: must be positive", iters);
+    if (!st) st = schedule_config(cfg, iters, &t->sched);
     if (!st) st = seg_ag_create(be, &t->ag);
     if (!st) st = seg_model_create(be, &mc, &t->model);
     /* PLCA's released code leaves the classifier at nn.Conv2d's default init; model.init
@@ -418,11 +442,17 @@ static enum seg_status upload_next(struct seg_trainer *t);
 enum seg_status seg_trainer_step(struct seg_trainer *t, const struct seg_batch *src,
                                  const struct seg_batch *tgt, struct seg_losses *losses)
 {
-    double power;
-    TRY(seg_config_float(&t->cfg, "solver.power", &power));
-    t->lr = seg_poly_lr(t->opt->cfg.lr, t->iter, t->iterations, (float)power);
+    t->lr = seg_schedule_lr(&t->sched, t->opt->cfg.lr, t->iter);
     if (t->naux)
-        t->lr_aux = seg_poly_lr(t->aux_opt[0]->cfg.lr, t->iter, t->iterations, (float)power);
+        t->lr_aux = seg_schedule_lr(&t->sched, t->aux_opt[0]->cfg.lr, t->iter);
+    int64_t begin;
+    if (seg_schedule_round(&t->sched, t->iter, &begin) > 0 && begin == t->iter) {
+        /* a new round: every optimizer starts afresh (the released code builds a new one).
+         * Derived from iter, so a checkpoint taken anywhere resumes into the same state. */
+        seg_optim_reset(t->opt);
+        for (int i = 0; i < t->naux; i++)
+            seg_optim_reset(t->aux_opt[i]);
+    }
     memset(losses, 0, sizeof *losses);
     losses->stats = t->stats;
     int nranks = seg_dist_size(t->dist);

@@ -87,6 +87,7 @@ struct seg_trainer {
     int64_t                  iter;           /* iterations done */
     int64_t                  iterations;     /* poly horizon */
     int                      accumulate;     /* sub-batches per optimizer step (solver.accumulate) */
+    struct seg_lr_schedule   sched;          /* solver.*: poly, in rounds (solver.rounds) */
     double                   lr, lr_aux;     /* current rates */
     uint64_t                 rng;            /* the method's own randomness */
     /* The method's device state that a checkpoint must carry for an exact resume (class
