@@ -163,6 +163,13 @@ static enum seg_status distill_kl(struct lt_ctx *c, struct seg_var **loss)
     return bida_distill_kl(lt_ag(c), t, s, loss);
 }
 
+static enum seg_status entropy_double(struct lt_ctx *c, struct seg_var **loss)
+{
+    struct seg_var *x = lt_var(c, "logits");
+    NEED(x);
+    return bida_entropy_double_softmax(lt_ag(c), x, loss);
+}
+
 const struct lt_case lt_cases_bida[] = {
     {"bida_prototypes", prototypes},
     {"bida_cosine", cosine},
@@ -173,5 +180,6 @@ const struct lt_case lt_cases_bida[] = {
     {"bida_static_cbst", static_cbst},
     {"bida_spatial_prior", spatial_prior},
     {"bida_distill_kl", distill_kl},
+    {"bida_entropy_double_softmax", entropy_double},
     {NULL, NULL},
 };

@@ -1,6 +1,7 @@
 /* cmd_pseudo_label.c: `segda pseudo-label`: class-wise confidence thresholds over the
  * target training set (CBST-style, methods.md section 3.2), then label PNGs (255 where a
- * pixel's confidence is under its class's threshold) and confidence maps. */
+ * pixel's confidence is under its class's threshold, or DASS's rule: app/pseudo_dass.h)
+ * and confidence maps. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,13 +9,15 @@
 
 #include "app/app.h"
 #include "app/data_setup.h"
+#include "app/pseudo_dass.h"
 #include "dist/dist.h"
 #include "train/evaluate.h"
 
 static void usage(FILE *f)
 {
     fprintf(f, "usage: segda pseudo-label --weights W.safetensors --config FILE.ini --out DIR\n"
-               "                          [--portion P] [--cap C] [--set section.key=value ...]\n"
+               "                          [--mode cbst|dass] [--portion P] [--cap C] [--image-portion Q]\n"
+               "                          [--unit-thresholds K,K,..] [--set section.key=value ...]\n"
                "                          [--device D] [--max N] [--report]\n\n"
                "Pass 1 runs W over the target training set (data.target, data.target_root) at\n"
                "data.eval_size and, for each class k, takes the confidence (max softmax) that the top P of\n"
@@ -25,6 +28,14 @@ static void usage(FILE *f)
                "resolution, and DIR/thresholds.txt. --report compares with the target's own labels\n"
                "(when it has them): density and accuracy of the pseudo labels, overall and per class.\n"
                "Defaults: P 0.5, C 0.9.\n"
+               "--mode dass: the static labels of BiDA's released code (cvlab-yonsei/DASS gene_thres,\n"
+               "save_pred): pass 1 at the input size (data.eval_size), each image's confidences of a class\n"
+               "sorted and every 5th kept; class k's threshold is the floor(P n_k)-th largest (no cap;\n"
+               "P defaults to 0.1). Pass 2 at the label resolution: a pixel keeps its argmax where any\n"
+               "class c has probability >= c's threshold, or where its confidence is strictly above the\n"
+               "image's own top-Q cut (the value at rank floor(Q HW) - 1, Q = P unless given); else 255.\n"
+               "--unit-thresholds sets those classes' thresholds to 1 (DASS for SYNTHIA: 9,14,16); a\n"
+               "class never predicted gets 2 (nothing passes it).\n"
                "Under mpirun -np N, each rank labels 1/N of the images (--device as in segda train) and\n"
                "the thresholds are those of the whole set: every rank's confidences are gathered.\n");
 }
@@ -54,11 +65,54 @@ static enum seg_status bag_add(struct conf_bag *b, float x)
     return SEG_STATUS_OK;
 }
 
+/* DASS pass 1: each image's confidences of each class, sorted, every 5th into the bags. */
+static enum seg_status dass_bag_batch(struct conf_bag *bags, int k, const int32_t *pred, const float *conf, int n,
+                                      size_t px)
+{
+    float *v = malloc(px * sizeof *v);
+    enum seg_status st = v ? SEG_STATUS_OK : seg_error(SEG_STATUS_OUT_OF_MEMORY, "pseudo-label: out of host memory");
+    for (int i = 0; !st && i < n; i++)
+        for (int c = 0; !st && c < k; c++) {
+            size_t m = 0;
+            for (size_t p = (size_t)i * px; p < (size_t)(i + 1) * px; p++)
+                if (pred[p] == c)
+                    v[m++] = conf[p];
+            m = seg_dass_sample(v, m);
+            for (size_t j = 0; !st && j < m; j++)
+                st = bag_add(&bags[c], v[j]);
+        }
+    free(v);
+    return st;
+}
+
+/* DASS pass 2: every class's probabilities at the label resolution, then its rule per image;
+ * *lab (allocated) receives the labels. */
+static enum seg_status dass_batch(struct seg_model *m, struct seg_ag *ag, const struct seg_data_batch *b, int k,
+                                  const float *thr, double image_portion, int32_t *pred, float *conf, uint8_t **lab)
+{
+    struct seg_tensor *probs = NULL;
+    struct seg_eval_opts o = {0};
+    o.probs = &probs;
+    size_t px = (size_t)b->lh * b->lw, all = (size_t)b->n * k * px;
+    float *host = malloc(all * sizeof *host);
+    *lab = malloc((size_t)b->n * px);
+    enum seg_status st = host && *lab ? SEG_STATUS_OK
+                                      : seg_error(SEG_STATUS_OUT_OF_MEMORY, "pseudo-label: out of host memory");
+    if (!st) st = seg_predict_batch_opts(m, ag, b->images, b->n, b->h, b->w, b->lh, b->lw, &o, pred, conf);
+    if (!st) st = seg_tensor_read(probs, host, all * sizeof *host);
+    for (int i = 0; !st && i < b->n; i++)
+        st = seg_dass_labels(host + (size_t)i * k * px, k, px, thr, image_portion, *lab + (size_t)i * px,
+                             pred + (size_t)i * px, conf + (size_t)i * px);
+    seg_tensor_free(probs);
+    free(host);
+    return st;
+}
+
 int seg_cmd_pseudo_label(int argc, char **argv)
 {
-    const char *weights = NULL, *config = NULL, *out = NULL, *device = "auto";
+    const char *weights = NULL, *config = NULL, *out = NULL, *device = "auto", *mode = "cbst", *units = "";
     struct seg_arg_list sets = {{0}, 0};
-    double portion = 0.5, cap = 0.9;
+    double portion = -1, cap = 0.9, image_portion = -1;
     long max = 0;
     bool report = false;
     const struct seg_arg args[] = {
@@ -66,15 +120,37 @@ int seg_cmd_pseudo_label(int argc, char **argv)
         {"--out", SEG_ARG_STR, &out},          {"--device", SEG_ARG_STR, &device},
         {"--set", SEG_ARG_LIST, &sets},        {"--portion", SEG_ARG_DOUBLE, &portion},
         {"--cap", SEG_ARG_DOUBLE, &cap},       {"--max", SEG_ARG_LONG, &max},
-        {"--report", SEG_ARG_FLAG, &report},
+        {"--report", SEG_ARG_FLAG, &report},   {"--mode", SEG_ARG_STR, &mode},
+        {"--image-portion", SEG_ARG_DOUBLE, &image_portion}, {"--unit-thresholds", SEG_ARG_STR, &units},
     };
     int rc = seg_args_parse("pseudo-label", argc, argv, args, (int)(sizeof args / sizeof args[0]), usage);
     if (rc >= 0)
         return rc;
-    if (!weights || !config || !out || !(portion > 0 && portion <= 1)) {
-        fprintf(stderr, "segda pseudo-label: --weights, --config, --out required; 0 < --portion <= 1\n");
+    bool dass = !strcmp(mode, "dass");
+    if (!dass && strcmp(mode, "cbst")) {
+        fprintf(stderr, "segda pseudo-label: --mode '%s': cbst or dass\n", mode);
+        return SEG_EXIT_USAGE;
+    }
+    if (portion < 0)
+        portion = dass ? 0.1 : 0.5; /* DASS's cb_prop; SDCA's median */
+    if (image_portion < 0)
+        image_portion = portion;
+    if (!weights || !config || !out || !(portion > 0 && portion <= 1) || !(image_portion > 0 && image_portion <= 1)) {
+        fprintf(stderr, "segda pseudo-label: --weights, --config, --out required; 0 < --portion, --image-portion <= 1\n");
         usage(stderr);
         return SEG_EXIT_USAGE;
+    }
+    bool unit[SEG_METRICS_MAX_CLASSES] = {false};
+    for (const char *u = units; *u;) { /* "9,14,16" */
+        char *end;
+        long c = strtol(u, &end, 10);
+        if (end == u || c < 0 || c >= SEG_METRICS_MAX_CLASSES || (*end && *end != ',')) {
+            fprintf(stderr, "segda pseudo-label: --unit-thresholds '%s': class ids 0-%d separated by commas\n", units,
+                    SEG_METRICS_MAX_CLASSES - 1);
+            return SEG_EXIT_USAGE;
+        }
+        unit[c] = true;
+        u = *end ? end + 1 : end;
     }
     struct seg_config cfg;
     struct seg_backend *be = NULL;
@@ -122,25 +198,33 @@ int seg_cmd_pseudo_label(int argc, char **argv)
             st = seg_loader_next(d.loader, &b);
             if (st || !b)
                 break;
-            size_t px = (size_t)b->n * b->lh * b->lw;
+            /* DASS: the thresholds' pass at the input size (its model upsamples the logits to it) */
+            int oh = dass && pass == 0 ? b->h : b->lh, ow = dass && pass == 0 ? b->w : b->lw;
+            size_t px = (size_t)b->n * oh * ow;
             int32_t *pred = malloc(px * sizeof *pred);
             float *conf = malloc(px * sizeof *conf);
+            uint8_t *lab = NULL;
             if (!pred || !conf)
                 st = seg_error(SEG_STATUS_OUT_OF_MEMORY, "pseudo-label: out of host memory");
-            if (!st)
-                st = seg_predict_batch(m, ag, b->images, b->n, b->h, b->w, b->lh, b->lw, false, pred, conf);
-            if (!st && pass == 0) {
+            if (!st && dass && pass == 1)
+                st = dass_batch(m, ag, b, k, thr, image_portion, pred, conf, &lab);
+            else if (!st)
+                st = seg_predict_batch(m, ag, b->images, b->n, b->h, b->w, oh, ow, false, pred, conf);
+            if (!st && pass == 0 && dass) {
+                st = dass_bag_batch(bags, k, pred, conf, b->n, (size_t)oh * ow);
+            } else if (!st && pass == 0) {
                 for (size_t p = 0; p < px && !st; p += 5) /* every 5th pixel, as the released code */
                     st = bag_add(&bags[pred[p]], conf[p]);
             } else if (!st) {
-                uint8_t *lab = malloc(px);
+                if (!lab && (lab = malloc(px))) /* CBST: the predicted class's threshold */
+                    for (size_t p = 0; p < px; p++)
+                        lab[p] = conf[p] >= thr[pred[p]] ? (uint8_t)pred[p] : 255;
                 uint16_t *cm = malloc(px * sizeof *cm);
                 if (!lab || !cm)
                     st = seg_error(SEG_STATUS_OUT_OF_MEMORY, "pseudo-label: out of host memory");
                 for (size_t p = 0; !st && p < px; p++) {
                     int c = pred[p];
-                    bool keep = conf[p] >= thr[c];
-                    lab[p] = keep ? (uint8_t)c : 255;
+                    bool keep = lab[p] != 255;
                     cm[p] = (uint16_t)lrintf(conf[p] * 65535.0f);
                     if (report && b->labels && b->labels[p] != 255) {
                         total_px++;
@@ -160,9 +244,9 @@ int seg_cmd_pseudo_label(int argc, char **argv)
                     snprintf(path, sizeof path, "%.4000s/%s_conf.png", out, flat);
                     if (!st) st = seg_png_write(path, cm + off, b->lw, b->lh, 1, 16, NULL, 0);
                 }
-                free(lab);
                 free(cm);
             }
+            free(lab);
             free(pred);
             free(conf);
             seg_loader_release(d.loader, b);
@@ -192,7 +276,9 @@ int seg_cmd_pseudo_label(int argc, char **argv)
             FILE *f = rank == 0 ? fopen(path, "w") : NULL;
             for (int c = 0; c < k; c++) {
                 struct conf_bag *g = &bags[c];
-                if (!g->n) {
+                if (dass) {
+                    thr[c] = unit[c] ? 1.0f : g->n ? seg_dass_class_threshold(g->v, g->n, portion) : SEG_DASS_NEVER;
+                } else if (!g->n) {
                     thr[c] = cap > 0 ? (float)cap : 1.0f; /* never predicted: nothing passes below */
                 } else {
                     qsort(g->v, g->n, sizeof *g->v, cmp_desc);

@@ -87,6 +87,12 @@ enum seg_status bida_apply_prior(const struct seg_tensor *prob, const struct seg
 enum seg_status bida_distill_kl(struct seg_ag *ag, const struct seg_tensor *teacher, struct seg_var *student,
                                 struct seg_var **loss);
 
+/* The released code's "entropy" (cvlab-yonsei/DASS trainer/damnet_trainer.py
+ * entropy_loss): p = softmax(logits) along axis 1, then -sum_c p_c log softmax(p)_c, the
+ * log-softmax taken of the probabilities a second time; mean over pixels. Not the entropy
+ * of p: its minimum is not at a one-hot p and its gradient is much weaker. */
+enum seg_status bida_entropy_double_softmax(struct seg_ag *ag, struct seg_var *logits, struct seg_var **loss);
+
 /* Fraction of the pixels of labels I32 that are not 255, a device value [1] F32. */
 enum seg_status bida_density(const struct seg_tensor *labels, struct seg_tensor **density);
 

@@ -459,3 +459,17 @@ enum seg_status bida_distill_kl(struct seg_ag *ag, const struct seg_tensor *teac
     if (!st) st = seg_ag_mean_all(ag, s, loss);
     return st;
 }
+
+enum seg_status bida_entropy_double_softmax(struct seg_ag *ag, struct seg_var *logits, struct seg_var **loss)
+{
+    struct seg_var *p, *lq, *m, *s, *mean;
+    if (logits->value->ndim < 2)
+        return seg_error(SEG_STATUS_INVALID, "bida: entropy needs logits [N, C, ...]");
+    enum seg_status st = seg_ag_softmax(ag, logits, 1, false, &p);
+    if (!st) st = seg_ag_softmax(ag, p, 1, true, &lq); /* softmax of the probabilities: the released code's */
+    if (!st) st = seg_ag_mul(ag, p, lq, &m);
+    if (!st) st = seg_ag_reduce(ag, SEG_REDUCE_SUM, m, 1, false, &s);
+    if (!st) st = seg_ag_mean_all(ag, s, &mean);
+    if (!st) st = seg_ag_affine(ag, mean, -1.0f, 0.0f, loss);
+    return st;
+}

@@ -164,6 +164,8 @@ static const struct seg_config_key keys[] = {
     {"bida.lambda_seg_t", "0.3", "BiDA: target CE weight (pseudo labels)"},
     {"bida.lambda_ent_s", "0.4", "BiDA: source entropy weight"},
     {"bida.lambda_ent_t", "0.12", "BiDA: target entropy weight"},
+    {"bida.entropy_double_softmax", "false", "BiDA: Ent_S/Ent_T as released code (trainer/damnet_trainer.py entropy_loss): "
+                                             "-sum p log softmax(p), p = softmax(logits), softmax applied twice; false: the true entropy"},
     {"bida.distill_teacher", "", "BiDA distill: the adapted model (.safetensors)"},
     {"bida.distill_threshold", "0.95", "BiDA distill: confidence of the teacher's hard target labels"},
     {"bida.distill_kl", "1.0", "BiDA distill: weight of KL(teacher || student) on the target"},

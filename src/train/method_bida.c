@@ -42,7 +42,8 @@
  * available), all keys:
  *  - tau = 0.1 and l_fc = l_bc = 0.2, l_seg_s = 1, l_seg_t = 0.3, l_ent_s = 0.4,
  *    l_ent_t = 0.12: the released code's (methods.md 3.1); the entropy is the true one
- *    (the code applies softmax twice), over the stride-8 logits;
+ *    (the code applies softmax twice: bida.entropy_double_softmax), over the stride-8
+ *    logits (the code's are upsampled to the crop inside the model);
  *  - lambda = 0.99, T = 0.8 (cosine; the code's unused variant thresholds softmax(10 cos)
  *    at 0.8): not given anywhere;
  *  - prototypes pool every image of the batch (the code pairs single images); gradients
@@ -91,7 +92,7 @@
 enum bida_seg_t { SEG_T_STATIC, SEG_T_HYBRID, SEG_T_NONE };
 
 struct bida {
-    bool   distill, aspp_feature, dynamic, calibrate, use_static, spatial_prior;
+    bool   distill, aspp_feature, dynamic, calibrate, use_static, spatial_prior, ent_double;
     int    prior_w, prior_h; /* the spatial prior's grid */
     double lambda_fc, lambda_bc, tau, ema, dyn_thr, portion;
     double l_seg_s, l_seg_t, l_ent_s, l_ent_t;
@@ -168,6 +169,7 @@ static enum seg_status bida_init(struct seg_trainer *t)
     TRY(seg_config_bool(c, "bida.calibrate", &b->calibrate));
     TRY(seg_config_bool(c, "bida.static_labels", &b->use_static));
     TRY(seg_config_bool(c, "bida.spatial_prior", &b->spatial_prior));
+    TRY(seg_config_bool(c, "bida.entropy_double_softmax", &b->ent_double));
     TRY(seg_config_size(c, "bida.prior_grid", &b->prior_w, &b->prior_h));
     TRY(seg_config_float(c, "bida.lambda_fc", &b->lambda_fc));
     TRY(seg_config_float(c, "bida.lambda_bc", &b->lambda_bc));
@@ -350,6 +352,15 @@ static enum seg_status target_ce(struct seg_trainer *t, struct seg_var *logits, 
     return seg_ag_cross_entropy_or_zero(t->ag, up, labels, NULL, 255, loss);
 }
 
+/* Ent_S / Ent_T: the true entropy, or the released code's softmax-twice variant. */
+static enum seg_status entropy(struct seg_trainer *t, const struct bida *b, struct seg_var *logits,
+                               struct seg_var **loss)
+{
+    if (b->ent_double)
+        return bida_entropy_double_softmax(t->ag, logits, loss);
+    return seg_ag_entropy(t->ag, logits, loss);
+}
+
 /* Logs the fraction of labelled pixels (a device value, read at the end of the step). */
 static enum seg_status log_density(struct seg_losses *losses, const char *name, const struct seg_tensor *labels)
 {
@@ -461,12 +472,12 @@ static enum seg_status adapt_step(struct seg_trainer *t, struct bida *b, int par
         TRY(accumulate(t->ag, &loss, term, b->l_seg_t));
     }
     if (b->l_ent_s != 0.0) {
-        TRY(seg_ag_entropy(t->ag, so.main, &term));
+        TRY(entropy(t, b, so.main, &term));
         TRY(seg_losses_add_var(losses, "ent_s", term));
         TRY(accumulate(t->ag, &loss, term, b->l_ent_s));
     }
     if (b->l_ent_t != 0.0) {
-        TRY(seg_ag_entropy(t->ag, to.main, &term));
+        TRY(entropy(t, b, to.main, &term));
         TRY(seg_losses_add_var(losses, "ent_t", term));
         TRY(accumulate(t->ag, &loss, term, b->l_ent_t));
     }

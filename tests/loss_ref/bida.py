@@ -206,6 +206,17 @@ def case_distill_kl(gen):
     return {"teacher": t_logits, "student": s_logits}, {"loss": loss}, {"tol": 1e-5}
 
 
+def case_entropy_double_softmax(gen):
+    """The released code's entropy term (DASS trainer/damnet_trainer.py entropy_loss):
+    q = softmax(p) with p = softmax(x), loss = mean over pixels of -sum_c p_c log q_c,
+    written out with exp/log sums rather than F.log_softmax."""
+    x = rand(gen, 2, 5, 3, 4, lo=-4, hi=4).requires_grad_()
+    p = torch.exp(x) / torch.exp(x).sum(1, keepdim=True)
+    log_q = p - torch.log(torch.exp(p).sum(1, keepdim=True))
+    loss = -(p * log_q).sum(1).mean()
+    return {"logits": x}, {"loss": loss}, {"tol": 1e-5}
+
+
 CASES = {
     "bida_prototypes": case_prototypes,
     "bida_cosine": case_cosine,
@@ -216,4 +227,5 @@ CASES = {
     "bida_static_cbst": case_static,
     "bida_spatial_prior": case_spatial_prior,
     "bida_distill_kl": case_distill_kl,
+    "bida_entropy_double_softmax": case_entropy_double_softmax,
 }
