@@ -90,4 +90,10 @@ cp "$work/b1.json" "$work/b1-again.json"
 grep -q "\[b1.json\] | cpu .*\[b1-again.json\] | ratio" "$work/cmp.md" && grep -q "| step | source_only |" "$work/cmp.md" \
     || fail "bench compare table"
 "$segda" bench compare "$work/synth/README.txt" > /dev/null 2>&1 && fail "compare must refuse a non-bench file"
+# An unknown key inside a config file, with valid keys after it: the error names that key and
+# its line (the INI parser goes on after a failed entry; the first error must survive it).
+{ cat configs/synth_source_only.ini; printf '\n[solver]\nbogus_key = 1\nlr = 0.01\n'; } > "$work/unknown.ini"
+line=$(grep -n '^bogus_key' "$work/unknown.ini" | cut -d: -f1)
+out=$("$segda" train --config "$work/unknown.ini" --check-config 2>&1); rc=$?
+[ $rc -eq 2 ] && grep -q "unknown key 'solver.bogus_key'.*(line $line)" <<<"$out" || fail "unknown key in a file: rc $rc: $out"
 echo "cli: eval $evaluated (= training's $trained), predict, pseudo-label, infer, --help all ok"

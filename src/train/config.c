@@ -239,7 +239,7 @@ struct ini_ctx {
     struct seg_config *c;
     const char        *path;
     enum seg_status    st;
-    int                line;
+    char               msg[1024]; /* the first failed entry's error */
 };
 
 static int on_entry(void *user, const char *section, const char *name, const char *value)
@@ -248,21 +248,22 @@ static int on_entry(void *user, const char *section, const char *name, const cha
     char key[160], where[1100];
     snprintf(key, sizeof key, "%s.%s", section, name);
     snprintf(where, sizeof where, "%s", x->path);
-    x->st = put(x->c, key, value, where);
-    return x->st == SEG_STATUS_OK;
+    enum seg_status st = put(x->c, key, value, where);
+    if (st && !x->st) { /* the parser goes on after an error: keep the first one's message */
+        x->st = st;
+        snprintf(x->msg, sizeof x->msg, "%s", seg_last_error());
+    }
+    return st == SEG_STATUS_OK;
 }
 
 enum seg_status seg_config_load(struct seg_config *c, const char *path)
 {
-    struct ini_ctx x = {c, path, SEG_STATUS_OK, 0};
+    struct ini_ctx x = {c, path, SEG_STATUS_OK, ""};
     int r = ini_parse(path, on_entry, &x);
     if (r < 0)
         return seg_error(SEG_STATUS_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (x.st) {
-        char msg[1024];
-        snprintf(msg, sizeof msg, "%s", seg_last_error());
-        return seg_error(x.st, "%s (line %d)", msg, r);
-    }
+    if (x.st)
+        return seg_error(x.st, "%s (line %d)", x.msg, r);
     if (r > 0)
         return seg_error(SEG_STATUS_FORMAT, "%s:%d: not an INI line (expected [section] or key = value)",
                          path, r);
