@@ -42,6 +42,11 @@ for cfg in "${configs[@]}"; do
     if [ "$(get method name)" = bida ] && [ -n "$(get bida distill_teacher)" ]; then
         sets+=(--set bida.distill_teacher=)
     fi
+    # offline static labels (segda pseudo-label --mode dass) need a trained model: measured with
+    # the online teacher instead, an upper bound (it adds a frozen copy and its forward pass)
+    if [ "$(get bida static_source)" = target_labels ]; then
+        sets+=(--set bida.static_source=teacher --set data.target_labels=)
+    fi
     if ! "$segda" train --config "$cfg" "${sets[@]}" --device "$device" --quiet >"$work/$name.log" 2>&1; then
         printf '| %s | %s | %s | failed (%s) | no |\n' "$name" "$(get data batch)" "$(get solver accumulate)" \
             "$(tail -1 "$work/$name.log")"

@@ -34,7 +34,7 @@ static void usage(FILE *f)
                "paper's schedule, and a discriminator's width scales with the backbone (tiny: 8 of\n"
                "ResNet's 64). Nothing is tuned on the split reported (val); --split dev reports the\n"
                "benchmark's dev split instead, for trying settings.\n\n"
-               "Defaults: DIR demo, device auto, N 300, K 3, split val. --json FILE (default DIR/demo.json)\n"
+               "Defaults: DIR demo, device auto, N 200, K 3, split val. --json FILE (default DIR/demo.json)\n"
                "writes {\"device\", \"methods\": {name: {miou (the mean), miou_seeds, miou_std}}, \"oracle\"};\n"
                "DIR/summary.png (and .svg) shows it (tools/plot_demo.py; python3-matplotlib).\n"
                "--methods runs only the listed adaptation methods (default: all); --reuse keeps the\n"
@@ -413,7 +413,7 @@ static bool write_json(const char *json, const char *spec, const char *name, con
 int seg_cmd_demo(int argc, char **argv)
 {
     const char *dir = "demo", *device = "auto", *json = NULL, *split = "val";
-    long iters = 300, nseeds = 3, seed_of_one = 1;
+    long iters = 200, nseeds = 3, seed_of_one = 1;
     int w = 128, h = 64;
     const char *size = NULL, *only = NULL, *one = NULL;
     bool reuse = false;
