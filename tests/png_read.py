@@ -1,4 +1,4 @@
-"""Minimal PNG reader for the tests (8-bit grey / RGB / RGBA, non-interlaced, every filter),
+"""Minimal PNG reader for the tests (8-bit grey / RGB / RGBA / palette indices, non-interlaced, every filter),
 so shell tests can check image contents with nothing but the standard library.
 usage: png_read.py FILE  -> prints "W H C fraction_of_bytes_equal_255 fraction_equal_0" """
 import struct
@@ -16,9 +16,9 @@ def read(path):
         body = data[pos + 8:pos + 8 + n]
         if kind == b"IHDR":
             w, h, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", body)
-            if depth != 8 or interlace or ctype not in (0, 2, 6):
+            if depth != 8 or interlace or ctype not in (0, 2, 3, 6):
                 raise ValueError(f"{path}: unsupported PNG (depth {depth}, type {ctype})")
-            c = {0: 1, 2: 3, 6: 4}[ctype]
+            c = {0: 1, 2: 3, 3: 1, 6: 4}[ctype]  # 3: palette indices (GTA5 labels)
         elif kind == b"IDAT":
             idat += body
         pos += 12 + n

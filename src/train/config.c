@@ -157,6 +157,10 @@ static const struct seg_config_key keys[] = {
     {"bida.static_labels", "true", "BiDA: CBST static labels from the round's teacher (hybrid with the dynamic ones)"},
     {"bida.static_every", "10000", "BiDA: round length: the teacher for static labels is refreshed every N iterations"},
     {"bida.static_portion", "0.2", "BiDA: CBST portion: class k keeps its top P most confident pixels"},
+    {"bida.static_source", "teacher", "BiDA: static labels y_F from the round's teacher, online per crop (teacher), or read with "
+                                      "the target images from data.target_labels and cropped and flipped with them "
+                                      "(target_labels), e.g. the released code's offline labels as segda pseudo-label "
+                                      "--mode dass writes them"},
     {"bida.spatial_prior", "false", "BiDA: weight the static labels' confidences by the source labels' spatial prior (CBST-SP of [58])"},
     {"bida.prior_grid", "64x32", "BiDA: WxH grid of the spatial prior (positions relative to the image)"},
     {"bida.seg_t_labels", "static", "BiDA: labels of the target CE: static | hybrid | none"},

@@ -21,7 +21,9 @@
  *    k keeps its pixels whose confidence reaches the CBST threshold, the confidence at the
  *    top bida.static_portion of the pixels predicted k. The threshold is estimated online:
  *    the mean over the round's batches of each batch's CBST quantile (the paper computes it
- *    over the whole target set every 10k iterations; `segda pseudo-label` does that offline);
+ *    over the whole target set every 10k iterations; `segda pseudo-label` does that offline,
+ *    `--mode dass` with the released rule, and bida.static_source = target_labels trains on
+ *    such a folder, data.target_labels, the labels cropped and flipped with their images);
  *    with bida.spatial_prior, CBST's spatial priors ([58]'s CBST-SP): the teacher's
  *    probabilities are weighted by q(c, p) = (n(c, p) + 1) / (max_p n(c, p) + 1), n the
  *    counts of source labels of class c at each position of a bida.prior_grid grid (positions
@@ -93,6 +95,7 @@ enum bida_seg_t { SEG_T_STATIC, SEG_T_HYBRID, SEG_T_NONE };
 
 struct bida {
     bool   distill, aspp_feature, dynamic, calibrate, use_static, spatial_prior, ent_double;
+    bool   static_loaded; /* y_F read with the target batch (data.target_labels), not from the teacher */
     int    prior_w, prior_h; /* the spatial prior's grid */
     double lambda_fc, lambda_bc, tau, ema, dyn_thr, portion;
     double l_seg_s, l_seg_t, l_ent_s, l_ent_t;
@@ -150,7 +153,7 @@ static enum seg_status bida_init(struct seg_trainer *t)
     t->priv = b;
     const struct seg_config *c = &t->cfg;
     const char *stage = seg_config_str(c, "bida.stage"), *feat = seg_config_str(c, "bida.feature");
-    const char *segt = seg_config_str(c, "bida.seg_t_labels");
+    const char *segt = seg_config_str(c, "bida.seg_t_labels"), *ssrc = seg_config_str(c, "bida.static_source");
     if (strcmp(stage, "adapt") && strcmp(stage, "distill"))
         return seg_error(SEG_STATUS_INVALID, "config bida.stage = '%s': adapt or distill", stage);
     if (strcmp(feat, "layer4") && strcmp(feat, "aspp"))
@@ -165,6 +168,10 @@ static enum seg_status bida_init(struct seg_trainer *t)
         b->seg_t = SEG_T_NONE;
     else
         return seg_error(SEG_STATUS_INVALID, "config bida.seg_t_labels = '%s': static, hybrid or none", segt);
+    if (!strcmp(ssrc, "target_labels"))
+        b->static_loaded = true;
+    else if (strcmp(ssrc, "teacher"))
+        return seg_error(SEG_STATUS_INVALID, "config bida.static_source = '%s': teacher or target_labels", ssrc);
     TRY(seg_config_bool(c, "bida.dynamic", &b->dynamic));
     TRY(seg_config_bool(c, "bida.calibrate", &b->calibrate));
     TRY(seg_config_bool(c, "bida.static_labels", &b->use_static));
@@ -193,6 +200,10 @@ static enum seg_status bida_init(struct seg_trainer *t)
     if (!b->distill && b->spatial_prior && !b->use_static)
         return seg_error(SEG_STATUS_INVALID, "config bida.spatial_prior = true weights the static labels: it needs "
                                              "bida.static_labels = true");
+    if (!b->distill && b->static_loaded && (!b->use_static || b->spatial_prior || !seg_config_str(c, "data.target_labels")[0]))
+        return seg_error(SEG_STATUS_INVALID, "config bida.static_source = target_labels reads the static labels from "
+                                             "data.target_labels (e.g. segda pseudo-label --mode dass): it needs that "
+                                             "folder and bida.static_labels = true, and excludes bida.spatial_prior");
     if (!b->distill && b->seg_t == SEG_T_STATIC && !b->use_static && b->l_seg_t != 0)
         return seg_error(SEG_STATUS_INVALID, "config bida.seg_t_labels = static needs bida.static_labels = true");
 
@@ -399,18 +410,20 @@ static enum seg_status adapt_step(struct seg_trainer *t, struct bida *b, int par
     struct seg_model_out so, to;
 
     /* a new round: the teacher becomes the current model, the thresholds start again */
-    if (b->use_static && t->iter % b->static_every == 0 && part == 0) {
+    if (b->use_static && !b->static_loaded && t->iter % b->static_every == 0 && part == 0) {
         TRY(copy_weights(t->aux[0], t->model));
         TRY(seg_fill(b->thr_acc, 0.0f));
     }
     TRY(seg_batch_upload(t, src, &xs, &k->ys));
-    TRY(seg_batch_upload(t, tgt, &xt, NULL));
+    TRY(seg_batch_upload(t, tgt, &xt, b->static_loaded ? &k->yf : NULL)); /* offline y_F: cropped and flipped with the image */
     if (b->spatial_prior) { /* CBST-SP: this batch's source labels join the prior */
         TRY(bida_labels_to_grid(k->ys, b->prior_h, b->prior_w, &k->ys_prior));
         TRY(bida_prior_update(b->prior, k->ys_prior, seg_ag_collective(t->ag)));
         TRY(bida_prior_weights(b->prior, &k->q));
     }
-    if (b->use_static) { /* y_F */
+    if (b->static_loaded) {
+        TRY(log_density(losses, "dens_static", k->yf));
+    } else if (b->use_static) { /* y_F */
         struct seg_tensor *big = NULL;
         enum seg_status st = teacher_probs(t, xt, k->q, &k->ps, &big, NULL);
         if (!st) st = round_thresholds(b, k->ps, (float)b->portion, seg_ag_collective(t->ag), &k->thr);
