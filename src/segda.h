@@ -84,6 +84,9 @@ struct seg_device_info {
     uint32_t compute_units;
     bool     fp16;
     uint32_t subgroup_size;    /* 0 when unknown or unsupported */
+    uint64_t max_buffer_bytes; /* the largest single buffer (Vulkan: maxStorageBufferRange and
+                                * maxMemoryAllocationSize, OpenCL: CL_DEVICE_MAX_MEM_ALLOC_SIZE);
+                                * 0: no limit of its own (the cpu backend) */
     bool     is_cpu;           /* a software device (PoCL, lavapipe) or the cpu backend */
 };
 
@@ -115,9 +118,16 @@ struct seg_exec_counts {
     uint64_t dispatches; /* kernels recorded or enqueued (a CLBlast call counts one) */
     uint64_t barriers;   /* pipeline barriers recorded (Vulkan) */
     uint64_t submits;    /* queue submissions (Vulkan) */
+    uint64_t chunked;    /* convolutions run in chunks to keep their columns under the
+                          * largest buffer (seg_backend_max_buffer) */
 };
 const struct seg_exec_counts *seg_backend_counts(const struct seg_backend *be);
 void seg_backend_mem_peak_reset(struct seg_backend *be);
+/* The largest buffer an op may allocate for its temporaries, in bytes (0: no limit): the
+ * device's (seg_device_info.max_buffer_bytes), lowered by SEGDA_MAX_BUFFER_MB when that is
+ * set (so that tests can prove the chunked paths on any device). Convolutions whose im2col
+ * columns would exceed it run over chunks of the batch, or bands of output rows. */
+uint64_t seg_backend_max_buffer(const struct seg_backend *be);
 /* The forward convolution algorithm for kernels larger than 1x1: true = direct (implicit
  * GEMM), false = im2col + GEMM. Each backend starts with the one its bench shows faster. */
 bool seg_backend_conv_direct(const struct seg_backend *be);

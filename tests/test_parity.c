@@ -23,6 +23,7 @@ static double g_tol = 1e-3;
 /* Gradients: max |a - r| / max |r| (default) or ||a - r||_2 / ||r||_2 (--l2), the latter
  * for deep networks where a pre-activation within one float32 ulp of zero flips a ReLU. */
 static bool g_l2 = false;
+static bool g_expect_chunked = false;
 
 struct worst {
     double err;
@@ -196,6 +197,13 @@ static void test_parity(void **state)
     assert_true(wg.err <= g_tol);
     assert_true(ws.err <= g_tol);
     assert_true(wr.err <= g_tol);
+    /* Under SEGDA_MAX_BUFFER_MB the same step must have run its big convolutions in pieces. */
+    uint64_t chunked = seg_backend_counts(be)->chunked;
+    if (g_expect_chunked) {
+        printf("[%s] %llu convolutions ran in chunks under a %.2f MiB buffer limit\n", g_backend,
+               (unsigned long long)chunked, seg_backend_max_buffer(be) / 1048576.0);
+        assert_true(chunked > 0);
+    }
     seg_optim_destroy(opt);
     seg_ag_destroy(ag);
     seg_tensor_free(labels);
@@ -216,9 +224,12 @@ int main(int argc, char **argv)
             g_tol = atof(argv[++i]);
         else if (!strcmp(argv[i], "--l2"))
             g_l2 = true;
+        else if (!strcmp(argv[i], "--expect-chunked"))
+            g_expect_chunked = true;
         else {
-            printf("usage: test_parity [-b BACKEND] [-d DIR] [--tol T] [--l2]\n"
-                   "  DIR holds weights/inputs/expected.safetensors from tools/deeplab_torch.py\n");
+            printf("usage: test_parity [-b BACKEND] [-d DIR] [--tol T] [--l2] [--expect-chunked]\n"
+                   "  DIR holds weights/inputs/expected.safetensors from tools/deeplab_torch.py\n"
+                   "  --expect-chunked: fail unless some convolution ran in chunks (SEGDA_MAX_BUFFER_MB)\n");
             return strcmp(argv[i], "--help") ? 2 : 0;
         }
     }

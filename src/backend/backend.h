@@ -60,6 +60,7 @@ struct seg_backend {
      * im2col + GEMM (set by the backend where `segda bench conv` shows it faster). */
     bool                            conv_direct;
     struct seg_exec_counts          counts; /* kept by each backend */
+    uint64_t                        max_buffer; /* seg_backend_max_buffer */
     /* Why this device: "" when the spec named it, else how "auto" chose (seg_backend_choice). */
     char                            choice[512];
 };

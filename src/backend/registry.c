@@ -67,6 +67,23 @@ static enum seg_status finish_create(enum seg_status st, struct seg_backend **ou
         *out = NULL;
         return st;
     }
+    /* SEGDA_MAX_BUFFER_MB lowers the largest buffer temporaries may take. */
+    (*out)->max_buffer = (*out)->info.max_buffer_bytes;
+    const char *mb = getenv("SEGDA_MAX_BUFFER_MB");
+    if (mb && *mb) {
+        char *end;
+        double v = strtod(mb, &end);
+        if (end == mb || *end || !(v > 0.0) || v > 1e9) {
+            seg_backend_destroy(*out);
+            *out = NULL;
+            return seg_error(SEG_STATUS_INVALID, "SEGDA_MAX_BUFFER_MB=%s: expected a size in MiB above 0", mb);
+        }
+        uint64_t lim = (uint64_t)(v * 1048576.0);
+        if (lim < 1024) /* a floor that keeps a band of one output row possible */
+            lim = 1024;
+        if (!(*out)->max_buffer || lim < (*out)->max_buffer)
+            (*out)->max_buffer = lim;
+    }
     /* SEGDA_CONV_ALGO=im2col|direct overrides the backend's choice (for A/B runs). */
     const char *algo = getenv("SEGDA_CONV_ALGO");
     if (algo && !strcmp(algo, "im2col"))
@@ -195,6 +212,7 @@ bool seg_backend_has_op(const struct seg_backend *be, enum seg_op op)
 {
     return op < SEG_OP_COUNT && be->iface->kernels[op] != NULL;
 }
+uint64_t seg_backend_max_buffer(const struct seg_backend *be) { return be->max_buffer; }
 size_t seg_backend_mem_in_use(const struct seg_backend *be) { return be->mem_in_use; }
 size_t seg_backend_mem_peak(const struct seg_backend *be) { return be->mem_peak; }
 

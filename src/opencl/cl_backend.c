@@ -136,6 +136,9 @@ static void cl_fill_info(cl_platform_id p, cl_device_id d, int pi, int di,
     cl_ulong mem = 0;
     if (clGetDeviceInfo(d, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof mem, &mem, NULL) == CL_SUCCESS)
         info->memory_bytes = mem;
+    cl_ulong maxalloc = 0;
+    if (clGetDeviceInfo(d, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof maxalloc, &maxalloc, NULL) == CL_SUCCESS)
+        info->max_buffer_bytes = maxalloc;
     cl_uint cu = 0;
     if (clGetDeviceInfo(d, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL) == CL_SUCCESS)
         info->compute_units = cu;

@@ -339,6 +339,7 @@ static void fill_info(VkPhysicalDevice p, int index, struct seg_device_info *inf
                  pr.driverVersion, VK_API_VERSION_MAJOR(pr.apiVersion),
                  VK_API_VERSION_MINOR(pr.apiVersion), VK_API_VERSION_PATCH(pr.apiVersion));
     info->memory_bytes = mem;
+    info->max_buffer_bytes = pr.limits.maxStorageBufferRange; /* and maxMemoryAllocationSize, once created */
     info->compute_units = compute_units(p);
     info->fp16 = have_f16 && f16.shaderFloat16;
     info->subgroup_size = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) ? sg.subgroupSize : 0;
@@ -495,6 +496,7 @@ enum seg_status seg_vk_backend_create(int device, struct seg_backend **out)
      * on single 3x3 convs (bench conv) but a whole ResNet-101 step was not faster. */
     be->conv_direct = false;
     be->ctx = c;
+    be->info.max_buffer_bytes = c->max_range < c->max_alloc ? c->max_range : c->max_alloc;
     vk_tune_load(be);
     *out = be;
     return SEG_STATUS_OK;
