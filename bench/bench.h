@@ -20,6 +20,8 @@ struct bench_record {
     double syncs, dispatches, barriers;
     bool   has_counts;
     bool   tuned;                 /* the backend ran with tuned GEMM parameters */
+    char   algo[16];              /* conv: the algorithm that ran (im2col, direct) */
+    char   algo_how[96];          /* conv fwd-chosen: how it was chosen (measured, cached, set) */
 };
 
 struct bench_opts {

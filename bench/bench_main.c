@@ -17,7 +17,7 @@ static const struct {
 } suites[] = {
     {"peak", bench_suite_peak, "memory bandwidth (copy, add) and FP32 FMA throughput (GFLOP/s)"},
     {"gemm", bench_suite_gemm, "square SGEMM and the GEMMs of DeepLab-v2 ResNet-101's convolutions"},
-    {"conv", bench_suite_conv, "every distinct DeepLab-v2 ResNet-101 conv at 321x321 (and 512x1024 with --full): fwd (im2col + GEMM), fwd-direct (implicit GEMM), bwd-data, bwd-weight"},
+    {"conv", bench_suite_conv, "every distinct DeepLab-v2 ResNet-101 conv at 321x321 (and 512x1024 with --full): fwd (im2col + GEMM), fwd-direct (implicit GEMM), fwd-chosen (the algorithm training runs, measured at first use and cached), bwd-data, bwd-weight"},
     {"memory", bench_suite_memory, "softmax, bilinear resize, batch norm, add (GB/s)"},
     {"step", bench_suite_step, "one source-only DeepLab-v2 training step (ms, it/s, peak memory)"},
 };
@@ -101,6 +101,14 @@ static int write_json(const char *path, const struct bench_list *l)
         if (r->has_counts)
             fprintf(f, ", \"syncs\": %.4g, \"dispatches\": %.6g, \"barriers\": %.6g", r->syncs, r->dispatches,
                     r->barriers);
+        if (r->algo[0]) {
+            fprintf(f, ", \"algo\": ");
+            json_str(f, r->algo);
+        }
+        if (r->algo_how[0]) {
+            fprintf(f, ", \"algo_how\": ");
+            json_str(f, r->algo_how);
+        }
         fprintf(f, "}%s\n", i + 1 < l->n ? "," : "");
     }
     fprintf(f, " ]}\n");
@@ -124,16 +132,16 @@ static int write_csv(const char *path, const struct bench_list *l)
         return -1;
     }
     fprintf(f, "suite,backend,device,driver,op,shape,flops,bytes,ms_median,ms_min,ms_max,ms_device,gflops,gbps,"
-               "peak_pct,mem_mb,tuned,syncs,dispatches,barriers\n");
+               "peak_pct,mem_mb,tuned,syncs,dispatches,barriers,algo\n");
     for (int i = 0; i < l->n; i++) {
         const struct bench_record *r = &l->v[i];
         fprintf(f, "%s,%s,\"%s\",\"%s\",\"%s\",\"%s\",%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.6g,%.4g,%.6g,%d,",
                 r->suite, r->backend, r->device, r->driver, r->op, r->shape, r->flops, r->bytes, r->ms_median,
                 r->ms_min, r->ms_max, r->ms_device, r->gflops, r->gbps, r->peak_pct, r->mem_mb, r->tuned);
         if (r->has_counts)
-            fprintf(f, "%.4g,%.6g,%.6g\n", r->syncs, r->dispatches, r->barriers);
+            fprintf(f, "%.4g,%.6g,%.6g,%s\n", r->syncs, r->dispatches, r->barriers, r->algo);
         else
-            fprintf(f, ",,\n");
+            fprintf(f, ",,,%s\n", r->algo);
     }
     bool ok = fclose(f) == 0;
     if (!ok || rename(tmp, path) != 0) {
@@ -153,7 +161,7 @@ static void print_record(const struct bench_record *r)
         snprintf(rate, sizeof rate, "%9.2f GB/s", r->gbps);
     else if (r->ms_median > 0)
         snprintf(rate, sizeof rate, "%9.2f it/s", 1e3 / r->ms_median);
-    char extra[128] = "";
+    char extra[224] = "";
     if (r->peak_pct > 0)
         snprintf(extra, sizeof extra, " %5.1f%% of peak", r->peak_pct);
     if (r->mem_mb > 0 && r->has_counts)
@@ -161,6 +169,10 @@ static void print_record(const struct bench_record *r)
                  r->mem_mb, r->syncs, r->dispatches, r->barriers);
     else if (r->mem_mb > 0)
         snprintf(extra, sizeof extra, " peak mem %.0f MiB", r->mem_mb);
+    if (r->algo[0] && !strcmp(r->op, "fwd-chosen")) {
+        size_t n = strlen(extra);
+        snprintf(extra + n, sizeof extra - n, " [%s: %.80s]", r->algo, r->algo_how);
+    }
     char dev[24] = "           -  ";
     if (r->ms_device > 0)
         snprintf(dev, sizeof dev, "%10.3f ms%c", r->ms_device,

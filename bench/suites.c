@@ -346,7 +346,8 @@ enum seg_status bench_suite_gemm(struct seg_backend *be, const struct bench_opts
 struct conv_ctx {
     struct seg_tensor       *x, *w, *dy;
     struct seg_conv2d_params p;
-    int                      dir; /* 0 forward, 1 direct forward, 2 backward-data, 3 backward-weight */
+    int                      dir; /* 0 forward, 1 direct forward, 2 backward-data, 3 backward-weight,
+                                   * 4 forward as seg_conv2d chooses */
 };
 
 static enum seg_status run_conv(void *p)
@@ -354,13 +355,12 @@ static enum seg_status run_conv(void *p)
     struct conv_ctx *c = p;
     struct seg_tensor *y = NULL, *dw = NULL;
     enum seg_status st;
-    if (c->dir == 0) { /* im2col + GEMM, whatever the backend would choose */
-        bool direct = seg_backend_conv_direct(c->x->be);
-        seg_backend_set_conv_direct(c->x->be, false);
-        st = seg_conv2d(c->x, c->w, NULL, &c->p, &y);
-        seg_backend_set_conv_direct(c->x->be, direct);
-    } else if (c->dir == 1)
+    if (c->dir == 0) /* im2col + GEMM, whatever the backend would choose */
+        st = seg_conv2d_im2col(c->x, c->w, NULL, &c->p, &y);
+    else if (c->dir == 1)
         st = seg_conv2d_direct(c->x, c->w, NULL, &c->p, &y);
+    else if (c->dir == 4) /* what training runs: the backend's choice for this shape */
+        st = seg_conv2d(c->x, c->w, NULL, &c->p, &y);
     else if (c->dir == 2)
         st = seg_conv2d_bwd_data(c->dy, c->w, c->x->shape, &c->p, &y);
     else
@@ -375,8 +375,10 @@ static enum seg_status conv_suite_at(struct seg_backend *be, const struct bench_
 {
     struct conv_shape cs[64];
     int n = deeplab_convs(h, w, cs, 64);
-    /* fwd = im2col + GEMM (src/core/nn.c), fwd-direct = CONV2D_DIRECT (implicit GEMM) */
-    static const char *const dirs[4] = {"fwd", "fwd-direct", "bwd-data", "bwd-weight"};
+    /* fwd = im2col + GEMM (src/core/nn.c), fwd-direct = CONV2D_DIRECT (implicit GEMM),
+     * fwd-chosen = what training runs (src/core/conv_algo.c: measured at first use, cached) */
+    static const char *const dirs[5] = {"fwd", "fwd-direct", "fwd-chosen", "bwd-data", "bwd-weight"};
+    static const int order[5] = {0, 1, 4, 2, 3};
     for (int i = 0; i < n; i++) {
         struct conv_ctx c = {0};
         int pad = cs[i].k / 2 * cs[i].dil;
@@ -392,10 +394,24 @@ static enum seg_status conv_suite_at(struct seg_backend *be, const struct bench_
         char shape[96];
         snprintf(shape, sizeof shape, "%s x=[1,%d,%d,%d] k=%d s=%d d=%d co=%d", cs[i].where, cs[i].cin,
                  cs[i].h, cs[i].w, cs[i].k, cs[i].stride, cs[i].dil, cs[i].cout);
-        for (int d = 0; d < 4 && !st; d++) {
-            c.dir = d;
+        for (int d = 0; d < 5 && !st; d++) {
+            c.dir = order[d];
             struct bench_record *r = bench_add(l, be, "conv", dirs[d], shape, flops, 0);
-            if (r)
+            if (r && c.dir == 4) { /* which algorithm, and how it was chosen (measuring now if new) */
+                enum seg_conv_algo a;
+                char how[96];
+                st = seg_conv2d_algo(c.x, c.w, &c.p, &a, how, sizeof how);
+                snprintf(r->algo, sizeof r->algo, "%s", seg_conv_algo_name(a));
+                snprintf(r->algo_how, sizeof r->algo_how, "%s", how);
+            } else if (r) {
+                bool pw = cs[i].k == 1 && cs[i].stride == 1;
+                snprintf(r->algo, sizeof r->algo, "%s",
+                         c.dir == 1   ? "direct"
+                         : c.dir != 2 ? "im2col"
+                         : pw && seg_backend_conv_algo(be) != SEG_CONV_ALGO_IM2COL ? "conv1x1(w^T)"
+                                                                                  : "col2im");
+            }
+            if (r && !st)
                 st = bench_time(be, o, run_conv, &c, r);
             if (st == SEG_STATUS_UNSUPPORTED && d == 1) { /* a size the direct kernel refuses */
                 l->n--;

@@ -128,10 +128,15 @@ void seg_backend_mem_peak_reset(struct seg_backend *be);
  * set (so that tests can prove the chunked paths on any device). Convolutions whose im2col
  * columns would exceed it run over chunks of the batch, or bands of output rows. */
 uint64_t seg_backend_max_buffer(const struct seg_backend *be);
-/* The forward convolution algorithm for kernels larger than 1x1: true = direct (implicit
- * GEMM), false = im2col + GEMM. Each backend starts with the one its bench shows faster. */
-bool seg_backend_conv_direct(const struct seg_backend *be);
-void seg_backend_set_conv_direct(struct seg_backend *be, bool direct);
+/* The forward convolution algorithm: direct (CONV2D_DIRECT, implicit GEMM) or im2col +
+ * GEMM (for a 1x1 stride-1 conv, a GEMM on the input itself). AUTO (the default on OpenCL and Vulkan) times both on
+ * each new shape at its first use and keeps the faster in the device's cache file, so later
+ * runs reuse the choice; SEGDA_CONV_ALGO=auto|im2col|direct sets it at backend creation.
+ * The cpu reference backend always uses im2col + GEMM unless told otherwise. */
+enum seg_conv_algo { SEG_CONV_ALGO_AUTO, SEG_CONV_ALGO_IM2COL, SEG_CONV_ALGO_DIRECT };
+enum seg_conv_algo seg_backend_conv_algo(const struct seg_backend *be);
+void seg_backend_set_conv_algo(struct seg_backend *be, enum seg_conv_algo algo);
+const char *seg_conv_algo_name(enum seg_conv_algo algo); /* "auto" | "im2col" | "direct" */
 /* Which backends were compiled in: "cpu", "opencl", "vulkan". */
 bool seg_backend_compiled(const char *backend);
 

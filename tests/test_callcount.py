@@ -64,6 +64,11 @@ def train(segda, shim, work, method, device, stop, extra=()):
                LD_PRELOAD=":".join(p for p in [shim, os.environ.get("LD_PRELOAD", "")] if p))
     if device == "vulkan-staging":
         env["SEGDA_VK_STAGING"] = "1"
+    # The conv algorithm is pinned: measuring a new shape at its first use (SEGDA_CONV_ALGO=auto)
+    # waits for the device, and once the N1 run has cached the choices the N2 run does not
+    # measure, so that one-off would not cancel out of the difference. Both pinned paths are
+    # the ones auto picks between; opencl runs the direct kernel, vulkan im2col + GEMM.
+    env.setdefault("SEGDA_CONV_ALGO", "direct" if api_of(device) == "opencl" else "im2col")
     synth = os.path.join(work, "synth")
     sets = {"method.name": method, "model.arch": "deeplabv2_tiny", "data.source": "gta5",
             "data.source_root": os.path.join(synth, "source"), "data.target": "cityscapes",

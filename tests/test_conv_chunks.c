@@ -1,6 +1,7 @@
 /* test_conv_chunks.c: convolutions whose im2col columns exceed the largest buffer run in
  * pieces (src/core/nn.c): a few images at a time, or one image in bands of output rows.
- * For each case, forward, backward-data and backward-weight (and the bias gradient) under a
+ * For each case and both forward algorithms (im2col; direct, where backward-data's columns
+ * come from a 1x1 conv), forward, backward-data and backward-weight (and the bias gradient) under a
  * lowered SEGDA_MAX_BUFFER_MB must equal the same backend without a limit (to float
  * reordering) and the cpu backend, and the backend's count of chunked convolutions must
  * show that the pieces were taken. Cases: every DeepLab-v2 dilation, strides, odd sizes,
@@ -67,8 +68,8 @@ struct results {
     uint64_t chunked;
 };
 
-static void run_case(struct seg_backend *be, const struct conv_case *cc, const float *x, const float *w,
-                     const float *b, const float *dy, struct results *out)
+static void run_case(struct seg_backend *be, enum seg_conv_algo algo, const struct conv_case *cc, const float *x,
+                     const float *w, const float *b, const float *dy, struct results *out)
 {
     struct seg_conv2d_params p = {cc->stride, cc->stride, cc->pad, cc->pad, cc->dil, cc->dil};
     int64_t xs[4] = {cc->n, cc->c, cc->h, cc->w}, ws[4] = {cc->co, cc->c, cc->k, cc->k}, bs[1] = {cc->co};
@@ -77,7 +78,9 @@ static void run_case(struct seg_backend *be, const struct conv_case *cc, const f
     int64_t ys[4] = {cc->n, cc->co, oh, ow};
     struct seg_tensor *tx = upload(be, 4, xs, x), *tw = upload(be, 4, ws, w), *tb = upload(be, 1, bs, b);
     struct seg_tensor *tdy = upload(be, 4, ys, dy), *y = NULL, *dx = NULL, *dw = NULL, *db = NULL;
-    seg_backend_set_conv_direct(be, false); /* the im2col forward, the one with columns */
+    /* im2col: the forward with columns; direct: backward-data's columns come from a 1x1
+     * conv of dy with w^T (src/core/nn.c bwd_cols) */
+    seg_backend_set_conv_algo(be, algo);
     uint64_t before = seg_backend_counts(be)->chunked;
     if (seg_conv2d(tx, tw, tb, &p, &y) || seg_conv2d_bwd_data(tdy, tw, xs, &p, &dx) ||
         seg_conv2d_bwd_weight(tx, tdy, ws, &p, &dw, &db)) {
@@ -151,34 +154,39 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < ny; i++) dy[i] = frand();
 
         struct results whole, piece, ref;
-        struct seg_backend *be = open_with_limit(spec, 0);
-        run_case(be, cc, x, w, b, dy, &whole);
+        struct seg_backend *be = open_with_limit("cpu", 0);
+        run_case(be, SEG_CONV_ALGO_IM2COL, cc, x, w, b, dy, &ref);
         seg_backend_destroy(be);
-        be = open_with_limit(spec, cc->limit_mb);
-        run_case(be, cc, x, w, b, dy, &piece);
-        seg_backend_destroy(be);
-        be = open_with_limit("cpu", 0);
-        run_case(be, cc, x, w, b, dy, &ref);
-        seg_backend_destroy(be);
+        for (int a = 0; a < 2; a++) {
+            enum seg_conv_algo algo = a ? SEG_CONV_ALGO_DIRECT : SEG_CONV_ALGO_IM2COL;
+            be = open_with_limit(spec, 0);
+            run_case(be, algo, cc, x, w, b, dy, &whole);
+            seg_backend_destroy(be);
+            be = open_with_limit(spec, cc->limit_mb);
+            run_case(be, algo, cc, x, w, b, dy, &piece);
+            seg_backend_destroy(be);
 
-        /* 1x1 stride-2 convolutions have columns of their own (a strided im2col); forward,
-         * backward-data and backward-weight each chunk once */
-        bool ok = piece.chunked >= 3 && whole.chunked == 0;
-        printf("%-20s chunked %llu/%llu:", cc->name, (unsigned long long)piece.chunked,
-               (unsigned long long)whole.chunked);
-        for (int i = 0; i < 4; i++) {
-            double e_same = rel(piece.r[i], whole.r[i], whole.n[i]), e_cpu = rel(piece.r[i], ref.r[i], ref.n[i]);
-            bool good = piece.n[i] == whole.n[i] && e_same <= 1e-5 && e_cpu <= 1e-4;
-            printf(" %s %.1e (cpu %.1e)%s", what[i], e_same, e_cpu, good ? "" : " FAIL");
-            ok &= good;
+            /* 1x1 stride-2 convolutions have columns of their own (a strided im2col); forward
+             * (im2col only: the direct forward has no columns), backward-data and
+             * backward-weight each chunk once */
+            bool ok = piece.chunked >= (a ? 2u : 3u) && whole.chunked == 0;
+            printf("%-20s %-6s chunked %llu/%llu:", cc->name, seg_conv_algo_name(algo),
+                   (unsigned long long)piece.chunked, (unsigned long long)whole.chunked);
+            for (int i = 0; i < 4; i++) {
+                double e_same = rel(piece.r[i], whole.r[i], whole.n[i]), e_cpu = rel(piece.r[i], ref.r[i], ref.n[i]);
+                bool good = piece.n[i] == whole.n[i] && e_same <= 1e-5 && e_cpu <= 1e-4;
+                printf(" %s %.1e (cpu %.1e)%s", what[i], e_same, e_cpu, good ? "" : " FAIL");
+                ok &= good;
+            }
+            printf("%s\n", ok ? "" : "  <-- FAIL");
+            failures += !ok;
+            for (int i = 0; i < 4; i++) {
+                free(whole.r[i]);
+                free(piece.r[i]);
+            }
         }
-        printf("%s\n", ok ? "" : "  <-- FAIL");
-        failures += !ok;
-        for (int i = 0; i < 4; i++) {
-            free(whole.r[i]);
-            free(piece.r[i]);
+        for (int i = 0; i < 4; i++)
             free(ref.r[i]);
-        }
         free(x);
         free(w);
         free(b);

@@ -47,6 +47,7 @@ struct seg_backend_iface {
 };
 
 struct seg_pool; /* src/core/pool.c */
+struct seg_conv_choices; /* src/core/conv_algo.c */
 
 struct seg_backend {
     const struct seg_backend_iface *iface;
@@ -56,14 +57,27 @@ struct seg_backend {
     size_t                          mem_in_use, mem_peak;
     /* "" or a short description of the tuned parameters the backend uses (bench prints it). */
     char                            tuned[160];
-    /* Convolutions with a kernel larger than 1x1 run forward as CONV2D_DIRECT instead of
-     * im2col + GEMM (set by the backend where `segda bench conv` shows it faster). */
-    bool                            conv_direct;
+    /* The forward algorithm of convolutions with a kernel larger than 1x1 (SEGDA_CONV_ALGO or
+     * seg_backend_set_conv_algo); with AUTO, each shape's is measured at its first use and kept
+     * in conv_choices and the device's cache file (src/core/conv_algo.c). conv_direct_default:
+     * what AUTO uses where nothing can be measured or cached (no cache directory). */
+    enum seg_conv_algo              conv_algo;
+    bool                            conv_direct_default;
+    struct seg_conv_choices        *conv_choices;
     struct seg_exec_counts          counts; /* kept by each backend */
     uint64_t                        max_buffer; /* seg_backend_max_buffer */
     /* Why this device: "" when the spec named it, else how "auto" chose (seg_backend_choice). */
     char                            choice[512];
 };
+
+/* The file where this device's kind of cached knowledge lives ("tuned", "conv"):
+ * <cache>/<backend>/<kind>-<hash of device name and driver>.txt, <cache> being
+ * $SEGDA_CACHE_DIR, else $XDG_CACHE_HOME/segda, else $HOME/.cache/segda. false: no cache
+ * directory (or create failed to make it). */
+bool seg_backend_cache_path(const struct seg_backend *be, const char *kind, bool create, char *out,
+                            size_t size);
+/* Frees the measured convolution choices (seg_backend_destroy). */
+void seg_conv_choices_free(struct seg_conv_choices *c);
 
 /* Each backend's entry points (defined only when compiled in). */
 enum seg_status seg_cpu_backend_create(struct seg_backend **out);

@@ -84,12 +84,21 @@ static enum seg_status finish_create(enum seg_status st, struct seg_backend **ou
         if (!(*out)->max_buffer || lim < (*out)->max_buffer)
             (*out)->max_buffer = lim;
     }
-    /* SEGDA_CONV_ALGO=im2col|direct overrides the backend's choice (for A/B runs). */
+    /* SEGDA_CONV_ALGO=auto|im2col|direct overrides the backend's choice (for A/B runs). */
     const char *algo = getenv("SEGDA_CONV_ALGO");
-    if (algo && !strcmp(algo, "im2col"))
-        seg_backend_set_conv_direct(*out, false);
-    else if (algo && !strcmp(algo, "direct"))
-        seg_backend_set_conv_direct(*out, true);
+    if (algo && *algo) {
+        enum seg_conv_algo a = SEG_CONV_ALGO_AUTO;
+        if (!strcmp(algo, "im2col"))
+            a = SEG_CONV_ALGO_IM2COL;
+        else if (!strcmp(algo, "direct"))
+            a = SEG_CONV_ALGO_DIRECT;
+        else if (strcmp(algo, "auto")) {
+            seg_backend_destroy(*out);
+            *out = NULL;
+            return seg_error(SEG_STATUS_INVALID, "SEGDA_CONV_ALGO=%s: expected auto, im2col or direct", algo);
+        }
+        seg_backend_set_conv_algo(*out, a);
+    }
     return st;
 }
 
@@ -201,6 +210,8 @@ void seg_backend_destroy(struct seg_backend *be)
     if (be->iface->sync)
         be->iface->sync(be);
     seg_pool_destroy(be);
+    seg_conv_choices_free(be->conv_choices);
+    be->conv_choices = NULL;
     be->iface->destroy(be);
 }
 
@@ -218,10 +229,3 @@ size_t seg_backend_mem_peak(const struct seg_backend *be) { return be->mem_peak;
 
 const struct seg_exec_counts *seg_backend_counts(const struct seg_backend *be) { return &be->counts; }
 void seg_backend_mem_peak_reset(struct seg_backend *be) { be->mem_peak = be->mem_in_use; }
-
-bool seg_backend_conv_direct(const struct seg_backend *be) { return be->conv_direct; }
-
-void seg_backend_set_conv_direct(struct seg_backend *be, bool direct)
-{
-    be->conv_direct = direct && seg_backend_has_op(be, SEG_OP_CONV2D_DIRECT);
-}

@@ -1,5 +1,5 @@
-/* nn.c: convolution as im2col + GEMM (1x1 stride-1 convolutions skip the im2col) or, on
- * backends that prefer it, the direct forward (CONV2D_DIRECT); and concatenation. Columns
+/* nn.c: convolution as im2col + GEMM (1x1 stride-1 convolutions skip the im2col) or the
+ * direct forward (CONV2D_DIRECT), as src/core/conv_algo.c picks; and concatenation. Columns
  * that would exceed the backend's largest buffer (seg_backend_max_buffer) are built and
  * used piece by piece: a few images at a time, or one image in bands of output rows. */
 #include <stdlib.h>
@@ -142,9 +142,9 @@ static enum seg_status conv_fwd_gemm(const struct seg_tensor *x, const struct se
     return st;
 }
 
-enum seg_status seg_conv2d(const struct seg_tensor *x, const struct seg_tensor *w,
-                           const struct seg_tensor *b, const struct seg_conv2d_params *p,
-                           struct seg_tensor **y)
+enum seg_status seg_conv2d_im2col(const struct seg_tensor *x, const struct seg_tensor *w,
+                                  const struct seg_tensor *b, const struct seg_conv2d_params *p,
+                                  struct seg_tensor **y)
 {
     *y = NULL;
     if (x->ndim != 4 || w->ndim != 4 || w->shape[1] != x->shape[1]) {
@@ -153,8 +153,6 @@ enum seg_status seg_conv2d(const struct seg_tensor *x, const struct seg_tensor *
                          seg_tensor_shape_str(x, s1, sizeof s1), seg_tensor_shape_str(w, s2, sizeof s2));
     }
     int kh = (int)w->shape[2], kw = (int)w->shape[3];
-    if (x->be->conv_direct && !conv_is_pointwise(kh, kw, p) && seg_backend_has_op(x->be, SEG_OP_CONV2D_DIRECT))
-        return seg_conv2d_direct(x, w, b, p, y);
     int64_t oh = seg_conv2d_out_size(x->shape[2], kh, p->stride_h, p->pad_h, p->dil_h);
     int64_t ow = seg_conv2d_out_size(x->shape[3], kw, p->stride_w, p->pad_w, p->dil_w);
     if (oh < 1 || ow < 1)
@@ -192,10 +190,35 @@ enum seg_status seg_conv2d(const struct seg_tensor *x, const struct seg_tensor *
     return st;
 }
 
+/* dcol [nb, K, P] = w2^T x dy3, w2 [Cout, K], dy3 [nb, Cout, P]. With w2t (w2 transposed,
+ * [K, Cout]) it runs as a 1x1 convolution of dy3 with w2t, so the faster of CONV2D_DIRECT
+ * and the GEMM (measured, src/core/conv_algo.c) computes it: on PoCL the direct kernel
+ * beats CLBlast's transposed GEMM several times over. */
+static enum seg_status bwd_cols(const struct seg_tensor *w2, const struct seg_tensor *w2t,
+                                const struct seg_tensor *dy3, struct seg_tensor **dcol)
+{
+    if (!w2t)
+        return seg_matmul(w2, dy3, true, false, 1.0f, 0.0f, dcol);
+    int64_t nb = dy3->shape[0], cout = dy3->shape[1], pix = dy3->shape[2], k = w2t->shape[0];
+    int64_t ds[4] = {nb, cout, 1, pix}, ws[4] = {k, cout, 1, 1}, cs[3] = {nb, k, pix}; /* a row: kernels vectorise along W */
+    struct seg_tensor *dy4 = NULL, *w4 = NULL;
+    struct seg_conv2d_params p1 = {1, 1, 0, 0, 1, 1};
+    enum seg_status st = seg_tensor_reshape((struct seg_tensor *)dy3, 4, ds, &dy4);
+    if (!st)
+        st = seg_tensor_reshape((struct seg_tensor *)w2t, 4, ws, &w4);
+    if (!st)
+        st = seg_conv2d(dy4, w4, NULL, &p1, dcol);
+    if (!st)
+        st = seg_tensor_set_shape(*dcol, 3, cs);
+    seg_tensor_free(dy4);
+    seg_tensor_free(w4);
+    return st;
+}
+
 /* dx of one image from dy4 [1, Cout, OH, OW] in bands of output rows: each band's columns
  * go back through col2im and are added into the input rows it read. dx: [1, C, H, W]. */
 static enum seg_status conv_bwd_data_bands(const struct seg_tensor *dy4, const struct seg_tensor *w2,
-                                           int kh, int kw, const struct seg_conv2d_params *p,
+                                           const struct seg_tensor *w2t, int kh, int kw, const struct seg_conv2d_params *p,
                                            int64_t rows_per_band, struct seg_tensor *dx)
 {
     int64_t cout = dy4->shape[1], oh = dy4->shape[2], ow = dy4->shape[3], h = dx->shape[2];
@@ -212,7 +235,7 @@ static enum seg_status conv_bwd_data_bands(const struct seg_tensor *dy4, const s
         if (!st)
             st = seg_tensor_set_shape(dyb, 3, ds);
         if (!st)
-            st = seg_matmul(w2, dyb, true, false, 1.0f, 0.0f, &dcol); /* [1, K, rows*OW] */
+            st = bwd_cols(w2, w2t, dyb, &dcol); /* [1, K, rows*OW] */
         if (!st)
             st = seg_col2im(dcol, xs, kh, kw, &pb, &dxb);
         if (!st && hi > lo) {
@@ -243,12 +266,16 @@ enum seg_status seg_conv2d_bwd_data(const struct seg_tensor *dy, const struct se
     int64_t wshape[2] = {w->shape[0], w->shape[1] * kh * kw};
     int64_t n = dy->shape[0], oh = dy->shape[2], ow = dy->shape[3];
     int64_t dshape[3] = {n, dy->shape[1], oh * ow};
-    struct seg_tensor *w2 = NULL, *dy3 = NULL, *dcol = NULL;
+    struct seg_tensor *w2 = NULL, *w2t = NULL, *dy3 = NULL, *dcol = NULL;
     enum seg_status st = seg_tensor_reshape((struct seg_tensor *)w, 2, wshape, &w2);
     if (!st)
         st = seg_tensor_reshape((struct seg_tensor *)dy, 3, dshape, &dy3);
+    if (!st && dy->be->conv_algo != SEG_CONV_ALGO_IM2COL) { /* bwd_cols as a conv */
+        static const int perm[2] = {1, 0};
+        st = seg_permute(w2, perm, &w2t);
+    }
     if (!st && conv_is_pointwise(kh, kw, p)) { /* the columns are dx itself */
-        st = seg_matmul(w2, dy3, true, false, 1.0f, 0.0f, &dcol);
+        st = bwd_cols(w2, w2t, dy3, &dcol);
         if (!st)
             st = seg_tensor_set_shape(dcol, 4, x_shape);
         if (!st) {
@@ -259,7 +286,7 @@ enum seg_status seg_conv2d_bwd_data(const struct seg_tensor *dy, const struct se
     }
     struct conv_split sp = st ? (struct conv_split){n, oh} : conv_split_of(dy->be, n, wshape[1], oh, ow);
     if (!st && sp.nb >= n && sp.rows >= oh) {
-        st = seg_matmul(w2, dy3, true, false, 1.0f, 0.0f, &dcol); /* [N, Cin*K*K, OH*OW] */
+        st = bwd_cols(w2, w2t, dy3, &dcol); /* [N, Cin*K*K, OH*OW] */
         if (!st)
             st = seg_col2im(dcol, x_shape, kh, kw, p, dx);
         goto done;
@@ -273,13 +300,13 @@ enum seg_status seg_conv2d_bwd_data(const struct seg_tensor *dy, const struct se
         if (!st)
             st = images(*dx, i0, nb, &dxv);
         if (!st && sp.rows >= oh) {
-            st = seg_matmul(w2, dyv, true, false, 1.0f, 0.0f, &dc);
+            st = bwd_cols(w2, w2t, dyv, &dc);
             if (!st)
                 st = seg_col2im(dc, xs, kh, kw, p, &dxi);
             if (!st)
                 st = seg_slice_assign(*dx, 0, i0, dxi);
         } else if (!st) {
-            st = conv_bwd_data_bands(dyv, w2, kh, kw, p, sp.rows, dxv);
+            st = conv_bwd_data_bands(dyv, w2, w2t, kh, kw, p, sp.rows, dxv);
         }
         seg_tensor_free(dyv);
         seg_tensor_free(dxv);
@@ -292,6 +319,7 @@ enum seg_status seg_conv2d_bwd_data(const struct seg_tensor *dy, const struct se
     }
 done:
     seg_tensor_free(w2);
+    seg_tensor_free(w2t);
     seg_tensor_free(dy3);
     seg_tensor_free(dcol);
     return st;
@@ -303,6 +331,47 @@ static enum seg_status dw_add(const struct seg_tensor *dyb, const struct seg_ten
 {
     enum seg_status st = seg_matmul(dyb, colb, false, true, 1.0f, *first ? 0.0f : 1.0f, dw2);
     *first = false;
+    return st;
+}
+
+/* dW2 [Cout, K] (+)= sum over nb images of dy_i [Cout, P] x col_i [K, P]^T, as one 1x1
+ * convolution whose channels are the nb*P pixels (col transposed to [nb*P, K] is its input,
+ * dy as [Cout, nb*P] its weight), so the faster of CONV2D_DIRECT and the GEMM computes it. */
+static enum seg_status dw_add_conv(const struct seg_tensor *dyv, const struct seg_tensor *col, bool *first,
+                                   struct seg_tensor **dw2)
+{
+    int64_t nb = col->shape[0], k = col->shape[1], pix = col->shape[2], cout = dyv->shape[1];
+    static const int pc[3] = {0, 2, 1}, pd[3] = {1, 0, 2};
+    int64_t xs[4] = {1, nb * pix, 1, k}, ws[4] = {cout, nb * pix, 1, 1}, ds[2] = {cout, k};
+    struct seg_tensor *colt = NULL, *dyt = NULL, *x4 = NULL, *w4 = NULL, *part = NULL, *sum = NULL;
+    struct seg_conv2d_params p1 = {1, 1, 0, 0, 1, 1};
+    enum seg_status st = seg_permute(col, pc, &colt);
+    if (!st && nb > 1)
+        st = seg_permute(dyv, pd, &dyt);
+    if (!st)
+        st = seg_tensor_reshape(colt, 4, xs, &x4);
+    if (!st)
+        st = seg_tensor_reshape(dyt ? dyt : (struct seg_tensor *)dyv, 4, ws, &w4);
+    if (!st)
+        st = seg_conv2d(x4, w4, NULL, &p1, &part);
+    if (!st)
+        st = seg_tensor_set_shape(part, 2, ds);
+    if (!st && !*first)
+        st = seg_binary(SEG_BINARY_ADD, *dw2, part, &sum);
+    if (!st) {
+        seg_tensor_free(*dw2);
+        *dw2 = sum ? sum : part;
+        if (!sum)
+            part = NULL;
+        sum = NULL;
+        *first = false;
+    }
+    seg_tensor_free(colt);
+    seg_tensor_free(dyt);
+    seg_tensor_free(x4);
+    seg_tensor_free(w4);
+    seg_tensor_free(part);
+    seg_tensor_free(sum);
     return st;
 }
 
@@ -333,7 +402,15 @@ enum seg_status seg_conv2d_bwd_weight(const struct seg_tensor *x, const struct s
         int64_t nb = min64(sp.nb, n - i0);
         struct seg_tensor *xv = NULL, *col = NULL, *dy4 = NULL;
         st = images(x, i0, nb, &xv);
-        if (!st && sp.rows >= oh) {
+        if (!st && sp.rows >= oh && x->be->conv_algo != SEG_CONV_ALGO_IM2COL) {
+            struct seg_tensor *dyv = NULL;
+            st = conv_columns(xv, kh, kw, p, &col);
+            if (!st)
+                st = images(dy3, i0, nb, &dyv);
+            if (!st)
+                st = dw_add_conv(dyv, col, &first, &dw2);
+            seg_tensor_free(dyv);
+        } else if (!st && sp.rows >= oh) {
             st = conv_columns(xv, kh, kw, p, &col);
             for (int64_t j = 0; !st && j < nb; j++) {
                 int64_t cs[2] = {k, ohw}, ds[2] = {cout, ohw};

@@ -221,7 +221,19 @@ enum seg_status seg_sort_bwd(const struct seg_tensor *indices, const struct seg_
                              struct seg_tensor **dx);
 
 /* ---- composite layers and losses (src/core/nn.c, src/core/loss.c) ---- */
-/* y = conv(x, w) + b; x [N, Cin, H, W], w [Cout, Cin, KH, KW], b [Cout] or NULL. */
+/* The im2col + GEMM forward, whatever seg_conv2d_algo would choose (columns in chunks
+ * where they would exceed seg_backend_max_buffer). */
+enum seg_status seg_conv2d_im2col(const struct seg_tensor *x, const struct seg_tensor *w,
+                                  const struct seg_tensor *b, const struct seg_conv2d_params *p,
+                                  struct seg_tensor **y);
+/* Which algorithm seg_conv2d runs for this input, weight and parameters (never AUTO: with
+ * AUTO, measures the shape now if it is new). how: where the choice came from ("measured:
+ * direct 1.20 ms, im2col 2.31 ms", "cached ...", "set", "no cache directory ..."). */
+enum seg_status seg_conv2d_algo(const struct seg_tensor *x, const struct seg_tensor *w,
+                                const struct seg_conv2d_params *p, enum seg_conv_algo *algo, char *how,
+                                size_t how_size);
+/* y = conv(x, w) + b; x [N, Cin, H, W], w [Cout, Cin, KH, KW], b [Cout] or NULL; forward by
+ * the algorithm seg_conv2d_algo gives. */
 enum seg_status seg_conv2d(const struct seg_tensor *x, const struct seg_tensor *w,
                            const struct seg_tensor *b, const struct seg_conv2d_params *p,
                            struct seg_tensor **y);

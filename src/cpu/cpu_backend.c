@@ -131,6 +131,8 @@ enum seg_status seg_cpu_backend_create(struct seg_backend **out)
     if (!be)
         return seg_error(SEG_STATUS_OUT_OF_MEMORY, "cpu: out of host memory");
     be->iface = &cpu_iface;
+    /* the reference: im2col + OpenBLAS, never a timing-dependent choice */
+    be->conv_algo = SEG_CONV_ALGO_IM2COL;
     cpu_info(&be->info);
     *out = be;
     return SEG_STATUS_OK;

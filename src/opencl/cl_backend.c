@@ -497,11 +497,13 @@ enum seg_status seg_cl_backend_create(int platform, int device, struct seg_backe
         return st;
     }
     be->iface = &cl_iface;
-    /* PoCL: the direct 3x3 forward is 5-7x faster than im2col + CLBlast (bench conv) and a
-     * ResNet-101 step 1.17x faster (bench step; SEGDA_CONV_ALGO=im2col for A/B runs) */
-    be->conv_direct = true;
+    /* Each conv shape's forward algorithm is measured at its first use (src/core/conv_algo.c).
+     * Without a cache directory: the direct kernel on CPU devices (on PoCL its 3x3 forward is
+     * 5-7x faster than im2col + CLBlast, bench conv), CLBlast's tuned GEMM elsewhere. */
+    be->conv_algo = SEG_CONV_ALGO_AUTO;
     be->ctx = c;
     cl_fill_info(p, d, pi, di, &be->info);
+    be->conv_direct_default = be->info.is_cpu;
     seg_cl_tune_load(be);
     *out = be;
     return SEG_STATUS_OK;

@@ -42,37 +42,10 @@ struct xg {
 
 /* ---- the tuning cache ---------------------------------------------------------------- */
 
-static int mkdirs(char *path)
-{
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        int r = mkdir(path, 0755);
-        *p = '/';
-        if (r != 0 && errno != EEXIST) return -1;
-    }
-    return mkdir(path, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
-
 /* The cache file of this device (false: no cache directory). create: make the directory. */
 static bool cache_file(const struct seg_backend *be, bool create, char *out, size_t size)
 {
-    char dir[900];
-    const char *e;
-    if ((e = getenv("SEGDA_CACHE_DIR")) && *e) snprintf(dir, sizeof dir, "%s/opencl", e);
-    else if ((e = getenv("XDG_CACHE_HOME")) && *e) snprintf(dir, sizeof dir, "%s/segda/opencl", e);
-    else if ((e = getenv("HOME")) && *e) snprintf(dir, sizeof dir, "%s/.cache/segda/opencl", e);
-    else return false;
-    if (create && mkdirs(dir) != 0) return false;
-    uint64_t h = 0xcbf29ce484222325ULL;
-    const char *parts[2] = {be->info.name, be->info.driver};
-    for (int i = 0; i < 2; i++)
-        for (const char *p = parts[i]; ; p++) {
-            h = (h ^ (unsigned char)*p) * 0x100000001b3ULL; /* the NUL separates the parts */
-            if (!*p) break;
-        }
-    snprintf(out, size, "%s/tuned-%016llx.txt", dir, (unsigned long long)h);
-    return true;
+    return seg_backend_cache_path(be, "tuned", create, out, size);
 }
 
 static enum seg_status xg_apply(struct seg_cl_ctx *c, const struct xg *p)

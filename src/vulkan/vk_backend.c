@@ -492,9 +492,10 @@ enum seg_status seg_vk_backend_create(int device, struct seg_backend **out)
         goto fail;
 
     be->iface = &vk_iface;
-    /* im2col + GEMM stays the default here: on lavapipe the direct forward wins 1.1-1.5x
-     * on single 3x3 convs (bench conv) but a whole ResNet-101 step was not faster. */
-    be->conv_direct = false;
+    /* Each conv shape's forward algorithm is measured at its first use (src/core/conv_algo.c);
+     * im2col + GEMM without a cache directory. */
+    be->conv_algo = SEG_CONV_ALGO_AUTO;
+    be->conv_direct_default = false;
     be->ctx = c;
     be->info.max_buffer_bytes = c->max_range < c->max_alloc ? c->max_range : c->max_alloc;
     vk_tune_load(be);
