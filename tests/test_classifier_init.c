@@ -17,15 +17,7 @@
 
 static int fails;
 
-#define CHECK(cond, ...)                                                                     \
-    do {                                                                                     \
-        if (!(cond)) {                                                                       \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                      \
-            printf(__VA_ARGS__);                                                             \
-            printf("\n");                                                                    \
-            fails++;                                                                         \
-        }                                                                                    \
-    } while (0)
+#define CHECK(cond, ...) TEST_CHECK(fails, cond, __VA_ARGS__)
 
 static float *read_param(struct seg_model *m, const char *name, int64_t *n)
 {
@@ -138,12 +130,12 @@ out:
 
 int main(int argc, char **argv)
 {
-    const char *backend = "cpu";
-    for (int i = 1; i + 1 < argc; i++)
-        if (!strcmp(argv[i], "-b"))
-            backend = argv[++i];
+    const char *backend;
+    int rc = 0;
+    if (!test_backend_arg(argc, argv, "test_classifier_init", &backend, &rc))
+        return rc;
     struct seg_backend *be = NULL;
-    int rc = test_backend_open(backend, &be);
+    rc = test_backend_open(backend, &be);
     if (rc)
         return rc;
     printf("classifier init on %s (%s)\n", seg_backend_device(be)->spec, seg_backend_device(be)->name);

@@ -22,15 +22,7 @@
 #include "core/ops.h"
 
 static int g_fail = 0;
-#define CHECK(cond, ...)                                                                                 \
-    do {                                                                                                 \
-        if (!(cond)) {                                                                                   \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                                  \
-            printf(__VA_ARGS__);                                                                         \
-            printf("\n");                                                                                \
-            g_fail = 1;                                                                                  \
-        }                                                                                                \
-    } while (0)
+#define CHECK(cond, ...) TEST_CHECK(g_fail, cond, __VA_ARGS__)
 
 static void need(enum seg_status st, const char *what)
 {
@@ -163,15 +155,10 @@ static void key_line(const struct host_case *hc, char *out, size_t n)
 
 int main(int argc, char **argv)
 {
-    const char *spec = "cpu";
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-b") && i + 1 < argc)
-            spec = argv[++i];
-        else {
-            printf("usage: test_conv_algo [-b BACKEND]\n");
-            return strcmp(argv[i], "--help") ? 2 : 0;
-        }
-    }
+    const char *spec;
+    int rc = 0;
+    if (!test_backend_arg(argc, argv, "test_conv_algo", &spec, &rc))
+        return rc;
     char dir[] = "/tmp/segda-conv-algo-XXXXXX";
     if (!mkdtemp(dir)) {
         printf("FAIL: mkdtemp\n");
@@ -180,7 +167,7 @@ int main(int argc, char **argv)
     setenv("SEGDA_CACHE_DIR", dir, 1);
     unsetenv("SEGDA_CONV_ALGO");
     struct seg_backend *be = NULL, *cpu = NULL;
-    int rc = test_backend_open(spec, &be);
+    rc = test_backend_open(spec, &be);
     if (rc)
         return rc;
     need(seg_backend_create("cpu", &cpu), "cpu backend");

@@ -129,15 +129,10 @@ static struct seg_backend *open_with_limit(const char *spec, double mb)
 
 int main(int argc, char **argv)
 {
-    const char *spec = "cpu";
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-b") && i + 1 < argc)
-            spec = argv[++i];
-        else {
-            printf("usage: test_conv_chunks [-b BACKEND]\n");
-            return strcmp(argv[i], "--help") ? 2 : 0;
-        }
-    }
+    const char *spec;
+    int rc = 0;
+    if (!test_backend_arg(argc, argv, "test_conv_chunks", &spec, &rc))
+        return rc;
     static const char *what[4] = {"y", "dx", "dw", "db"};
     int failures = 0;
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {

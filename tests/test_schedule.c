@@ -17,15 +17,7 @@
 
 static int fails;
 
-#define CHECK(cond, ...)                                                                     \
-    do {                                                                                     \
-        if (!(cond)) {                                                                       \
-            fails++;                                                                         \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                      \
-            printf(__VA_ARGS__);                                                             \
-            printf("\n");                                                                    \
-        }                                                                                    \
-    } while (0)
+#define CHECK(cond, ...) TEST_CHECK(fails, cond, __VA_ARGS__)
 
 /* want[i] = rate / base at iteration i, worked out by hand from the rounds' bounds. */
 static void lr_case(const char *what, struct seg_lr_schedule s, const double *want, int n)
@@ -164,17 +156,12 @@ static void reset_case(struct seg_backend *be, const char *what, const struct se
 
 int main(int argc, char **argv)
 {
-    const char *spec = "cpu";
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-b") && i + 1 < argc) {
-            spec = argv[++i];
-        } else {
-            printf("usage: test_schedule [-b BACKEND]\n");
-            return 2;
-        }
-    }
+    const char *spec;
+    int rc = 0;
+    if (!test_backend_arg(argc, argv, "test_schedule", &spec, &rc))
+        return rc;
     struct seg_backend *be;
-    int rc = test_backend_open(spec, &be);
+    rc = test_backend_open(spec, &be);
     if (rc)
         return rc;
     test_rates();

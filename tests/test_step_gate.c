@@ -15,15 +15,7 @@
 
 static int fails;
 
-#define CHECK(cond, ...)                                                                     \
-    do {                                                                                     \
-        if (!(cond)) {                                                                       \
-            fails++;                                                                         \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);                                      \
-            printf(__VA_ARGS__);                                                             \
-            printf("\n");                                                                    \
-        }                                                                                    \
-    } while (0)
+#define CHECK(cond, ...) TEST_CHECK(fails, cond, __VA_ARGS__)
 
 static struct seg_tensor *upload(struct seg_backend *be, const float *v, int64_t n)
 {
@@ -135,12 +127,12 @@ static void test_skip(struct seg_backend *be)
 
 int main(int argc, char **argv)
 {
-    const char *backend = "cpu";
-    for (int i = 1; i + 1 < argc; i++)
-        if (!strcmp(argv[i], "-b"))
-            backend = argv[++i];
+    const char *backend;
+    int rc = 0;
+    if (!test_backend_arg(argc, argv, "test_step_gate", &backend, &rc))
+        return rc;
     struct seg_backend *be = NULL;
-    int rc = test_backend_open(backend, &be);
+    rc = test_backend_open(backend, &be);
     if (rc)
         return rc;
     printf("step gate on %s (%s)\n", seg_backend_device(be)->spec, seg_backend_device(be)->name);

@@ -76,6 +76,9 @@ struct seg_backend {
  * directory (or create failed to make it). */
 bool seg_backend_cache_path(const struct seg_backend *be, const char *kind, bool create, char *out,
                             size_t size);
+/* <cache>/<backend> itself (create: made if missing; $XDG_CACHE_HOME and $HOME count only
+ * when they exist). false: no cache directory. */
+bool seg_cache_dir(const char *backend, bool create, char *out, size_t size);
 /* Frees the measured convolution choices (seg_backend_destroy). */
 void seg_conv_choices_free(struct seg_conv_choices *c);
 

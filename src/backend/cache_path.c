@@ -22,20 +22,34 @@ static int mkdirs(char *path)
     return mkdir(path, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+static bool is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool seg_cache_dir(const char *backend, bool create, char *out, size_t size)
+{
+    const char *e;
+    int n;
+    if ((e = getenv("SEGDA_CACHE_DIR")) && *e)
+        n = snprintf(out, size, "%s/%s", e, backend);
+    else if ((e = getenv("XDG_CACHE_HOME")) && *e && is_dir(e))
+        n = snprintf(out, size, "%s/segda/%s", e, backend);
+    else if ((e = getenv("HOME")) && *e && is_dir(e))
+        n = snprintf(out, size, "%s/.cache/segda/%s", e, backend);
+    else
+        return false;
+    if (n <= 0 || (size_t)n >= size)
+        return false;
+    return !create || mkdirs(out) == 0;
+}
+
 bool seg_backend_cache_path(const struct seg_backend *be, const char *kind, bool create, char *out,
                             size_t size)
 {
     char dir[900];
-    const char *e, *name = be->iface->name;
-    if ((e = getenv("SEGDA_CACHE_DIR")) && *e)
-        snprintf(dir, sizeof dir, "%s/%s", e, name);
-    else if ((e = getenv("XDG_CACHE_HOME")) && *e)
-        snprintf(dir, sizeof dir, "%s/segda/%s", e, name);
-    else if ((e = getenv("HOME")) && *e)
-        snprintf(dir, sizeof dir, "%s/.cache/segda/%s", e, name);
-    else
-        return false;
-    if (create && mkdirs(dir) != 0)
+    if (!seg_cache_dir(be->iface->name, create, dir, sizeof dir))
         return false;
     uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
     const char *parts[2] = {be->info.name, be->info.driver};

@@ -10,9 +10,10 @@
  * measured and the backend's default is used: a choice that could differ between two runs
  * of the same training would make resume inexact.
  *
- * The measurement costs one warm-up and one timed run of each algorithm (two when the two
- * are within 10% of each other); the output of the winner's last run is the conv's result,
- * so a new shape costs about three extra convolutions once per device. */
+ * The measurement costs one warm-up and one timed run of each algorithm (two, the faster of
+ * each kept, unless one is 1.5x the other: a single run on a busy machine can mislead); the
+ * output of the winner's last run is the conv's result, so a new shape costs three to five
+ * extra convolutions, once per device. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -232,7 +233,7 @@ static enum seg_status measure(const struct seg_tensor *x, const struct seg_tens
             st = timed_run(x, w, b, p, false, &t, &yi);
             ti = round && ti < t ? ti : t;
         }
-        if (!direct_ok || td > 1.1 * ti || ti > 1.1 * td)
+        if (!direct_ok || td > 1.5 * ti || ti > 1.5 * td)
             break; /* a clear winner after one timed run each */
     }
     if (!st) {

@@ -73,42 +73,15 @@ void seg_cl_tuning_init(struct seg_cl_ctx *c)
 
 /* ---- on-disk binary cache ---------------------------------------------------------------- */
 
-static int mkdir_p(char *path)
-{
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        int r = mkdir(path, 0755);
-        *p = '/';
-        if (r != 0 && errno != EEXIST) return -1;
-    }
-    if (mkdir(path, 0755) != 0 && errno != EEXIST) return -1;
-    return 0;
-}
-
-static bool is_dir(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
 /* $SEGDA_CACHE_DIR/opencl (created as needed), else $XDG_CACHE_HOME/segda/opencl, else
  * $HOME/.cache/segda/opencl (created below an existing $XDG_CACHE_HOME or $HOME only).
  * Any failure leaves the disk cache off. */
 void seg_cl_cache_init(struct seg_cl_ctx *c)
 {
     char dir[1024];
-    const char *env = getenv("SEGDA_CACHE_DIR");
-    const char *xdg = getenv("XDG_CACHE_HOME");
-    const char *home = getenv("HOME");
-    int n = -1;
     c->cache_dir[0] = '\0';
-    if (env && *env) n = snprintf(dir, sizeof dir, "%s/opencl", env);
-    else if (xdg && *xdg && is_dir(xdg)) n = snprintf(dir, sizeof dir, "%s/segda/opencl", xdg);
-    else if (home && *home && is_dir(home)) n = snprintf(dir, sizeof dir, "%s/.cache/segda/opencl", home);
-    if (n <= 0 || (size_t)n >= sizeof dir - 64) return;
-    if (mkdir_p(dir) != 0 || access(dir, W_OK) != 0) return;
-    memcpy(c->cache_dir, dir, (size_t)n + 1);
+    if (!seg_cache_dir("opencl", true, dir, sizeof dir - 64) || access(dir, W_OK) != 0) return;
+    memcpy(c->cache_dir, dir, strlen(dir) + 1);
 }
 
 /* Two 64-bit FNV-1a streams with different offsets: a 128-bit key. */

@@ -61,36 +61,11 @@ static void spec_for(const struct vk_ctx *c, enum seg_vk_shader sh, struct vk_sp
 
 /* ---- the on-disk pipeline cache ------------------------------------------------------ */
 
-static int mkdirs(char *path)
-{
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        int r = mkdir(path, 0755);
-        *p = '/';
-        if (r != 0 && errno != EEXIST)
-            return -1;
-    }
-    if (mkdir(path, 0755) != 0 && errno != EEXIST)
-        return -1;
-    return 0;
-}
-
 static void cache_path_init(struct vk_ctx *c)
 {
     char dir[900];
-    const char *e;
     c->cache_path[0] = '\0';
-    if ((e = getenv("SEGDA_CACHE_DIR")) && *e)
-        snprintf(dir, sizeof dir, "%s/vulkan", e);
-    else if ((e = getenv("XDG_CACHE_HOME")) && *e)
-        snprintf(dir, sizeof dir, "%s/segda/vulkan", e);
-    else if ((e = getenv("HOME")) && *e)
-        snprintf(dir, sizeof dir, "%s/.cache/segda/vulkan", e);
-    else
-        return;
-    if (mkdirs(dir) != 0)
+    if (!seg_cache_dir("vulkan", true, dir, sizeof dir))
         return;
     char uuid[2 * VK_UUID_SIZE + 1];
     for (int i = 0; i < (int)VK_UUID_SIZE; i++)
