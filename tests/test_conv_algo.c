@@ -2,8 +2,9 @@
  * (src/core/conv_algo.c). On one backend, with SEG_CONV_ALGO_AUTO and a private cache dir:
  *  - a new shape is measured, the conv's result equals both algorithms' results (and the
  *    cpu backend's), and the choice is written to the device's cache file;
- *  - a new backend reads the choice back ("cached"), and obeys an edited cache file (so the
- *    choice really comes from the file, not from measuring again);
+ *  - a new backend reads the choice back ("cached"), for any batch of the same geometry, and
+ *    obeys an edited cache file (so the choice really comes from the file, not from measuring
+ *    again);
  *  - a corrupt line is skipped with a warning and its shape measured again, the file
  *    rewritten whole; a file of another format is ignored;
  *  - a set algorithm is used as set; SEGDA_CONV_ALGO with a bad value is an error naming it;
@@ -144,11 +145,11 @@ static void write_text(const char *path, const char *text)
     }
 }
 
-/* The line of case hc in the cache text ("conv N C H W Cout KH KW sh sw ph pw dh dw"). */
+/* The line of case hc in the cache text ("conv C H W Cout KH KW sh sw ph pw dh dw"). */
 static void key_line(const struct host_case *hc, char *out, size_t n)
 {
-    snprintf(out, n, "conv %lld %lld %lld %lld %lld %lld %lld %d %d %d %d %d %d ", (long long)hc->xs[0],
-             (long long)hc->xs[1], (long long)hc->xs[2], (long long)hc->xs[3], (long long)hc->ws[0],
+    snprintf(out, n, "conv %lld %lld %lld %lld %lld %lld %d %d %d %d %d %d ", (long long)hc->xs[1],
+             (long long)hc->xs[2], (long long)hc->xs[3], (long long)hc->ws[0],
              (long long)hc->ws[2], (long long)hc->ws[3], hc->p.stride_h, hc->p.stride_w, hc->p.pad_h, hc->p.pad_w,
              hc->p.dil_h, hc->p.dil_w);
 }
@@ -220,7 +221,7 @@ int main(int argc, char **argv)
         seg_tensor_free(cw);
     }
     char *text = slurp(path);
-    CHECK(text && strstr(text, "format segda-conv-v1"), "no cache file %s with its format line", path);
+    CHECK(text && strstr(text, "format segda-conv-v2"), "no cache file %s with its format line", path);
     for (int i = 0; text && i < NSHAPES; i++) {
         key_line(&hc[i], line, sizeof line);
         const char *at = strstr(text, line);
@@ -234,6 +235,18 @@ int main(int argc, char **argv)
     enum seg_conv_algo again = algo_of(be, &hc[0], how, sizeof how);
     CHECK(again == chosen[0] && !strncmp(how, "cached", 6), "reopened: got %s (%s), expected cached %s",
           seg_conv_algo_name(again), how, seg_conv_algo_name(chosen[0]));
+    { /* the batch is not part of the key: batch 3 of shape 0's geometry is already known */
+        int64_t xs3[4] = {3, hc[0].xs[1], hc[0].xs[2], hc[0].xs[3]};
+        struct seg_tensor *x3 = NULL, *w = upload(be, hc[0].ws, hc[0].w);
+        enum seg_conv_algo a3 = SEG_CONV_ALGO_AUTO;
+        need(seg_tensor_new(be, SEG_DTYPE_F32, 4, xs3, &x3), "tensor_new");
+        need(seg_fill(x3, 0.5f), "fill");
+        need(seg_conv2d_algo(x3, w, &hc[0].p, &a3, how, sizeof how), "conv2d_algo, batch 3");
+        CHECK(a3 == chosen[0] && !strncmp(how, "cached", 6), "batch 3: got %s (%s), expected cached %s",
+              seg_conv_algo_name(a3), how, seg_conv_algo_name(chosen[0]));
+        seg_tensor_free(x3);
+        seg_tensor_free(w);
+    }
     seg_backend_destroy(be);
     text = slurp(path);
     key_line(&hc[0], line, sizeof line);
@@ -257,7 +270,7 @@ int main(int argc, char **argv)
     at = text ? strstr(text, line) : NULL;
     if (at) {
         char edited[65536], *rest = strchr(at, '\n');
-        snprintf(edited, sizeof edited, "%.*sconv 2 16 nine%s", (int)(at - text), text, rest ? rest : "\n");
+        snprintf(edited, sizeof edited, "%.*sconv 16 nine%s", (int)(at - text), text, rest ? rest : "\n");
         write_text(path, edited);
     }
     be = open_auto(spec);
@@ -273,7 +286,7 @@ int main(int argc, char **argv)
     CHECK(text && strstr(text, line), "the re-measured shape is not in %s", path);
 
     /* another format: ignored whole */
-    write_text(path, "format segda-conv-v0\nconv 1 8 13 11 6 3 3 1 1 2 2 2 2 direct 1 1\n");
+    write_text(path, "format segda-conv-v1\nconv 1 8 13 11 6 3 3 1 1 2 2 2 2 direct 1 1\n");
     be = open_auto(spec);
     algo_of(be, &hc[0], how, sizeof how);
     CHECK(!strncmp(how, "measured", 8), "another format: expected measuring, got '%s'", how);

@@ -329,6 +329,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "test_dist: %s\n", seg_last_error());
         return 1;
     }
+    /* One conv algorithm for every run compared: the measured choice (SEGDA_CONV_ALGO=auto) is
+     * per shape, batch included, so the 1-process batch-2 reference and the ranks' batch-1
+     * steps could run different kernels, and PixIntraDA's thresholds turn their rounding
+     * differences into different pixel selections. */
+    setenv("SEGDA_CONV_ALGO", "im2col", 0);
     const char *backend = "cpu", *methods = "source_only,adaptsegnet,sdca,pixintra,bida,plca";
     int steps = 4;
     double tol = 1e-4;

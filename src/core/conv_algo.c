@@ -1,8 +1,8 @@
 /* conv_algo.c: which forward algorithm a convolution runs, direct (CONV2D_DIRECT) or
  * im2col + GEMM. Neither wins everywhere: on PoCL the direct kernel is faster on most
  * ResNet-101 shapes, on GPUs a tuned GEMM library usually is, and the balance moves with
- * the shape. With SEG_CONV_ALGO_AUTO each new shape (batch, channels, size, kernel, stride,
- * padding, dilation) is timed both ways at its first use on the device itself, and the
+ * the shape. With SEG_CONV_ALGO_AUTO each new shape (channels, size, kernel, stride, padding,
+ * dilation; not the batch) is timed both ways at its first use on the device itself, and the
  * faster is kept in memory and in the device's cache file
  *   <cache>/<backend>/conv-<hash of device name and driver>.txt   (seg_backend_cache_path)
  * so that later runs make the same choice without measuring (which also keeps a resumed run
@@ -24,8 +24,8 @@
 #include "backend/backend.h"
 #include "core/ops.h"
 
-#define CONV_FORMAT "segda-conv-v1"
-#define KEYLEN 13
+#define CONV_FORMAT "segda-conv-v2"
+#define KEYLEN 12
 
 struct conv_choice {
     int64_t            key[KEYLEN];
@@ -65,8 +65,10 @@ void seg_backend_set_conv_algo(struct seg_backend *be, enum seg_conv_algo algo)
 static void make_key(const struct seg_tensor *x, const struct seg_tensor *w, const struct seg_conv2d_params *p,
                      int64_t *k)
 {
-    int64_t v[KEYLEN] = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[2],
-                         w->shape[3], p->stride_h, p->stride_w, p->pad_h, p->pad_w, p->dil_h, p->dil_w};
+    /* not the batch: each image costs the same in both algorithms whatever the batch, and a
+     * choice per image geometry keeps evaluation (batch 1) and training on the same kernels */
+    int64_t v[KEYLEN] = {x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[2], w->shape[3],
+                         p->stride_h, p->stride_w, p->pad_h, p->pad_w, p->dil_h, p->dil_w};
     memcpy(k, v, sizeof v);
 }
 
@@ -132,9 +134,9 @@ static void load_file(const struct seg_backend *be, const char *path, struct seg
         long long k[KEYLEN];
         char algo[16];
         int used = 0;
-        int got = sscanf(line, "conv %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %15s %lf %lf%n",
+        int got = sscanf(line, "conv %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %lld %15s %lf %lf%n",
                          &k[0], &k[1], &k[2], &k[3], &k[4], &k[5], &k[6], &k[7], &k[8], &k[9], &k[10], &k[11],
-                         &k[12], algo, &e.ms_direct, &e.ms_im2col, &used);
+                         algo, &e.ms_direct, &e.ms_im2col, &used);
         bool ok = got == KEYLEN + 3 && !line[used] && (!strcmp(algo, "direct") || !strcmp(algo, "im2col"));
         for (int i = 0; ok && i < KEYLEN; i++)
             ok = k[i] >= 0 && k[i] < (1LL << 31);
@@ -168,7 +170,8 @@ static enum seg_status store(struct seg_backend *be, struct seg_conv_choices *c)
         return seg_error(SEG_STATUS_IO, "cannot write %s: %s", tmp, strerror(errno));
     fprintf(f, "# segda: the faster forward convolution algorithm of each shape on this device, measured\n"
                "# at its first use (delete the file to measure again; SEGDA_CONV_ALGO overrides it).\n"
-               "# conv N C H W Cout KH KW stride_h stride_w pad_h pad_w dil_h dil_w algo ms_direct ms_im2col\n"
+               "# conv C H W Cout KH KW stride_h stride_w pad_h pad_w dil_h dil_w algo ms_direct ms_im2col\n"
+               "# (the times are of the batch it was first met at)\n"
                "format %s\ndevice %s\ndriver %s\n",
             CONV_FORMAT, be->info.name, be->info.driver);
     for (int i = 0; i < c->n; i++) {
