@@ -2,25 +2,11 @@
  * measured convolution algorithms): <cache>/<backend>/<kind>-<hash of device and driver>.txt
  * with <cache> = $SEGDA_CACHE_DIR, else $XDG_CACHE_HOME/segda, else $HOME/.cache/segda.
  * A new driver gets a new file: what was measured under the old one no longer holds. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include "backend/backend.h"
-
-static int mkdirs(char *path)
-{
-    for (char *p = path + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        int r = mkdir(path, 0755);
-        *p = '/';
-        if (r != 0 && errno != EEXIST)
-            return -1;
-    }
-    return mkdir(path, 0755) != 0 && errno != EEXIST ? -1 : 0;
-}
+#include "data/data.h" /* seg_dir_create */
 
 static bool is_dir(const char *path)
 {
@@ -42,7 +28,10 @@ bool seg_cache_dir(const char *backend, bool create, char *out, size_t size)
         return false;
     if (n <= 0 || (size_t)n >= size)
         return false;
-    return !create || mkdirs(out) == 0;
+    if (!create || seg_dir_create(out) == SEG_STATUS_OK)
+        return true;
+    seg_error_clear(); /* no cache directory is not an error: callers go on without one */
+    return false;
 }
 
 bool seg_backend_cache_path(const struct seg_backend *be, const char *kind, bool create, char *out,

@@ -14,15 +14,14 @@
  * each kept, unless one is 1.5x the other: a single run on a busy machine can mislead); the
  * output of the winner's last run is the conv's result, so a new shape costs three to five
  * extra convolutions, once per device. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "backend/backend.h"
 #include "core/ops.h"
+#include "data/data.h" /* seg_file_write_atomic */
 
 #define CONV_FORMAT "segda-conv-v2"
 #define KEYLEN 12
@@ -155,19 +154,19 @@ static void load_file(const struct seg_backend *be, const char *path, struct seg
     fclose(f);
 }
 
-/* Writes every known choice (with what other processes added meanwhile) to a temporary
- * file and renames it over the cache file. */
+/* Writes every known choice (with what other processes added meanwhile) over the cache
+ * file (seg_file_write_atomic: a temporary, then renamed). */
 static enum seg_status store(struct seg_backend *be, struct seg_conv_choices *c)
 {
-    char path[1024], tmp[1100];
+    char path[1024], *text = NULL;
+    size_t len = 0;
     if (!seg_backend_cache_path(be, "conv", true, path, sizeof path))
         return seg_error(SEG_STATUS_IO, "%s: no cache directory for the convolution choices (set SEGDA_CACHE_DIR)",
                          be->iface->name);
     load_file(be, path, c, false);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
+    FILE *f = open_memstream(&text, &len);
     if (!f)
-        return seg_error(SEG_STATUS_IO, "cannot write %s: %s", tmp, strerror(errno));
+        return seg_error(SEG_STATUS_OUT_OF_MEMORY, "%s: out of host memory", path);
     fprintf(f, "# segda: the faster forward convolution algorithm of each shape on this device, measured\n"
                "# at its first use (delete the file to measure again; SEGDA_CONV_ALGO overrides it).\n"
                "# conv C H W Cout KH KW stride_h stride_w pad_h pad_w dil_h dil_w algo ms_direct ms_im2col\n"
@@ -181,14 +180,10 @@ static enum seg_status store(struct seg_backend *be, struct seg_conv_choices *c)
             fprintf(f, " %lld", (long long)k[j]);
         fprintf(f, " %s %.4g %.4g\n", seg_conv_algo_name(c->v[i].algo), c->v[i].ms_direct, c->v[i].ms_im2col);
     }
-    bool ok = fflush(f) == 0;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return seg_error(SEG_STATUS_IO, "cannot write %s: %s", path, strerror(e));
-    }
-    return SEG_STATUS_OK;
+    enum seg_status st = fclose(f) == 0 && text ? seg_file_write_atomic(path, text, len)
+                                                : seg_error(SEG_STATUS_OUT_OF_MEMORY, "%s: out of host memory", path);
+    free(text);
+    return st;
 }
 
 static double now_ms(void)

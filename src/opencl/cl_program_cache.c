@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "opencl/cl_internal.h"
+#include "data/data.h" /* seg_file_write_atomic */
 #include "opencl/cl_sources.h"
 
 /* Bump when the cache key or the file layout changes. */
@@ -173,14 +174,8 @@ static void cache_store(struct seg_cl_ctx *c, cl_program p, const char *path)
         c->cache_dir[0] = '\0';
         return;
     }
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    bool ok = f && fwrite(bin, 1, size, f) == size;
-    if (f && fclose(f) != 0) ok = false;
-    if (ok && rename(tmp, path) != 0) ok = false;
-    if (!ok) {
-        remove(tmp);
+    if (seg_file_write_atomic(path, bin, size) != SEG_STATUS_OK) {
+        seg_error_clear(); /* the disk cache is an optimisation: off, not an error */
         c->cache_dir[0] = '\0';
     }
     free(bin);

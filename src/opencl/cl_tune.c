@@ -28,6 +28,7 @@
 
 #include "core/ops.h"
 #include "opencl/cl_internal.h"
+#include "data/data.h" /* seg_file_write_atomic */
 
 #define TUNE_FORMAT "segda-tune-opencl-v1"
 
@@ -134,12 +135,12 @@ void seg_cl_tune_load(struct seg_backend *be)
 
 static enum seg_status cache_store(struct seg_backend *be, const struct xg *p, const char *note)
 {
-    char path[1024], tmp[1100], params[512];
+    char path[1024], params[512], *text = NULL;
+    size_t len = 0;
     if (!cache_file(be, true, path, sizeof path))
         return seg_error(SEG_STATUS_IO, "opencl: no cache directory (set SEGDA_CACHE_DIR or HOME)");
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return seg_error(SEG_STATUS_IO, "opencl: cannot write %s: %s", tmp, strerror(errno));
+    FILE *f = open_memstream(&text, &len);
+    if (!f) return seg_error(SEG_STATUS_OUT_OF_MEMORY, "opencl: %s: out of host memory", path);
     time_t now = time(NULL);
     struct tm tmv;
     char date[32] = "";
@@ -148,14 +149,10 @@ static enum seg_status cache_store(struct seg_backend *be, const struct xg *p, c
     fprintf(f, "# segda tuning cache (written by segda tune; delete to return to the defaults)\n"
                "format %s\ndevice %s\ndriver %s\ndate %s\n# %s\nXgemm %s\n",
             TUNE_FORMAT, be->info.name, be->info.driver, date, note, params);
-    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return seg_error(SEG_STATUS_IO, "opencl: cannot write %s: %s", path, strerror(e));
-    }
-    return SEG_STATUS_OK;
+    enum seg_status st = fclose(f) == 0 && text ? seg_file_write_atomic(path, text, len)
+                                                : seg_error(SEG_STATUS_OUT_OF_MEMORY, "opencl: %s: out of host memory", path);
+    free(text);
+    return st;
 }
 
 /* ---- the search space ------------------------------------------------------------------- */

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "vulkan/vk_internal.h"
+#include "data/data.h" /* seg_file_write_atomic */
 
 /* ---- tuning: specialization constants per shader ------------------------------------ */
 
@@ -121,17 +122,9 @@ static void cache_save(const struct vk_ctx *c)
     void *data = malloc(n);
     if (!data)
         return;
-    if (vkGetPipelineCacheData(c->dev, c->pcache, &n, data) == VK_SUCCESS) {
-        char tmp[1100];
-        snprintf(tmp, sizeof tmp, "%s.tmp.%ld", c->cache_path, (long)getpid());
-        FILE *f = fopen(tmp, "wb");
-        if (f) {
-            bool ok = fwrite(data, 1, n, f) == n;
-            ok = fclose(f) == 0 && ok;
-            if (!ok || rename(tmp, c->cache_path) != 0)
-                remove(tmp);
-        }
-    }
+    if (vkGetPipelineCacheData(c->dev, c->pcache, &n, data) == VK_SUCCESS &&
+        seg_file_write_atomic(c->cache_path, data, n) != SEG_STATUS_OK)
+        seg_error_clear(); /* the cache is an optimisation: a failed write only costs compiles */
     free(data);
 }
 

@@ -25,6 +25,7 @@
 
 #include "core/ops.h"
 #include "vulkan/vk_internal.h"
+#include "data/data.h" /* seg_file_write_atomic */
 
 #define TUNE_FORMAT "segda-tune-vulkan-v1"
 
@@ -79,13 +80,13 @@ void vk_tune_load(struct seg_backend *be)
 
 static enum seg_status cache_store(struct seg_backend *be, const struct vk_gemm_tile *t, const char *note)
 {
-    char path[1024], tmp[1100];
+    char path[1024], *text = NULL;
+    size_t len = 0;
     if (!cache_file(be, true, path, sizeof path))
         return seg_error(SEG_STATUS_IO, "vulkan: no cache directory (set SEGDA_CACHE_DIR or HOME)");
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
+    FILE *f = open_memstream(&text, &len);
     if (!f)
-        return seg_error(SEG_STATUS_IO, "vulkan: cannot write %s: %s", tmp, strerror(errno));
+        return seg_error(SEG_STATUS_OUT_OF_MEMORY, "vulkan: %s: out of host memory", path);
     time_t now = time(NULL);
     struct tm tmv;
     char date[32] = "";
@@ -94,14 +95,10 @@ static enum seg_status cache_store(struct seg_backend *be, const struct vk_gemm_
     fprintf(f, "# segda tuning cache (written by segda tune; delete to return to the defaults)\n"
                "format %s\ndevice %s\ndriver %s\ndate %s\n# %s\ngemm_tile %u %u %u %u %u\n",
             TUNE_FORMAT, be->info.name, be->info.driver, date, note, t->bm, t->bn, t->bk, t->tm, t->tn);
-    bool ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = fclose(f) == 0 && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        unlink(tmp);
-        return seg_error(SEG_STATUS_IO, "vulkan: cannot write %s: %s", path, strerror(e));
-    }
-    return SEG_STATUS_OK;
+    enum seg_status st = fclose(f) == 0 && text ? seg_file_write_atomic(path, text, len)
+                                                : seg_error(SEG_STATUS_OUT_OF_MEMORY, "vulkan: %s: out of host memory", path);
+    free(text);
+    return st;
 }
 
 /* ---- measurement ---------------------------------------------------------------------------- */
