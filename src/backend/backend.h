@@ -57,10 +57,11 @@ struct seg_backend {
     size_t                          mem_in_use, mem_peak;
     /* "" or a short description of the tuned parameters the backend uses (bench prints it). */
     char                            tuned[160];
-    /* The forward algorithm of convolutions with a kernel larger than 1x1 (SEGDA_CONV_ALGO or
-     * seg_backend_set_conv_algo); with AUTO, each shape's is measured at its first use and kept
-     * in conv_choices and the device's cache file (src/core/conv_algo.c). conv_direct_default:
-     * what AUTO uses where nothing can be measured or cached (no cache directory). */
+    /* The forward algorithm of every convolution, and so of the 1x1 convolutions the backward
+     * passes run as (SEGDA_CONV_ALGO or seg_backend_set_conv_algo); with AUTO, each shape's is
+     * measured at its first use and kept in conv_choices and the device's cache file
+     * (src/core/conv_algo.c). conv_direct_default: what AUTO uses where nothing can be
+     * measured or cached (no cache directory). */
     enum seg_conv_algo              conv_algo;
     bool                            conv_direct_default;
     struct seg_conv_choices        *conv_choices;

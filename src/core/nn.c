@@ -325,19 +325,18 @@ done:
     return st;
 }
 
-/* dW2 [Cout, K] (+)= dy_b [Cout, P] x col_b [K, P]^T: beta 0 for the first product. */
-static enum seg_status dw_add(const struct seg_tensor *dyb, const struct seg_tensor *colb, bool *first,
+/* dW2 [Cout, K] (+)= dy_b [Cout, P] x col_b [K, P]^T; the first product (*dw2 NULL)
+ * allocates dW2. */
+static enum seg_status dw_add(const struct seg_tensor *dyb, const struct seg_tensor *colb,
                               struct seg_tensor **dw2)
 {
-    enum seg_status st = seg_matmul(dyb, colb, false, true, 1.0f, *first ? 0.0f : 1.0f, dw2);
-    *first = false;
-    return st;
+    return seg_matmul(dyb, colb, false, true, 1.0f, *dw2 ? 1.0f : 0.0f, dw2);
 }
 
 /* dW2 [Cout, K] (+)= sum over nb images of dy_i [Cout, P] x col_i [K, P]^T, as one 1x1
  * convolution whose channels are the nb*P pixels (col transposed to [nb*P, K] is its input,
  * dy as [Cout, nb*P] its weight), so the faster of CONV2D_DIRECT and the GEMM computes it. */
-static enum seg_status dw_add_conv(const struct seg_tensor *dyv, const struct seg_tensor *col, bool *first,
+static enum seg_status dw_add_conv(const struct seg_tensor *dyv, const struct seg_tensor *col,
                                    struct seg_tensor **dw2)
 {
     int64_t nb = col->shape[0], k = col->shape[1], pix = col->shape[2], cout = dyv->shape[1];
@@ -356,7 +355,7 @@ static enum seg_status dw_add_conv(const struct seg_tensor *dyv, const struct se
         st = seg_conv2d(x4, w4, NULL, &p1, &part);
     if (!st)
         st = seg_tensor_set_shape(part, 2, ds);
-    if (!st && !*first)
+    if (!st && *dw2)
         st = seg_binary(SEG_BINARY_ADD, *dw2, part, &sum);
     if (!st) {
         seg_tensor_free(*dw2);
@@ -364,7 +363,6 @@ static enum seg_status dw_add_conv(const struct seg_tensor *dyv, const struct se
         if (!sum)
             part = NULL;
         sum = NULL;
-        *first = false;
     }
     seg_tensor_free(colt);
     seg_tensor_free(dyt);
@@ -386,14 +384,11 @@ enum seg_status seg_conv2d_bwd_weight(const struct seg_tensor *x, const struct s
     int64_t n = x->shape[0], cout = dy->shape[1], oh = dy->shape[2], ow = dy->shape[3];
     int64_t dshape[3] = {n, cout, oh * ow};
     int64_t k = w_shape[1] * kh * kw, ohw = dshape[2];
-    int64_t dwshape[2] = {w_shape[0], k};
-    struct seg_tensor *dy3 = NULL, *dw2 = NULL;
+    struct seg_tensor *dy3 = NULL, *dw2 = NULL; /* dw2: [Cout, K], made by the first product */
     struct seg_conv2d_params pb = *p;
     pb.pad_h = 0;
-    bool first = true;
-    enum seg_status st = seg_tensor_reshape((struct seg_tensor *)dy, 3, dshape, &dy3);
-    if (!st)
-        st = seg_tensor_new(x->be, SEG_DTYPE_F32, 2, dwshape, &dw2);
+    enum seg_status st = n < 1 ? seg_error(SEG_STATUS_INVALID, "conv2d_bwd_weight: empty batch")
+                               : seg_tensor_reshape((struct seg_tensor *)dy, 3, dshape, &dy3);
     struct conv_split sp = {n, oh};
     if (!st && !conv_is_pointwise(kh, kw, p))
         sp = conv_split_of(x->be, n, k, oh, ow);
@@ -402,16 +397,15 @@ enum seg_status seg_conv2d_bwd_weight(const struct seg_tensor *x, const struct s
         int64_t nb = min64(sp.nb, n - i0);
         struct seg_tensor *xv = NULL, *col = NULL, *dy4 = NULL;
         st = images(x, i0, nb, &xv);
+        if (!st && sp.rows >= oh)
+            st = conv_columns(xv, kh, kw, p, &col);
         if (!st && sp.rows >= oh && x->be->conv_algo != SEG_CONV_ALGO_IM2COL) {
             struct seg_tensor *dyv = NULL;
-            st = conv_columns(xv, kh, kw, p, &col);
+            st = images(dy3, i0, nb, &dyv);
             if (!st)
-                st = images(dy3, i0, nb, &dyv);
-            if (!st)
-                st = dw_add_conv(dyv, col, &first, &dw2);
+                st = dw_add_conv(dyv, col, &dw2);
             seg_tensor_free(dyv);
         } else if (!st && sp.rows >= oh) {
-            st = conv_columns(xv, kh, kw, p, &col);
             for (int64_t j = 0; !st && j < nb; j++) {
                 int64_t cs[2] = {k, ohw}, ds[2] = {cout, ohw};
                 struct seg_tensor *colb = NULL, *dyb = NULL;
@@ -419,7 +413,7 @@ enum seg_status seg_conv2d_bwd_weight(const struct seg_tensor *x, const struct s
                 if (!st)
                     st = seg_tensor_view(dy3, (i0 + j) * cout * ohw, 2, ds, &dyb);
                 if (!st)
-                    st = dw_add(dyb, colb, &first, &dw2);
+                    st = dw_add(dyb, colb, &dw2);
                 seg_tensor_free(colb);
                 seg_tensor_free(dyb);
             }
@@ -440,7 +434,7 @@ enum seg_status seg_conv2d_bwd_weight(const struct seg_tensor *x, const struct s
                 if (!st)
                     st = seg_tensor_set_shape(dyb, 2, ds);
                 if (!st)
-                    st = dw_add(dyb, cb, &first, &dw2);
+                    st = dw_add(dyb, cb, &dw2);
                 seg_tensor_free(xb);
                 seg_tensor_free(cb);
                 seg_tensor_free(dyb);
