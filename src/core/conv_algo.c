@@ -35,8 +35,10 @@ struct conv_choice {
 struct seg_conv_choices {
     struct conv_choice *v;
     int                 n, cap;
-    bool                loaded;
+    bool                loaded;       /* path resolved and the file read (once per backend) */
+    bool                no_cache;     /* no cache directory: nothing is measured */
     bool                store_failed; /* reported once; later shapes are not written */
+    char                path[1024];   /* the device's cache file */
 };
 
 void seg_conv_choices_free(struct seg_conv_choices *c)
@@ -158,11 +160,11 @@ static void load_file(const struct seg_backend *be, const char *path, struct seg
  * file (seg_file_write_atomic: a temporary, then renamed). */
 static enum seg_status store(struct seg_backend *be, struct seg_conv_choices *c)
 {
-    char path[1024], *text = NULL;
+    char dir[1024], *text = NULL;
+    const char *path = c->path;
     size_t len = 0;
-    if (!seg_backend_cache_path(be, "conv", true, path, sizeof path))
-        return seg_error(SEG_STATUS_IO, "%s: no cache directory for the convolution choices (set SEGDA_CACHE_DIR)",
-                         be->iface->name);
+    if (!seg_cache_dir(be->iface->name, true, dir, sizeof dir))
+        return seg_error(SEG_STATUS_IO, "%s: cannot create the cache folder of %s", be->iface->name, path);
     load_file(be, path, c, false);
     FILE *f = open_memstream(&text, &len);
     if (!f)
@@ -268,21 +270,22 @@ static enum seg_status choose(const struct seg_tensor *x, const struct seg_tenso
         snprintf(how, how_size, "set");
         return SEG_STATUS_OK;
     }
-    char path[1024];
-    if (!seg_backend_cache_path(be, "conv", false, path, sizeof path)) {
-        *algo = be->conv_direct_default ? SEG_CONV_ALGO_DIRECT : SEG_CONV_ALGO_IM2COL;
-        snprintf(how, how_size, "no cache directory: the backend's default");
-        return SEG_STATUS_OK;
-    }
     if (!be->conv_choices) {
         be->conv_choices = calloc(1, sizeof *be->conv_choices);
         if (!be->conv_choices)
             return seg_error(SEG_STATUS_OUT_OF_MEMORY, "conv2d: out of memory");
     }
     struct seg_conv_choices *c = be->conv_choices;
-    if (!c->loaded) {
-        load_file(be, path, c, true);
+    if (!c->loaded) { /* once: this runs for every convolution of every step */
         c->loaded = true;
+        c->no_cache = !seg_backend_cache_path(be, "conv", false, c->path, sizeof c->path);
+        if (!c->no_cache)
+            load_file(be, c->path, c, true);
+    }
+    if (c->no_cache) {
+        *algo = be->conv_direct_default ? SEG_CONV_ALGO_DIRECT : SEG_CONV_ALGO_IM2COL;
+        snprintf(how, how_size, "no cache directory: the backend's default");
+        return SEG_STATUS_OK;
     }
     struct conv_choice e;
     memset(&e, 0, sizeof e);
