@@ -20,7 +20,7 @@ struct bench_record {
     double syncs, dispatches, barriers;
     bool   has_counts;
     bool   tuned;                 /* the backend ran with tuned GEMM parameters */
-    char   algo[16];              /* conv: the algorithm that ran (im2col, direct) */
+    char   algo[24];              /* conv: the algorithm that ran (im2col, direct, the backward route) */
     char   algo_how[96];          /* conv fwd-chosen: how it was chosen (measured, cached, set) */
 };
 

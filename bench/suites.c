@@ -403,13 +403,12 @@ static enum seg_status conv_suite_at(struct seg_backend *be, const struct bench_
                 st = seg_conv2d_algo(c.x, c.w, &c.p, &a, how, sizeof how);
                 snprintf(r->algo, sizeof r->algo, "%s", seg_conv_algo_name(a));
                 snprintf(r->algo_how, sizeof r->algo_how, "%s", how);
-            } else if (r) {
-                bool pw = cs[i].k == 1 && cs[i].stride == 1;
+            } else if (r) { /* the backward passes' route (src/core/nn.c) */
+                bool pw = cs[i].k == 1 && cs[i].stride == 1, conv = seg_conv2d_bwd_as_conv(be);
+                const char *bd = conv ? (pw ? "conv1x1(w^T)" : "conv1x1(w^T)+col2im") : (pw ? "gemm" : "gemm+col2im");
                 snprintf(r->algo, sizeof r->algo, "%s",
-                         c.dir == 1   ? "direct"
-                         : c.dir != 2 ? "im2col"
-                         : pw && seg_backend_conv_algo(be) != SEG_CONV_ALGO_IM2COL ? "conv1x1(w^T)"
-                                                                                  : "col2im");
+                         c.dir == 0 ? "im2col" : c.dir == 1 ? "direct" : c.dir == 2 ? bd
+                                               : conv ? "conv1x1(col^T)" : "gemm");
             }
             if (r && !st)
                 st = bench_time(be, o, run_conv, &c, r);

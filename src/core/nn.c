@@ -190,6 +190,8 @@ enum seg_status seg_conv2d_im2col(const struct seg_tensor *x, const struct seg_t
     return st;
 }
 
+bool seg_conv2d_bwd_as_conv(const struct seg_backend *be) { return be->conv_algo != SEG_CONV_ALGO_IM2COL; }
+
 /* dcol [nb, K, P] = w2^T x dy3, w2 [Cout, K], dy3 [nb, Cout, P]. With w2t (w2 transposed,
  * [K, Cout]) it runs as a 1x1 convolution of dy3 with w2t, so the faster of CONV2D_DIRECT
  * and the GEMM (measured, src/core/conv_algo.c) computes it: on PoCL the direct kernel
@@ -270,7 +272,7 @@ enum seg_status seg_conv2d_bwd_data(const struct seg_tensor *dy, const struct se
     enum seg_status st = seg_tensor_reshape((struct seg_tensor *)w, 2, wshape, &w2);
     if (!st)
         st = seg_tensor_reshape((struct seg_tensor *)dy, 3, dshape, &dy3);
-    if (!st && dy->be->conv_algo != SEG_CONV_ALGO_IM2COL) { /* bwd_cols as a conv */
+    if (!st && seg_conv2d_bwd_as_conv(dy->be)) { /* bwd_cols as a conv */
         static const int perm[2] = {1, 0};
         st = seg_permute(w2, perm, &w2t);
     }
@@ -399,7 +401,7 @@ enum seg_status seg_conv2d_bwd_weight(const struct seg_tensor *x, const struct s
         st = images(x, i0, nb, &xv);
         if (!st && sp.rows >= oh)
             st = conv_columns(xv, kh, kw, p, &col);
-        if (!st && sp.rows >= oh && x->be->conv_algo != SEG_CONV_ALGO_IM2COL) {
+        if (!st && sp.rows >= oh && seg_conv2d_bwd_as_conv(x->be)) {
             struct seg_tensor *dyv = NULL;
             st = images(dy3, i0, nb, &dyv);
             if (!st)

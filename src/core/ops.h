@@ -237,6 +237,11 @@ enum seg_status seg_conv2d_algo(const struct seg_tensor *x, const struct seg_ten
 enum seg_status seg_conv2d(const struct seg_tensor *x, const struct seg_tensor *w,
                            const struct seg_tensor *b, const struct seg_conv2d_params *p,
                            struct seg_tensor **y);
+/* Whether the backward passes run their products as 1x1 convolutions (so the measured
+ * forward choice computes them: backward-data's W^T dY, backward-weight's dY col^T) or as
+ * GEMMs: the former unless the backend's algorithm is pinned to im2col (the cpu reference).
+ * Chunks of rows (seg_backend_max_buffer) keep backward-weight's GEMM. */
+bool seg_conv2d_bwd_as_conv(const struct seg_backend *be);
 enum seg_status seg_conv2d_bwd_data(const struct seg_tensor *dy, const struct seg_tensor *w,
                                     const int64_t *x_shape, const struct seg_conv2d_params *p,
                                     struct seg_tensor **dx);
