@@ -32,23 +32,27 @@ static void lr_case(const char *what, struct seg_lr_schedule s, const double *wa
 static void test_rates(void)
 {
     /* 8 iterations, 2 rounds of 4, halving, power 1: linear decay to 0 within each round */
-    lr_case("2 rounds", (struct seg_lr_schedule){8, 1.0f, 2, 0.5f, 1.0f},
+    lr_case("2 rounds", (struct seg_lr_schedule){8, 1.0f, 2, 0.5f, 1.0f, 0, 0},
             (double[]){1, 0.75, 0.5, 0.25, 0.5, 0.375, 0.25, 0.125, 0}, 9);
     /* horizon 2: each round decays over twice its length (half-way down at its end) */
-    lr_case("horizon 2", (struct seg_lr_schedule){8, 1.0f, 2, 0.5f, 2.0f},
+    lr_case("horizon 2", (struct seg_lr_schedule){8, 1.0f, 2, 0.5f, 2.0f, 0, 0},
             (double[]){1, 0.875, 0.75, 0.625, 0.5, 0.4375, 0.375, 0.3125, 0}, 9);
     /* 7 iterations, 3 rounds: [0, 2) [2, 4) [4, 7), factor 0.5 */
-    lr_case("uneven rounds", (struct seg_lr_schedule){7, 1.0f, 3, 0.5f, 1.0f},
+    lr_case("uneven rounds", (struct seg_lr_schedule){7, 1.0f, 3, 0.5f, 1.0f, 0, 0},
             (double[]){1, 0.5, 0.5, 0.25, 0.25, 0.25 * 2 / 3, 0.25 / 3, 0}, 8);
     /* one round: the plain poly schedule, (1 - 5/10)^0.9 = 0.535886731, (1 - 3/10)^0.9 = 0.725417847 */
-    struct seg_lr_schedule one = {10, 0.9f, 1, 0.5f, 1.0f};
+    struct seg_lr_schedule one = {10, 0.9f, 1, 0.5f, 1.0f, 0, 0};
     CHECK(fabs(seg_schedule_lr(&one, 1.0f, 5) - 0.535886731) < 1e-6, "one round: %.9g", seg_schedule_lr(&one, 1.0f, 5));
     CHECK(fabs(seg_schedule_lr(&one, 1.0f, 3) - 0.725417847) < 1e-6, "one round: %.9g", seg_schedule_lr(&one, 1.0f, 3));
     for (int i = 0; i <= 10; i++)
         CHECK(seg_schedule_lr(&one, 2.5e-4f, i) == seg_poly_lr(2.5e-4f, i, 10, 0.9f), "one round, iteration %d: "
               "not seg_poly_lr's value", i);
+    /* linear warm-up over 4 of 10 iterations from ratio 0.1 (mmcv's): the poly rate (power 1)
+     * times 1 - (1 - i/4)(1 - 0.1): i = 0: 1 * 0.1, 1: 0.9 * 0.325, 2: 0.8 * 0.55, 3: 0.7 * 0.775 */
+    lr_case("warm-up", (struct seg_lr_schedule){10, 1.0f, 1, 0.5f, 1.0f, 4, 0.1f},
+            (double[]){0.1, 0.9 * 0.325, 0.8 * 0.55, 0.7 * 0.775, 0.6, 0.5}, 6);
     int64_t begin = -1;
-    struct seg_lr_schedule three = {7, 1.0f, 3, 0.5f, 1.0f};
+    struct seg_lr_schedule three = {7, 1.0f, 3, 0.5f, 1.0f, 0, 0};
     CHECK(seg_schedule_round(&three, 3, &begin) == 1 && begin == 2, "round of iteration 3: begin %lld", (long long)begin);
     CHECK(seg_schedule_round(&three, 6, &begin) == 2 && begin == 4, "round of iteration 6: begin %lld", (long long)begin);
 }

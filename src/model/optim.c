@@ -115,7 +115,22 @@ int seg_schedule_round(const struct seg_lr_schedule *s, int64_t iter, int64_t *b
     return r;
 }
 
+static float warmup(const struct seg_lr_schedule *s, float lr, int64_t iter)
+{
+    if (iter >= s->warmup_iters)
+        return lr;
+    double k = (1.0 - (double)iter / (double)s->warmup_iters) * (1.0 - (double)s->warmup_ratio);
+    return (float)((double)lr * (1.0 - k));
+}
+
+static float scheduled_lr(const struct seg_lr_schedule *s, float base, int64_t iter);
+
 float seg_schedule_lr(const struct seg_lr_schedule *s, float base, int64_t iter)
+{
+    return warmup(s, scheduled_lr(s, base, iter), iter);
+}
+
+static float scheduled_lr(const struct seg_lr_schedule *s, float base, int64_t iter)
 {
     if (s->rounds <= 1 && s->horizon == 1.0f) /* the plain poly schedule, bit for bit */
         return seg_poly_lr(base, iter, s->iterations, s->power);

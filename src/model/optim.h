@@ -51,6 +51,10 @@ struct seg_lr_schedule {
     int     rounds;
     float   factor;   /* rate of round r+1 / round r */
     float   horizon;  /* poly horizon / round length (>= 1: 1 decays to 0 at the round's end) */
+    /* mmcv's linear warm-up (DAFormer, MIC): over the first warmup_iters iterations the rate
+     * is the scheduled one times 1 - (1 - iter/warmup_iters)(1 - warmup_ratio); 0: none */
+    int64_t warmup_iters;
+    float   warmup_ratio;
 };
 /* The round iteration iter falls in; *begin: its first iteration (NULL: not wanted). */
 int seg_schedule_round(const struct seg_lr_schedule *s, int64_t iter, int64_t *begin);

@@ -9,7 +9,7 @@
 #include "train/config.h"
 
 static const struct seg_config_key keys[] = {
-    {"method.name", "source_only", "source_only | adaptsegnet | plca | sdca | bida | pixintra"},
+    {"method.name", "source_only", "source_only | adaptsegnet | plca | sdca | bida | pixintra | mic"},
     {"model.arch", "deeplabv2_resnet101", "deeplabv2_resnet101 | deeplabv2_resnet50 | deeplabv2_tiny | deeplabv2_vgg16 | "
      "deeplabv2_resnet101_tv (SDCA's released code, core/models/feature_extractor.py: torchvision's ResNet-101 with "
      "replace_stride_with_dilation [F, T, T]: stride on the 3x3 conv, floor max pool, first blocks of layer3/4 at "
@@ -85,6 +85,9 @@ static const struct seg_config_key keys[] = {
                                       "code: learning_rate / 2 after each round)"},
     {"solver.round_horizon", "1", "solver.rounds: poly horizon / round length, >= 1 (1: decays to 0 at each round's "
                                   "end; BiDA's released code: 1.2, utils/optimize.py decays over 6/5 of the round)"},
+    {"solver.warmup_iters", "0", "linear learning-rate warm-up over the first N iterations, mmcv's (DAFormer, MIC: 1500): "
+                                "the scheduled rate times 1 - (1 - iter/N)(1 - solver.warmup_ratio); 0: none"},
+    {"solver.warmup_ratio", "1e-6", "solver.warmup_iters: the rate's factor at iteration 0 (mmcv's warmup_ratio)"},
     {"loss.aux_weight", "0.1", "weight of the auxiliary segmentation loss"},
     {"loss.source_lovasz", "0", "weight of a Lovasz-softmax term on the source prediction, added to the supervised loss of every method (released SDCA warm-up, train_with_ssl.sh: train_src.py SOLVER.LAMBDA_LOV 0.75; SDCA adaptation has its own sdca.lambda_lov)"},
     {"adaptsegnet.lambda_adv_main", "0.001", "adversarial weight on the main output"},
@@ -173,6 +176,20 @@ static const struct seg_config_key keys[] = {
     {"bida.distill_teacher", "", "BiDA distill: the adapted model (.safetensors)"},
     {"bida.distill_threshold", "0.95", "BiDA distill: confidence of the teacher's hard target labels"},
     {"bida.distill_kl", "1.0", "BiDA distill: weight of KL(teacher || student) on the target"},
+    {"mic.alpha", "0.999", "MIC/DAFormer: the mean teacher's EMA momentum (per step min(1 - 1/(iter + 1), alpha); "
+                           "DAFormer mmseg/models/uda/dacs.py, configs/_base_/uda/dacs.py)"},
+    {"mic.pseudo_threshold", "0.968", "MIC/DAFormer: a target pixel is confident when the teacher's top probability is "
+                                      ">= this; the pseudo weight is the batch's confident share"},
+    {"mic.ignore_top", "15", "MIC/DAFormer: pseudo weight 0 on the first N rows of the target crop (psweight_ignore_top)"},
+    {"mic.ignore_bottom", "120", "MIC/DAFormer: pseudo weight 0 on the last N rows (psweight_ignore_bottom: the ego car)"},
+    {"mic.mix", "true", "MIC/DAFormer ablation: DACS class mixing (half the source classes pasted onto the target)"},
+    {"mic.fdist_lambda", "0.005", "MIC/DAFormer: weight of the thing-class ImageNet feature distance (0: off, no frozen model)"},
+    {"mic.fdist_classes", "6,7,11,12,13,14,15,16,17,18", "MIC/DAFormer: the thing classes of the feature distance (Cityscapes ids)"},
+    {"mic.fdist_min_ratio", "0.75", "MIC/DAFormer: a feature cell takes its majority class when it holds this share of the cell"},
+    {"mic.mask", "true", "MIC ablation: masked image consistency on the target"},
+    {"mic.mask_ratio", "0.7", "MIC: share of the target's blocks masked"},
+    {"mic.mask_block", "64", "MIC: mask block size in pixels"},
+    {"mic.mask_lambda", "1", "MIC: weight of the masked image consistency loss"},
     /* Each method's keys: "<method>.<key>", one block per method, above this line. */
     {"train.seed", "1234", "random seed"},
     {"train.sync_bn", "true", "data-parallel (mpirun): batch-statistics BN uses the global batch (synchronized BN)"},

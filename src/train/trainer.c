@@ -141,6 +141,7 @@ extern const struct seg_method seg_method_sdca;
 extern const struct seg_method seg_method_plca;
 extern const struct seg_method seg_method_pixintra;
 extern const struct seg_method seg_method_bida;
+extern const struct seg_method seg_method_mic;
 static const struct seg_method *const methods[] = {
     &seg_method_source_only,
     &seg_method_adaptsegnet,
@@ -148,6 +149,7 @@ static const struct seg_method *const methods[] = {
     &seg_method_sdca,
     &seg_method_pixintra,
     &seg_method_bida,
+    &seg_method_mic,
 };
 #define NMETHODS (sizeof methods / sizeof methods[0])
 
@@ -241,12 +243,19 @@ static enum seg_status model_config(const struct seg_config *c, struct seg_model
 
 static enum seg_status schedule_config(const struct seg_config *c, long iters, struct seg_lr_schedule *s)
 {
-    double power, factor, horizon;
-    long rounds;
+    double power, factor, horizon, wratio;
+    long rounds, witers;
     TRY(seg_config_float(c, "solver.power", &power));
     TRY(seg_config_int(c, "solver.rounds", &rounds));
     TRY(seg_config_float(c, "solver.round_lr_factor", &factor));
     TRY(seg_config_float(c, "solver.round_horizon", &horizon));
+    TRY(seg_config_int(c, "solver.warmup_iters", &witers));
+    TRY(seg_config_float(c, "solver.warmup_ratio", &wratio));
+    if (witers < 0 || witers > iters)
+        return seg_error(SEG_STATUS_INVALID, "config solver.warmup_iters = %ld: 0 to solver.iterations (%ld)",
+                         witers, iters);
+    if (!(wratio >= 0 && wratio <= 1))
+        return seg_error(SEG_STATUS_INVALID, "config solver.warmup_ratio = %g: 0 to 1", wratio);
     if (rounds < 1 || rounds > iters)
         return seg_error(SEG_STATUS_INVALID, "config solver.rounds = %ld: 1 to solver.iterations (%ld)",
                          rounds, iters);
@@ -254,7 +263,8 @@ static enum seg_status schedule_config(const struct seg_config *c, long iters, s
         return seg_error(SEG_STATUS_INVALID, "config solver.round_lr_factor = %g: must be positive", factor);
     if (!(horizon >= 1))
         return seg_error(SEG_STATUS_INVALID, "config solver.round_horizon = %g: at least 1", horizon);
-    *s = (struct seg_lr_schedule){iters, (float)power, (int)rounds, (float)factor, (float)horizon};
+    *s = (struct seg_lr_schedule){iters, (float)power, (int)rounds, (float)factor, (float)horizon, witers,
+                                  (float)wratio};
     return SEG_STATUS_OK;
 }
 

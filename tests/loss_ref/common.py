@@ -47,7 +47,7 @@ def run_cases(cases, out_dir):
         gen = torch.Generator().manual_seed(1000 + i)
         inputs, outputs, params = fn(gen)
         leaves = {k: v for k, v in inputs.items() if v.requires_grad}
-        g = torch.autograd.grad(outputs["loss"], list(leaves.values()), allow_unused=True)
+        g = torch.autograd.grad(outputs["loss"], list(leaves.values()), allow_unused=True) if leaves else []
         grads = {k: (gv if gv is not None else torch.zeros_like(leaves[k])) for k, gv in zip(leaves, g)}
         write_case(out_dir, name, inputs, outputs, grads, params)
         print(f"{name}: loss {float(outputs['loss']):.6g}")

@@ -1,0 +1,82 @@
+/* mic.h: the pieces of the DAFormer / MIC self-training recipe (method_mic.c), each on the
+ * device and tested on its own against tests/loss_ref/mic.py:
+ *   - the mean teacher's EMA update,
+ *   - pseudo labels and their quality weight,
+ *   - DACS class mixing (mask, image, label, weight),
+ *   - MIC's block mask,
+ *   - the pixel-weighted cross-entropy mmseg's decode heads use,
+ *   - the thing-class ImageNet feature distance and its label downscaling (host).
+ * The host-side helpers (class choice, label downscaling) work on the host batch the loader
+ * already holds; they are O(pixels) and produce small tables that are uploaded. */
+#ifndef SEGDA_MIC_H
+#define SEGDA_MIC_H
+
+#include "model/model.h"
+
+/* The teacher's momentum at iteration iter (DAFormer dacs.py): min(1 - 1/(iter + 1), alpha),
+ * so the first iterations follow the student closely. */
+double seg_mic_ema_alpha(int64_t iter, double alpha);
+/* teacher <- alpha teacher + (1 - alpha) student, every parameter that is not a buffer
+ * (DAFormer updates parameters only; running statistics stay as they are). The models
+ * must have the same architecture. */
+enum seg_status seg_mic_ema_update(struct seg_model *teacher, const struct seg_model *student, float alpha);
+/* One tensor of it, in place: t <- alpha t + (1 - alpha) s. */
+enum seg_status seg_mic_ema_tensor(struct seg_tensor *t, const struct seg_tensor *s, float alpha);
+/* Copies every tensor of src (buffers too) into dst: the teacher at iteration 0. */
+enum seg_status seg_mic_copy_model(struct seg_model *dst, const struct seg_model *src);
+
+/* The teacher's logits at the label size [N, C, H, W] -> pseudo labels I32 [N, H, W]
+ * (argmax) and the weight F32 [N, 1, H, W]: the share of the batch's pixels whose top
+ * softmax probability is >= thr (one value for the batch, as DAFormer), set to 0 on the
+ * first ignore_top and the last ignore_bottom rows. *quality (optional) receives the share
+ * as a [1] device value. */
+enum seg_status seg_mic_pseudo_labels(const struct seg_tensor *logits, float thr, int ignore_top, int ignore_bottom,
+                                      struct seg_tensor **labels, struct seg_tensor **weight,
+                                      struct seg_tensor **quality);
+
+/* DACS's class choice for one source label map of hw pixels: the distinct values present
+ * (255 included, as torch.unique gives them), of which (n + n % 2) / 2 are drawn without
+ * replacement; row[v] = 1 for a chosen value v, else 0 (row has 256 entries). rng: xorshift
+ * state, advanced. */
+void seg_mic_choose_classes(const int32_t *labels, int64_t hw, uint64_t *rng, float row[256]);
+/* The mixing mask F32 [N, 1, H, W] = table[n][labels[n][p]] (table F32 [N, 256]). */
+enum seg_status seg_mic_class_mask(const struct seg_tensor *labels, const struct seg_tensor *table,
+                                   struct seg_tensor **mask);
+/* out = mask a + (1 - mask) b: images a, b [N, C, H, W] (or weights [N, 1, H, W]) with mask
+ * [N, 1, H, W]. */
+enum seg_status seg_mic_mix(const struct seg_tensor *mask, const struct seg_tensor *a, const struct seg_tensor *b,
+                            struct seg_tensor **out);
+/* Mixed labels I32 [N, H, W]: a where mask is set, else b (a, b I32 [N, H, W]). */
+enum seg_status seg_mic_mix_labels(const struct seg_tensor *mask, const struct seg_tensor *a,
+                                   const struct seg_tensor *b, struct seg_tensor **out);
+
+/* MIC's block mask from block uniforms u [N, 1, bh, bw]: 1 where u > ratio (the block is
+ * kept), upsampled nearest to [N, 1, h, w]. */
+enum seg_status seg_mic_block_mask(const struct seg_tensor *u, float ratio, int64_t h, int64_t w,
+                                   struct seg_tensor **mask);
+/* The block uniforms for an h x w image (round(h / block) x round(w / block) blocks, at
+ * least 1) from the device's counter-based generator. */
+enum seg_status seg_mic_block_uniforms(struct seg_backend *be, int64_t n, int64_t h, int64_t w, int block,
+                                       uint32_t seed, uint32_t stream, struct seg_tensor **u);
+
+/* mmseg's cross-entropy with a pixel weight: the mean over all N H W pixels (ignored ones
+ * count in the denominator, as mmseg 0.16's 'mean' reduction) of
+ * weight * -log_softmax(logits)[label], 0 where label is outside [0, C). logits [N, C, H, W]
+ * at the label size, labels I32 [N, H, W], weight F32 [N, 1, H, W] or NULL (1). */
+enum seg_status seg_mic_weighted_ce(struct seg_ag *ag, struct seg_var *logits, const struct seg_tensor *labels,
+                                    const struct seg_tensor *weight, struct seg_var **loss);
+
+/* DAFormer's downscale_label_ratio and thing mask on the host: labels [n, H, W] to the
+ * feature grid [n, h, w]; cell (i, j) covers label rows [i H / h, (i + 1) H / h) and the
+ * same for columns; its class is the most frequent of the nclasses there (ties: the lowest),
+ * kept when it holds >= min_ratio of the cell's pixels (255 pixels count in the cell), and
+ * mask = 1 where that class is a thing (is_thing[c]). */
+void seg_mic_thing_mask(const int32_t *labels, int n, int H, int W, int h, int w, float min_ratio, int nclasses,
+                        const unsigned char *is_thing, float *mask);
+/* The feature distance: the mean over the masked cells of || f - fi ||_2 over channels
+ * (f [N, D, h, w] the student's, fi the frozen ImageNet model's, mask F32 [N, 1, h, w]);
+ * 0 when no cell is masked. */
+enum seg_status seg_mic_feature_distance(struct seg_ag *ag, struct seg_var *f, const struct seg_tensor *fi,
+                                         const struct seg_tensor *mask, struct seg_var **loss);
+
+#endif
