@@ -18,11 +18,12 @@ __kernel void sgd_step_f32(__global float *p, int poff, __global float *buf, int
 __kernel void adam_step_f32(__global float *p, int poff, __global float *m, int moff,
                             __global float *v, int voff, __global const float *g, int goff, int n,
                             float lr, float b1, float b2, float eps, float wd, float bc1,
-                            float bc2, __global const float *skip, int soff, int has_skip)
+                            float bc2, float decay, __global const float *skip, int soff, int has_skip)
 {
     const int t = SEG_GID();
     if (t >= n || (has_skip && skip[soff] != 0.0f)) return;
-    const float pi = p[poff + t];
+    const float p0 = p[poff + t];
+    const float pi = p0 - decay * p0;
     const float gi = g[goff + t] + wd * pi;
     const float mi = b1 * m[moff + t] + (1.0f - b1) * gi;
     const float vi = b2 * v[voff + t] + (1.0f - b2) * gi * gi;

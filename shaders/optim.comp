@@ -39,9 +39,10 @@ BUF_RF(4, skip)
 void main()
 {
     if (IP(1) != 0 && skip[OFF(4)] != 0.0) return;
-    float lr = FP(0), b1 = FP(1), b2 = FP(2), eps = FP(3), wd = FP(4), bc1 = FP(5), bc2 = FP(6);
+    float lr = FP(0), b1 = FP(1), b2 = FP(2), eps = FP(3), wd = FP(4), bc1 = FP(5), bc2 = FP(6), decay = FP(7);
     GRID_LOOP(i, UP(0)) {
-        float pv = p[OFF(0) + i];
+        float p0 = p[OFF(0) + i];
+        precise float pv = p0 - decay * p0;
         precise float gg = g[OFF(3) + i] + wd * pv;
         precise float mm = b1 * m[OFF(1) + i] + (1.0 - b1) * gg;
         precise float vv = b2 * v[OFF(2) + i] + (1.0 - b2) * gg * gg;

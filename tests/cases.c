@@ -486,7 +486,7 @@ static enum seg_status f_adam(const struct h_case *c, struct seg_tensor **in,
     TRY(seg_clone(in[2], &out[2]));
     *nout = 3;
     for (int s = 1; s <= 3; s++)
-        TRY(seg_adam_step(out[0], out[1], out[2], in[3], c->fp[0], 0.9f, 0.99f, 1e-8f, 0.0f, s, NULL));
+        TRY(seg_adam_step(out[0], out[1], out[2], in[3], c->fp[0], 0.9f, 0.99f, 1e-8f, 0.0f, 0.0f, s, NULL));
     return SEG_STATUS_OK;
 }
 

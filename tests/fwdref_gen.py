@@ -134,11 +134,14 @@ def gen(d):
         case(d, nm, "sgd", [p0, b0, gs], [lr, mom, wd, first], [p.astype(F32), b.astype(F32)],
              1e-6, 1e-6)
 
-    # ADAM_STEP (PyTorch's Adam, L2 weight decay, bias correction), in float64, steps t0...
-    for nm, n, steps, t0, lr, b1, b2, eps, wd in [("adam_3steps", 41, 3, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0),
-                                                  ("adam_wd", 16, 3, 1, 1e-2, 0.9, 0.99, 1e-8, 1e-2),
-                                                  ("adam_late", 8, 2, 1000, 1e-3, 0.8, 0.999, 1e-6, 0.0)]:
-        lr, b1, b2, eps, wd = F32(lr), F32(b1), F32(b2), F32(eps), F32(wd)
+    # ADAM_STEP (PyTorch's Adam, L2 weight decay, bias correction; with dec, AdamW's decoupled
+    # decay p *= 1 - lr * weight_decay first, as torch.optim.AdamW), in float64, steps t0...
+    for nm, n, steps, t0, lr, b1, b2, eps, wd, dec in [
+            ("adam_3steps", 41, 3, 1, 1e-3, 0.9, 0.999, 1e-8, 0.0, 0.0),
+            ("adam_wd", 16, 3, 1, 1e-2, 0.9, 0.99, 1e-8, 1e-2, 0.0),
+            ("adam_late", 8, 2, 1000, 1e-3, 0.8, 0.999, 1e-6, 0.0, 0.0),
+            ("adamw", 33, 3, 1, 6e-4, 0.9, 0.999, 1e-8, 0.0, 6e-4 * 0.01)]:
+        lr, b1, b2, eps, wd, dec = F32(lr), F32(b1), F32(b2), F32(eps), F32(wd), F32(dec)
         p0, gs = uni(n), uni((steps, n), -1e-2, 1e-2)
         gs[:, 0] = 0.0  # a zero gradient from zero moments: the parameter stays put
         m0 = np.zeros(n, F32) if t0 == 1 else uni(n, -1e-3, 1e-3)
@@ -147,12 +150,13 @@ def gen(d):
         B1, B2 = float(b1), float(b2)
         for s in range(steps):
             t = t0 + s
+            p = p - float(dec) * p
             g = gs[s].astype(np.float64) + float(wd) * p
             m = B1 * m + (1 - B1) * g
             v = B2 * v + (1 - B2) * g * g
             bc1, bc2 = 1 - B1 ** t, 1 - B2 ** t
             p = p - float(lr) / bc1 * m / (np.sqrt(v) / np.sqrt(bc2) + float(eps))
-        case(d, nm, "adam", [p0, m0, v0, gs], [lr, b1, b2, eps, wd, t0],
+        case(d, nm, "adam", [p0, m0, v0, gs], [lr, b1, b2, eps, wd, t0, dec],
              [p.astype(F32), m.astype(F32), v.astype(F32)], 1e-5, 1e-7)
 
     # CONV2D_DIRECT: a direct loop over the kernel taps on the zero-padded input, float64.

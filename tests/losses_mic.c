@@ -66,33 +66,46 @@ static enum seg_status pseudo(struct lt_ctx *c, struct seg_var **loss)
     return st;
 }
 
-/* The host class choice: (n + n % 2) / 2 of the n values present, each present. */
+/* The host class choice: for each image, (k + k % 2) / 2 of the k values present in the
+ * batch, each present; over repeated draws every present value is chosen sometimes. */
 static enum seg_status check_choice(const struct seg_tensor *labels)
 {
     int64_t n = labels->shape[0], hw = labels->shape[1] * labels->shape[2];
     int32_t *y = malloc((size_t)(n * hw) * sizeof *y);
-    if (!y)
+    float *rows = malloc((size_t)n * 256 * sizeof *rows);
+    if (!y || !rows) {
+        free(y);
+        free(rows);
         return seg_error(SEG_STATUS_OUT_OF_MEMORY, "mic_class_mix: out of host memory");
+    }
     enum seg_status st = seg_tensor_read(labels, y, (size_t)(n * hw) * sizeof *y);
+    bool present[256] = {false}, ever[256] = {false};
+    int np = 0;
+    for (int64_t p = 0; p < n * hw; p++)
+        present[y[p] & 255] = true;
+    for (int v = 0; v < 256; v++)
+        np += present[v];
     uint64_t rng = 12345;
-    for (int64_t i = 0; !st && i < n; i++)
-        for (int rep = 0; !st && rep < 20; rep++) {
-            bool present[256] = {false};
-            float row[256];
-            int np = 0, chosen = 0;
-            for (int64_t p = 0; p < hw; p++)
-                present[y[i * hw + p] & 255] = true;
-            seg_mic_choose_classes(y + i * hw, hw, &rng, row);
+    for (int rep = 0; !st && rep < 20; rep++) {
+        seg_mic_choose_classes(y, n, hw, &rng, rows);
+        for (int64_t i = 0; !st && i < n; i++) {
+            int chosen = 0;
             for (int v = 0; v < 256; v++) {
-                np += present[v];
-                chosen += row[v] != 0.0f;
-                if (row[v] != 0.0f && !present[v])
+                bool c = rows[i * 256 + v] != 0.0f;
+                chosen += c;
+                ever[v] |= c;
+                if (c && !present[v])
                     st = seg_error(SEG_STATUS_INVALID, "mic_class_mix: value %d chosen but absent", v);
             }
             if (!st && chosen != (np + np % 2) / 2)
                 st = seg_error(SEG_STATUS_INVALID, "mic_class_mix: %d of %d values chosen", chosen, np);
         }
+    }
+    for (int v = 0; !st && v < 256; v++)
+        if (present[v] && !ever[v])
+            st = seg_error(SEG_STATUS_INVALID, "mic_class_mix: value %d never chosen in 20 draws", v);
     free(y);
+    free(rows);
     return st;
 }
 

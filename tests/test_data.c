@@ -744,6 +744,7 @@ static void test_loader_determinism(void **state)
     free(i0), free(i1), free(l0), free(l1), free(x0), free(x1);
     free(masks);
 
+
     /* one epoch, sequential, at the file size, no labels: partial last batch, then the end */
     seg_dataset_close(ds);
     ds = open_ds(SEG_DATASET_GTA5, P("det"), NULL, NULL, NULL, 19, false);
@@ -774,6 +775,117 @@ static void test_loader_determinism(void **state)
     assert_int_equal(seg_loader_next(l, &b), SEG_STATUS_OK);
     assert_null(b);
     seg_loader_destroy(l);
+    seg_dataset_close(ds);
+}
+
+/* Four GTA5 images of 24 x 12, road (id 7, train 0) everywhere but for a block of car (id
+ * 26, train 13) or person (id 24, train 11) of the size given. */
+static void write_gta5_rare(const char *dir)
+{
+    static const struct { uint8_t id; int w, h; } block[4] = {{7, 0, 0}, {26, 10, 4}, {24, 10, 4}, {26, 10, 10}};
+    uint8_t pal[256 * 3], ids[24 * 12];
+    seg_labels_cityscapes_id_palette(pal);
+    char sub[600], path[700];
+    snprintf(sub, sizeof sub, "%s/images", dir);
+    mkdirs(sub);
+    snprintf(sub, sizeof sub, "%s/labels", dir);
+    mkdirs(sub);
+    for (int k = 0; k < 4; k++) {
+        for (int i = 0; i < 24 * 12; i++)
+            ids[i] = i / 24 < block[k].h && i % 24 < block[k].w ? block[k].id : 7;
+        uint8_t *rgb = make_rgb(24, 12, k);
+        snprintf(path, sizeof path, "%s/images/%05d.png", dir, k);
+        assert_int_equal(seg_png_write(path, rgb, 24, 12, 3, 8, NULL, 0), SEG_STATUS_OK);
+        snprintf(path, sizeof path, "%s/labels/%05d.png", dir, k);
+        assert_int_equal(seg_png_write(path, ids, 24, 12, 1, 8, pal, 256), SEG_STATUS_OK);
+        free(rgb);
+    }
+}
+
+/* DAFormer's rare-class sampling: pixel counts (hand-computed), the file frequencies that
+ * softmax((1 - f_c) / T) and a uniform choice among each class's files give, and the crop
+ * retry that keeps the class in view. */
+static void test_rare_class_sampling(void **state)
+{
+    (void)state;
+    write_gta5_rare(P("rcs"));
+    struct seg_dataset *ds = open_ds(SEG_DATASET_GTA5, P("rcs"), NULL, NULL, NULL, 19, true);
+    uint32_t *pix, *cached;
+    assert_int_equal(seg_dataset_class_pixels(ds, P("rcs/pixels.txt"), 2, &pix), SEG_STATUS_OK);
+    static const uint32_t road[4] = {288, 248, 248, 188}, car[4] = {0, 40, 0, 100}, person[4] = {0, 0, 40, 0};
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pix[i * 19 + 0], road[i]);
+        assert_int_equal(pix[i * 19 + 13], car[i]);
+        assert_int_equal(pix[i * 19 + 11], person[i]);
+    }
+    assert_int_equal(seg_dataset_class_pixels(ds, P("rcs/pixels.txt"), 1, &cached), SEG_STATUS_OK);
+    assert_memory_equal(pix, cached, 4 * 19 * sizeof *pix);
+    free(cached);
+    /* min 30 pixels: road in all four files, car in 1 and 3, person in 2. T = 0.05, f = 972,
+     * 140, 40 of 1152 */
+    double wr = exp((1 - 972.0 / 1152) / 0.05), wc = exp((1 - 140.0 / 1152) / 0.05), wp = exp((1 - 40.0 / 1152) / 0.05);
+    double z = wr + wc + wp, want[4] = {wr / z / 4, wr / z / 4 + wc / z / 2, wr / z / 4 + wp / z, wr / z / 4 + wc / z / 2};
+    struct seg_loader_opts o;
+    seg_loader_opts_defaults(&o);
+    o.batch = 3;
+    o.prefetch = 2;
+    o.seed = 7;
+    o.norm = SEG_NORM_NONE;
+    o.aug.crop_w = 16;
+    o.aug.crop_h = 8;
+    o.sampling = SEG_SAMPLING_RARE_CLASS;
+    o.class_pixels = pix;
+    o.rcs_temperature = 0.05;
+    o.rcs_min_pixels = 30;
+    o.rcs_min_crop_ratio = 0.5f;
+    o.epoch_size = 300;
+    const int nb = 400;
+    float *im;
+    int32_t *lb;
+    int *idx;
+    collect(ds, &o, 2, nb, &im, &lb, &idx);
+    int seen[4] = {0}, person_short = 0, person_draws = 0;
+    for (int i = 0; i < nb * 3; i++) {
+        seen[idx[i]]++;
+        int np = 0;
+        for (int p = 0; p < 16 * 8; p++)
+            np += lb[(size_t)i * 16 * 8 + p] == 11;
+        person_short += idx[i] == 2 && np <= 15; /* 30 x 0.5 */
+        person_draws += idx[i] == 2;
+    }
+    for (int i = 0; i < 4; i++) {
+        double got = seen[i] / (double)(nb * 3), sd = sqrt(want[i] * (1 - want[i]) / (nb * 3));
+        if (fabs(got - want[i]) > 5 * sd + 1e-9)
+            fail_msg("rare-class sampling: file %d drawn %.4f of the time, want %.4f", i, got, want[i]);
+    }
+    /* a random 16 x 8 crop of file 2 holds > 15 of its 10 x 4 person pixels (top left) for 15
+     * of the 45 offsets: one crop comes short 2/3 of the time, ten in a row 1.7% */
+    double short_share = person_short / (double)person_draws;
+    if (!(short_share < 0.05))
+        fail_msg("rare-class sampling: %.3f of the person crops hold <= 15 person pixels, want about 0.017", short_share);
+    float *im2;
+    int32_t *lb2;
+    int *idx2;
+    collect(ds, &o, 0, 40, &im2, &lb2, &idx2); /* the same stream on the calling thread */
+    assert_memory_equal(idx, idx2, 120 * sizeof *idx);
+    assert_memory_equal(lb, lb2, 120 * 16 * 8 * sizeof *lb);
+    free(im2), free(lb2), free(idx2);
+    /* without the retry, one crop each */
+    o.rcs_min_crop_ratio = 0;
+    collect(ds, &o, 2, nb, &im2, &lb2, &idx2);
+    person_short = person_draws = 0;
+    for (int i = 0; i < nb * 3; i++) {
+        int np = 0;
+        for (int p = 0; p < 16 * 8; p++)
+            np += lb2[(size_t)i * 16 * 8 + p] == 11;
+        person_short += idx2[i] == 2 && np <= 15;
+        person_draws += idx2[i] == 2;
+    }
+    short_share = person_short / (double)person_draws;
+    if (!(short_share > 0.55 && short_share < 0.78))
+        fail_msg("rare-class sampling without the retry: %.3f of the person crops short, want about 2/3", short_share);
+    free(im), free(lb), free(idx), free(im2), free(lb2), free(idx2);
+    free(pix);
     seg_dataset_close(ds);
 }
 
@@ -1043,7 +1155,8 @@ int main(void)
         cmocka_unit_test(test_cityscapes),      cmocka_unit_test(test_crosscity),
         cmocka_unit_test(test_bad_inputs),      cmocka_unit_test(test_augment),
         cmocka_unit_test(test_augment_scale_range),
-        cmocka_unit_test(test_loader_determinism), cmocka_unit_test(test_normalize),
+        cmocka_unit_test(test_loader_determinism), cmocka_unit_test(test_rare_class_sampling),
+        cmocka_unit_test(test_normalize),
         cmocka_unit_test(test_metrics),         cmocka_unit_test(test_colorize),
         cmocka_unit_test(test_synth),
     };

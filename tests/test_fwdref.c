@@ -151,12 +151,12 @@ static enum seg_status run_op(const char *op, struct seg_tensor **in, int nin, c
         }
         out[0] = in[0];
         out[1] = in[1];
-    } else if (!strcmp(op, "adam")) { /* p: lr, b1, b2, eps, wd, first step number */
+    } else if (!strcmp(op, "adam")) { /* p: lr, b1, b2, eps, wd, first step number, decoupled decay */
         for (int64_t s = 0; !st && s < in[3]->shape[0]; s++) {
             st = step_view(in[3], s, &v);
             if (!st)
                 st = seg_adam_step(in[0], in[1], in[2], v, (float)p[0], (float)p[1], (float)p[2],
-                                   (float)p[3], (float)p[4], (int)p[5] + (int)s, NULL);
+                                   (float)p[3], (float)p[4], (float)p[6], (int)p[5] + (int)s, NULL);
             seg_tensor_free(v);
             v = NULL;
         }

@@ -101,7 +101,7 @@ static void test_skip(struct seg_backend *be)
         struct seg_tensor *p = upload(be, p0, 2), *m = upload(be, m0, 2), *v = upload(be, v0, 2);
         struct seg_tensor *gt = upload(be, g, 2);
         struct seg_tensor *flag = mode ? upload(be, (float[]){mode == 2 ? 1.0f : 0.0f}, 1) : NULL;
-        enum seg_status st = seg_adam_step(p, m, v, gt, lr, b1, b2, eps, 0.0f, 2, flag);
+        enum seg_status st = seg_adam_step(p, m, v, gt, lr, b1, b2, eps, 0.0f, 0.0f, 2, flag);
         CHECK(!st, "adam: %s", seg_last_error());
         float pv[2], mv[2], vv[2];
         seg_tensor_read(p, pv, sizeof pv);

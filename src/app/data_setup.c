@@ -6,8 +6,9 @@
 
 #include "app/data_setup.h"
 
-/* SDCA's source options: photometric augmentation and class-balanced sampling (the class
- * presence masks are cached in train.out and owned by the domain). */
+/* The source's options: SDCA's photometric augmentation and class-balanced sampling, and
+ * DAFormer's rare-class sampling (the per-image class pixel counts both derive from are
+ * cached in train.out; the tables are owned by the domain). */
 static enum seg_status source_extras(const struct seg_config *c, struct seg_domain *d, struct seg_loader_opts *lo)
 {
     bool photometric;
@@ -19,16 +20,36 @@ static enum seg_status source_extras(const struct seg_config *c, struct seg_doma
         seg_augment_sdca_photometric(&lo->aug);
     if (!strcmp(sampling, "shuffle"))
         return SEG_STATUS_OK;
-    if (strcmp(sampling, "class_balanced"))
-        return seg_error(SEG_STATUS_INVALID, "config data.source_sampling = '%s': shuffle or class_balanced", sampling);
+    bool rare = !strcmp(sampling, "rare_class");
+    if (!rare && strcmp(sampling, "class_balanced"))
+        return seg_error(SEG_STATUS_INVALID, "config data.source_sampling = '%s': shuffle, class_balanced or rare_class",
+                         sampling);
     char cache[4200];
-    long workers;
-    if ((st = seg_config_int(c, "data.workers", &workers)))
+    long workers, min_pixels;
+    double temp, crop_ratio;
+    if ((st = seg_config_int(c, "data.workers", &workers)) || (st = seg_config_int(c, "data.rcs_min_pixels", &min_pixels)) ||
+        (st = seg_config_float(c, "data.rcs_temperature", &temp)) ||
+        (st = seg_config_float(c, "data.rcs_min_crop_ratio", &crop_ratio)))
         return st;
-    snprintf(cache, sizeof cache, "%s/source_class_presence.txt", seg_config_str(c, "train.out"));
+    if (rare && (!(temp > 0) || min_pixels < 0 || min_pixels > 1000000000L || !(crop_ratio >= 0)))
+        return seg_error(SEG_STATUS_INVALID, "config data.rcs_temperature = %g, data.rcs_min_pixels = %ld, "
+                         "data.rcs_min_crop_ratio = %g: a positive temperature, pixels >= 0, a ratio >= 0",
+                         temp, min_pixels, crop_ratio);
+    snprintf(cache, sizeof cache, "%s/source_class_pixels.txt", seg_config_str(c, "train.out"));
     if ((st = seg_dir_create(seg_config_str(c, "train.out"))))
         return st;
-    if ((st = seg_dataset_class_presence(d->ds, cache, workers > 1 ? (int)workers : 1, &d->presence)))
+    int threads = workers > 1 ? (int)workers : 1;
+    if (rare) {
+        if ((st = seg_dataset_class_pixels(d->ds, cache, threads, &d->class_pixels)))
+            return st;
+        lo->sampling = SEG_SAMPLING_RARE_CLASS;
+        lo->class_pixels = d->class_pixels;
+        lo->rcs_temperature = temp;
+        lo->rcs_min_pixels = (int)min_pixels;
+        lo->rcs_min_crop_ratio = (float)crop_ratio;
+        return SEG_STATUS_OK;
+    }
+    if ((st = seg_dataset_class_presence(d->ds, cache, threads, &d->presence)))
         return st;
     lo->sampling = SEG_SAMPLING_CLASS_BALANCED;
     lo->presence = d->presence;
@@ -182,6 +203,7 @@ void seg_domain_close(struct seg_domain *d)
 {
     seg_loader_destroy(d->loader);
     free(d->presence);
+    free(d->class_pixels);
     long skipped = d->ds ? atomic_load(&d->ds->skipped) : 0;
     if (skipped)
         fprintf(stderr, "segda: skipped %ld bad sample%s of %d (data.skip_bad)\n", skipped, skipped == 1 ? "" : "s",

@@ -18,6 +18,7 @@ struct seg_domain {
     struct seg_loader  *loader;
     enum seg_norm       norm;
     uint32_t           *presence; /* class-balanced source sampling: class masks per image */
+    uint32_t           *class_pixels; /* rare-class source sampling: [n][classes] pixel counts */
 };
 
 /* Opens the role's dataset and its loader: source (labelled, resized to data.source_size,

@@ -1103,7 +1103,7 @@ enum seg_status seg_sgd_step(struct seg_tensor *param, struct seg_tensor *moment
 
 enum seg_status seg_adam_step(struct seg_tensor *param, struct seg_tensor *m, struct seg_tensor *v,
                               const struct seg_tensor *grad, float lr, float b1, float b2,
-                              float eps, float wd, int step, const struct seg_tensor *skip)
+                              float eps, float wd, float decay, int step, const struct seg_tensor *skip)
 {
     TRY(want_dtype("adam_step", param, SEG_DTYPE_F32));
     TRY(want_same("adam_step", param, m));
@@ -1125,6 +1125,7 @@ enum seg_status seg_adam_step(struct seg_tensor *param, struct seg_tensor *m, st
     a.fp[4] = wd;
     a.fp[5] = (float)(1.0 - pow(b1, step));
     a.fp[6] = (float)(1.0 - pow(b2, step));
+    a.fp[7] = decay;
     return seg_op_run(param->be, &a);
 }
 

@@ -125,7 +125,7 @@ enum seg_status seg_sgd_step(struct seg_tensor *param, struct seg_tensor *moment
                              bool first, const struct seg_tensor *skip);
 enum seg_status seg_adam_step(struct seg_tensor *param, struct seg_tensor *m, struct seg_tensor *v,
                               const struct seg_tensor *grad, float lr, float b1, float b2,
-                              float eps, float wd, int step, const struct seg_tensor *skip);
+                              float eps, float wd, float decay, int step, const struct seg_tensor *skip);
 /* flag [1] (F32, written): 1 when some element of x is NaN or infinite, else 0. */
 enum seg_status seg_nonfinite_any(const struct seg_tensor *x, struct seg_tensor *flag);
 

@@ -174,6 +174,11 @@ enum seg_status seg_dataset_load(const struct seg_dataset *ds, int i, struct seg
  * with `threads` threads, read from / saved to cache_path when given (atomic). */
 enum seg_status seg_dataset_class_presence(struct seg_dataset *ds, const char *cache_path,
                                            int threads, uint32_t **masks);
+/* Per image, the pixel count of each class ([n][num_classes], at the label files' size:
+ * DAFormer's sample_class_stats), with the same threads and cache (the presence masks are
+ * derived from these counts, so one cache file serves both). */
+enum seg_status seg_dataset_class_pixels(struct seg_dataset *ds, const char *cache_path, int threads,
+                                         uint32_t **counts);
 
 /* ---- augmentation -------------------------------------------------------------------
  * Order: resize (fixed size, PLCA's random shorter side, or none: the file's size) x random
@@ -228,6 +233,11 @@ enum seg_sampling {
     SEG_SAMPLING_SHUFFLE,          /* a permutation per epoch */
     SEG_SAMPLING_CLASS_BALANCED,   /* SDCA: class ~ 1/log(1.01 + its frequency among the
                                       images drawn this sub-epoch), then a file with it */
+    SEG_SAMPLING_RARE_CLASS,       /* DAFormer's rare-class sampling: class c with probability
+                                      softmax((1 - f_c) / T) (f_c: its share of the labelled
+                                      pixels), then a file holding more than rcs_min_pixels of
+                                      it, re-cropped up to 10 times until the crop holds more
+                                      than rcs_min_pixels x rcs_min_crop_ratio */
 };
 
 struct seg_loader_opts {
@@ -239,6 +249,10 @@ struct seg_loader_opts {
     uint64_t            seed;
     enum seg_sampling   sampling;
     const uint32_t     *presence;    /* class masks (CLASS_BALANCED), from seg_dataset_class_presence */
+    const uint32_t     *class_pixels; /* RARE_CLASS: [n][num_classes], from seg_dataset_class_pixels */
+    double              rcs_temperature;
+    int                 rcs_min_pixels;
+    float               rcs_min_crop_ratio;
     int                 epoch_size;  /* class-balanced sub-epoch (0: SDCA's 3000); other
                                         samplings: an epoch is the dataset */
     bool                repeat;      /* endless (training); else one epoch, last batch partial */

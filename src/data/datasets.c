@@ -556,116 +556,145 @@ enum seg_status seg_dataset_load(const struct seg_dataset *ds, int i, struct seg
 
 /* ---- class presence ---- */
 
-struct presence_job {
+struct pixels_job {
     struct seg_dataset *ds;
-    uint32_t           *masks;
+    uint32_t           *counts; /* [n][num_classes] */
     int                 t, nt;
     enum seg_status     st;
     char                err[1024];
 };
 
-static void *presence_worker(void *arg)
+static void *pixels_worker(void *arg)
 {
-    struct presence_job *j = arg;
+    struct pixels_job *j = arg;
+    int k = j->ds->num_classes;
     for (int i = j->t; i < j->ds->n; i += j->nt) {
         struct seg_image l;
+        uint32_t *row = j->counts + (size_t)i * k;
         enum seg_status st = load_labels(j->ds, i, 0, 0, &l);
         if (st != SEG_STATUS_OK) {
             if (j->ds->skip_bad) {
                 seg_data_warn("skipping %s: %s", j->ds->names[i], seg_last_error());
                 atomic_fetch_add(&j->ds->skipped, 1);
-                j->masks[i] = 0;
+                memset(row, 0, (size_t)k * sizeof *row);
                 continue;
             }
             j->st = st;
             snprintf(j->err, sizeof j->err, "%s", seg_last_error());
             return NULL;
         }
-        uint32_t m = 0;
         for (size_t p = 0; p < (size_t)l.w * l.h; p++)
-            if (l.data[p] < 32)
-                m |= 1u << l.data[p];
-        j->masks[i] = m;
+            if (l.data[p] < k)
+                row[l.data[p]]++;
         seg_image_free(&l);
     }
     return NULL;
 }
 
-static bool presence_cache_read(const struct seg_dataset *ds, const char *path, uint32_t *masks)
+static bool pixels_cache_read(const struct seg_dataset *ds, const char *path, uint32_t *counts)
 {
     FILE *f = fopen(path, "r");
     if (!f)
         return false;
     int k = 0, n = 0;
-    bool ok = fscanf(f, "segda class presence v1 classes %d count %d", &k, &n) == 2 &&
-              k == ds->num_classes && n == ds->n;
+    bool ok = fscanf(f, "segda class pixels v1 classes %d count %d", &k, &n) == 2 && k == ds->num_classes &&
+              n == ds->n;
     char name[4096];
     for (int i = 0; ok && i < n; i++) {
-        unsigned m;
-        ok = fscanf(f, " %x %4095s", &m, name) == 2 && !strcmp(name, ds->names[i]);
-        masks[i] = m;
+        for (int c = 0; ok && c < k; c++) {
+            unsigned v;
+            ok = fscanf(f, " %u", &v) == 1;
+            counts[(size_t)i * k + c] = v;
+        }
+        ok = ok && fscanf(f, " %4095s", name) == 1 && !strcmp(name, ds->names[i]);
     }
     fclose(f);
     return ok;
 }
 
-static enum seg_status presence_cache_write(const struct seg_dataset *ds, const char *path,
-                                            const uint32_t *masks)
+static enum seg_status pixels_cache_write(const struct seg_dataset *ds, const char *path, const uint32_t *counts)
 {
-    size_t cap = 64 + (size_t)ds->n * 16, len = 0;
+    int k = ds->num_classes;
+    size_t cap = 64 + (size_t)ds->n * (16 + 11 * (size_t)k), len = 0;
     for (int i = 0; i < ds->n; i++)
         cap += strlen(ds->names[i]);
     char *buf = malloc(cap);
     if (!buf)
         return seg_error(SEG_STATUS_OUT_OF_MEMORY, "%s: out of host memory", path);
-    len += (size_t)snprintf(buf, cap, "segda class presence v1 classes %d count %d\n", ds->num_classes, ds->n);
-    for (int i = 0; i < ds->n; i++)
-        len += (size_t)snprintf(buf + len, cap - len, "%x %s\n", masks[i], ds->names[i]);
+    len += (size_t)snprintf(buf, cap, "segda class pixels v1 classes %d count %d\n", k, ds->n);
+    for (int i = 0; i < ds->n; i++) {
+        for (int c = 0; c < k; c++)
+            len += (size_t)snprintf(buf + len, cap - len, "%u ", counts[(size_t)i * k + c]);
+        len += (size_t)snprintf(buf + len, cap - len, "%s\n", ds->names[i]);
+    }
     enum seg_status st = seg_file_write_atomic(path, buf, len);
     free(buf);
     return st;
 }
 
-enum seg_status seg_dataset_class_presence(struct seg_dataset *ds, const char *cache_path,
-                                           int threads, uint32_t **out)
+enum seg_status seg_dataset_class_pixels(struct seg_dataset *ds, const char *cache_path, int threads,
+                                         uint32_t **out)
 {
     *out = NULL;
     if (!ds->has_labels)
-        return seg_error(SEG_STATUS_INVALID, "class presence: the %s dataset was opened without labels",
+        return seg_error(SEG_STATUS_INVALID, "class statistics: the %s dataset was opened without labels",
                          seg_dataset_kind_name(ds->kind));
-    uint32_t *masks = calloc((size_t)ds->n, sizeof *masks);
-    if (!masks)
-        return seg_error(SEG_STATUS_OUT_OF_MEMORY, "class presence: out of host memory");
-    if (cache_path && cache_path[0] && presence_cache_read(ds, cache_path, masks)) {
-        *out = masks;
+    uint32_t *counts = calloc((size_t)ds->n * (size_t)ds->num_classes, sizeof *counts);
+    if (!counts)
+        return seg_error(SEG_STATUS_OUT_OF_MEMORY, "class statistics: out of host memory");
+    if (cache_path && cache_path[0] && pixels_cache_read(ds, cache_path, counts)) {
+        *out = counts;
         return SEG_STATUS_OK;
     }
     if (threads < 1)
         threads = 1;
     if (threads > 64)
         threads = 64;
-    struct presence_job jobs[64];
+    struct pixels_job jobs[64];
     pthread_t tid[64];
     for (int t = 0; t < threads; t++)
-        jobs[t] = (struct presence_job){.ds = ds, .masks = masks, .t = t, .nt = threads};
+        jobs[t] = (struct pixels_job){.ds = ds, .counts = counts, .t = t, .nt = threads};
     int started = 1; /* job 0 runs on this thread, and so do jobs whose thread fails to start */
-    while (started < threads && pthread_create(&tid[started], NULL, presence_worker, &jobs[started]) == 0)
+    while (started < threads && pthread_create(&tid[started], NULL, pixels_worker, &jobs[started]) == 0)
         started++;
-    presence_worker(&jobs[0]);
+    pixels_worker(&jobs[0]);
     for (int t = started; t < threads; t++)
-        presence_worker(&jobs[t]);
+        pixels_worker(&jobs[t]);
     for (int t = 1; t < started; t++)
         pthread_join(tid[t], NULL);
     for (int t = 0; t < threads; t++)
         if (jobs[t].st != SEG_STATUS_OK) {
-            free(masks);
+            free(counts);
             return seg_error(jobs[t].st, "%s", jobs[t].err);
         }
     if (cache_path && cache_path[0]) {
-        enum seg_status st = presence_cache_write(ds, cache_path, masks);
+        enum seg_status st = pixels_cache_write(ds, cache_path, counts);
         if (st != SEG_STATUS_OK)
-            seg_data_warn("class presence cache not saved: %s", seg_last_error());
+            seg_data_warn("class statistics cache not saved: %s", seg_last_error());
     }
+    *out = counts;
+    return SEG_STATUS_OK;
+}
+
+enum seg_status seg_dataset_class_presence(struct seg_dataset *ds, const char *cache_path,
+                                           int threads, uint32_t **out)
+{
+    *out = NULL;
+    uint32_t *counts = NULL;
+    enum seg_status st = seg_dataset_class_pixels(ds, cache_path, threads, &counts);
+    if (st != SEG_STATUS_OK)
+        return st;
+    uint32_t *masks = calloc((size_t)ds->n, sizeof *masks);
+    if (!masks) {
+        free(counts);
+        return seg_error(SEG_STATUS_OUT_OF_MEMORY, "class presence: out of host memory");
+    }
+    int k = ds->num_classes < 32 ? ds->num_classes : 32;
+    for (int i = 0; i < ds->n; i++)
+        for (int c = 0; c < k; c++)
+            if (counts[(size_t)i * ds->num_classes + c])
+                masks[i] |= 1u << c;
+    free(counts);
     *out = masks;
     return SEG_STATUS_OK;
 }

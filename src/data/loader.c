@@ -122,6 +122,8 @@ struct seg_loader {
     /* sampling */
     int64_t                order_epoch;
     int                   *order;
+    int                   *order_class;    /* RARE_CLASS: the class each draw was for */
+    double                *rcs_prob;       /* RARE_CLASS: the class distribution */
     int                  **cls_files;
     int                   *cls_count, *cls_next;
     struct seg_data_rng    cb_rng;
@@ -191,14 +193,36 @@ static void class_balanced_epoch(struct seg_loader *l)
     }
 }
 
+/* DAFormer's rare-class draws for one sub-epoch: a class from the fixed distribution,
+ * then a file uniformly among those holding enough of it. */
+static void rare_class_epoch(struct seg_loader *l)
+{
+    int k = l->ds->num_classes;
+    for (int64_t i = 0; i < l->epoch_len; i++) {
+        double u = seg_data_rng_uniform(&l->cb_rng);
+        int c = 0;
+        while (c < k - 1 && (u >= l->rcs_prob[c] || !l->cls_count[c])) {
+            u -= l->rcs_prob[c];
+            c++;
+        }
+        while (!l->cls_count[c]) /* rounding at the top end */
+            c--;
+        int j = seg_data_rng_int(&l->cb_rng, l->cls_count[c]);
+        l->order[i] = l->cls_files[c][j];
+        l->order_class[i] = c;
+    }
+}
+
 /* Under the lock. Positions only grow, so epochs are asked for in order. */
-static int order_lookup(struct seg_loader *l, int64_t pos)
+static int order_lookup(struct seg_loader *l, int64_t pos, int *cls)
 {
     int64_t e = pos / l->epoch_len;
     while (l->order_epoch < e) {
         int64_t ne = l->order_epoch + 1;
         if (l->o.sampling == SEG_SAMPLING_CLASS_BALANCED) {
             class_balanced_epoch(l);
+        } else if (l->o.sampling == SEG_SAMPLING_RARE_CLASS) {
+            rare_class_epoch(l);
         } else if (l->o.sampling == SEG_SAMPLING_SHUFFLE) {
             struct seg_data_rng r;
             seg_data_rng_init(&r, l->o.seed, (uint64_t)ne, RNG_TAG_ORDER);
@@ -208,6 +232,7 @@ static int order_lookup(struct seg_loader *l, int64_t pos)
         }
         l->order_epoch = ne;
     }
+    *cls = l->o.sampling == SEG_SAMPLING_RARE_CLASS ? l->order_class[pos % l->epoch_len] : -1;
     if (l->o.sampling == SEG_SAMPLING_SEQUENTIAL)
         return (int)(pos % l->epoch_len);
     return l->order[pos % l->epoch_len];
@@ -236,7 +261,16 @@ static enum seg_status ensure_cap(struct slot *s, int h, int w, int lh, int lw, 
     return SEG_STATUS_OK;
 }
 
-static enum seg_status produce(struct seg_loader *l, struct slot *s, int j, int64_t pos, int idx)
+/* Pixels of class c in a label image. */
+static int64_t class_pixels_in(const struct seg_image *lb, int c)
+{
+    int64_t n = 0;
+    for (size_t p = 0; p < (size_t)lb->w * lb->h; p++)
+        n += lb->data[p] == c;
+    return n;
+}
+
+static enum seg_status produce(struct seg_loader *l, struct slot *s, int j, int64_t pos, int idx, int cls)
 {
     const struct seg_dataset *ds = l->ds;
     struct seg_data_rng rng;
@@ -254,6 +288,18 @@ static enum seg_status produce(struct seg_loader *l, struct slot *s, int j, int6
     }
     if (st == SEG_STATUS_OK)
         st = seg_augment_apply(&l->o.aug, &rng, &im, ds->has_labels ? &lb : NULL);
+    /* rare-class sampling: another random crop of the same file while this one holds too
+     * little of the class it was drawn for (DAFormer: up to 10 crops in all) */
+    for (int tries = 1; st == SEG_STATUS_OK && cls >= 0 && ds->has_labels && l->o.rcs_min_crop_ratio > 0 &&
+                        tries < 10 &&
+                        (double)class_pixels_in(&lb, cls) <= l->o.rcs_min_pixels * (double)l->o.rcs_min_crop_ratio;
+         tries++) {
+        seg_image_free(&im);
+        seg_image_free(&lb);
+        st = seg_dataset_load(ds, idx, &im, &lb);
+        if (st == SEG_STATUS_OK)
+            st = seg_augment_apply(&l->o.aug, &rng, &im, &lb);
+    }
     if (st != SEG_STATUS_OK)
         goto done;
     int h = im.h, w = im.w, lh = ds->has_labels ? lb.h : h, lw = ds->has_labels ? lb.w : w;
@@ -319,10 +365,10 @@ static void *worker(void *arg)
             continue;
         }
         int64_t pos = l->next_pos++;
-        int idx = order_lookup(l, global_pos(l, pos));
+        int cls, idx = order_lookup(l, global_pos(l, pos), &cls);
         struct slot *s = &l->slots[(pos / l->o.batch) % l->nslots];
         pthread_mutex_unlock(&l->mu);
-        enum seg_status st = produce(l, s, (int)(pos % l->o.batch), global_pos(l, pos), idx);
+        enum seg_status st = produce(l, s, (int)(pos % l->o.batch), global_pos(l, pos), idx, cls);
         pthread_mutex_lock(&l->mu);
         item_done(l, s, st);
     }
@@ -332,28 +378,61 @@ static void *worker(void *arg)
 
 /* ---- public ---- */
 
-static enum seg_status setup_class_balanced(struct seg_loader *l)
+/* The per-class file lists of the class-driven samplings: class-balanced (files where the
+ * class is present) and rare-class (files with more than rcs_min_pixels of it, and the
+ * class distribution softmax((1 - f_c) / T) over the classes that have such files). */
+static enum seg_status setup_class_sampling(struct seg_loader *l)
 {
     int k = l->ds->num_classes, n = l->ds->n;
-    if (!l->o.presence)
+    bool rare = l->o.sampling == SEG_SAMPLING_RARE_CLASS;
+    if (!rare && !l->o.presence)
         return seg_error(SEG_STATUS_INVALID, "loader: class-balanced sampling needs class presence masks");
+    if (rare && (!l->o.class_pixels || !(l->o.rcs_temperature > 0)))
+        return seg_error(SEG_STATUS_INVALID, "loader: rare-class sampling needs class pixel counts and a positive "
+                                             "temperature");
     l->cls_files = calloc((size_t)k, sizeof *l->cls_files);
     l->cls_count = calloc((size_t)k, sizeof *l->cls_count);
     l->cls_next = calloc((size_t)k, sizeof *l->cls_next);
-    if (!l->cls_files || !l->cls_count || !l->cls_next)
+    l->rcs_prob = calloc((size_t)k, sizeof *l->rcs_prob);
+    if (!l->cls_files || !l->cls_count || !l->cls_next || !l->rcs_prob)
         return seg_error(SEG_STATUS_OUT_OF_MEMORY, "loader: out of host memory");
     bool any = false;
+    double total = 0, top = -1e300, z = 0;
     for (int c = 0; c < k; c++) {
         l->cls_files[c] = malloc((size_t)n * sizeof **l->cls_files);
         if (!l->cls_files[c])
             return seg_error(SEG_STATUS_OUT_OF_MEMORY, "loader: out of host memory");
-        for (int i = 0; i < n; i++)
-            if (l->o.presence[i] & (1u << c))
+        for (int i = 0; i < n; i++) {
+            bool has = rare ? l->o.class_pixels[(size_t)i * k + c] > (uint32_t)l->o.rcs_min_pixels
+                            : (l->o.presence[i] & (1u << c)) != 0;
+            if (has)
                 l->cls_files[c][l->cls_count[c]++] = i;
+            if (rare)
+                total += l->o.class_pixels[(size_t)i * k + c];
+        }
         any |= l->cls_count[c] > 0;
     }
+    if (!any && rare)
+        return seg_error(SEG_STATUS_INVALID, "loader: no image holds more than %d pixels of any class (rare-class "
+                                             "sampling, data.rcs_min_pixels)", l->o.rcs_min_pixels);
     if (!any)
         return seg_error(SEG_STATUS_INVALID, "loader: no image contains any class (class-balanced sampling)");
+    if (rare) { /* softmax of (1 - f_c) / T, max-subtracted */
+        for (int c = 0; c < k; c++) {
+            double pix = 0;
+            for (int i = 0; i < n; i++)
+                pix += l->o.class_pixels[(size_t)i * k + c];
+            l->rcs_prob[c] = (1.0 - (total > 0 ? pix / total : 0.0)) / l->o.rcs_temperature;
+            if (l->cls_count[c] && l->rcs_prob[c] > top)
+                top = l->rcs_prob[c];
+        }
+        for (int c = 0; c < k; c++) {
+            l->rcs_prob[c] = l->cls_count[c] ? exp(l->rcs_prob[c] - top) : 0.0;
+            z += l->rcs_prob[c];
+        }
+        for (int c = 0; c < k; c++)
+            l->rcs_prob[c] /= z;
+    }
     seg_data_rng_init(&l->cb_rng, l->o.seed, 0, RNG_TAG_ORDER + 1);
     return SEG_STATUS_OK;
 }
@@ -375,6 +454,8 @@ static void loader_free(struct seg_loader *l)
     free(l->cls_files);
     free(l->cls_count);
     free(l->cls_next);
+    free(l->rcs_prob);
+    free(l->order_class);
     free(l);
 }
 
@@ -436,8 +517,9 @@ enum seg_status seg_loader_create(const struct seg_loader_opts *o, struct seg_lo
             return st;
         }
     }
-    l->epoch_len = o->sampling == SEG_SAMPLING_CLASS_BALANCED ? (o->epoch_size > 0 ? o->epoch_size : CB_SUB_EPOCH)
-                                                              : o->ds->n;
+    l->epoch_len = o->sampling == SEG_SAMPLING_CLASS_BALANCED || o->sampling == SEG_SAMPLING_RARE_CLASS
+                       ? (o->epoch_size > 0 ? o->epoch_size : CB_SUB_EPOCH)
+                       : o->ds->n;
     l->total = o->repeat ? -1 : l->epoch_len;
     if (l->total >= 0) { /* this shard's items of the one-epoch stream */
         int64_t rem = l->total % l->gbatch - (int64_t)o->shard_rank * o->batch;
@@ -451,7 +533,13 @@ enum seg_status seg_loader_create(const struct seg_loader_opts *o, struct seg_lo
         st = seg_error(SEG_STATUS_OUT_OF_MEMORY, "loader: out of host memory");
         goto fail;
     }
-    if (o->sampling == SEG_SAMPLING_CLASS_BALANCED && (st = setup_class_balanced(l)) != SEG_STATUS_OK)
+    if (o->sampling == SEG_SAMPLING_RARE_CLASS &&
+        !(l->order_class = malloc((size_t)l->epoch_len * sizeof *l->order_class))) {
+        st = seg_error(SEG_STATUS_OUT_OF_MEMORY, "loader: out of host memory");
+        goto fail;
+    }
+    if ((o->sampling == SEG_SAMPLING_CLASS_BALANCED || o->sampling == SEG_SAMPLING_RARE_CLASS) &&
+        (st = setup_class_sampling(l)) != SEG_STATUS_OK)
         goto fail;
     for (int i = 0; i < l->nslots; i++) {
         struct slot *s = &l->slots[i];
@@ -525,7 +613,8 @@ enum seg_status seg_loader_next(struct seg_loader *l, struct seg_data_batch **ou
         while (l->next_pos < (b + 1) * l->o.batch && can_hand_out(l)) {
             int64_t pos = l->next_pos++;
             int64_t g = global_pos(l, pos);
-            item_done(l, s, produce(l, s, (int)(pos % l->o.batch), g, order_lookup(l, g)));
+            int cls, idx = order_lookup(l, g, &cls);
+            item_done(l, s, produce(l, s, (int)(pos % l->o.batch), g, idx, cls));
         }
     }
     while (!s->ready)

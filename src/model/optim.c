@@ -73,8 +73,10 @@ enum seg_status seg_optim_step(struct seg_optim *o, float lr)
         } else {
             if (!o->state2[i] && (st = zeros_like(v->value, &o->state2[i])))
                 return st;
-            st = seg_adam_step(v->value, o->state1[i], o->state2[i], v->grad, plr, o->cfg.beta1,
-                               o->cfg.beta2, o->cfg.eps, o->cfg.weight_decay, o->step, o->skip);
+            bool decoupled = o->cfg.kind == SEG_OPTIM_ADAMW;
+            st = seg_adam_step(v->value, o->state1[i], o->state2[i], v->grad, plr, o->cfg.beta1, o->cfg.beta2,
+                               o->cfg.eps, decoupled ? 0.0f : o->cfg.weight_decay,
+                               decoupled ? plr * o->cfg.weight_decay : 0.0f, o->step, o->skip);
         }
         if (st)
             return st;

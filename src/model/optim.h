@@ -5,7 +5,9 @@
 
 #include "model/model.h"
 
-enum seg_optim_kind { SEG_OPTIM_SGD, SEG_OPTIM_ADAM };
+/* ADAM: weight decay as an L2 term of the gradient (torch.optim.Adam); ADAMW: decoupled,
+ * p *= 1 - lr * weight_decay before the step (torch.optim.AdamW: DAFormer, MIC) */
+enum seg_optim_kind { SEG_OPTIM_SGD, SEG_OPTIM_ADAM, SEG_OPTIM_ADAMW };
 
 struct seg_optim_config {
     enum seg_optim_kind kind;

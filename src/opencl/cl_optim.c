@@ -20,7 +20,7 @@ SEG_CL_KERNEL(seg_cl_adam_step)
                        SEG_CL_T(a->dst[1]), SEG_CL_T(a->dst[2]), SEG_CL_T(a->src[0]),
                        SEG_CL_INT(n), SEG_CL_FLOAT(a->fp[0]), SEG_CL_FLOAT(a->fp[1]),
                        SEG_CL_FLOAT(a->fp[2]), SEG_CL_FLOAT(a->fp[3]), SEG_CL_FLOAT(a->fp[4]),
-                       SEG_CL_FLOAT(a->fp[5]), SEG_CL_FLOAT(a->fp[6]), SEG_CL_OPT(seg_cl_ctx_of(be), a->src[1]));
+                       SEG_CL_FLOAT(a->fp[5]), SEG_CL_FLOAT(a->fp[6]), SEG_CL_FLOAT(a->fp[7]), SEG_CL_OPT(seg_cl_ctx_of(be), a->src[1]));
 }
 
 /* One work-group of 64 strides over the tensor and combines in local memory. */

@@ -57,7 +57,14 @@ static const struct seg_config_key keys[] = {
     {"data.scales", "", "training: S1,S2,...: the resized image (data.*_size or data.short_side) times one of these, "
                         "equally likely (paper, PixIntraDA: multi-scale training, scales not given; DASS: 0.8,1,1.2)"},
     {"data.source_photometric", "false", "SDCA's source colour jitter 0.5/0.5/0.5/0.2, grayscale p 0.2, 3x3 blur sigma 0.1-2"},
-    {"data.source_sampling", "shuffle", "shuffle | class_balanced (SDCA: class ~ 1/log(1.01 + its frequency), then an image with it)"},
+    {"data.source_sampling", "shuffle", "shuffle | class_balanced (SDCA: class ~ 1/log(1.01 + its frequency), then an image with it) | "
+                                        "rare_class (DAFormer's RCS: class ~ softmax((1 - f_c) / data.rcs_temperature), f_c its share "
+                                        "of the source's labelled pixels, then an image with more than data.rcs_min_pixels of it)"},
+    {"data.rcs_temperature", "0.01", "rare-class sampling: temperature T (DAFormer: 0.01)"},
+    {"data.rcs_min_pixels", "3000", "rare-class sampling: an image qualifies for a class with more than this many of its pixels "
+                                    "at the label file's size (DAFormer: 3000)"},
+    {"data.rcs_min_crop_ratio", "0.5", "rare-class sampling: re-crop (up to 10 crops) while the crop holds no more than "
+                                       "rcs_min_pixels x this of the class (DAFormer: 0.5; 0: off)"},
     {"data.source_labels", "", "folder of label PNGs (segda pseudo-label output) replacing the source labels: "
                                "self-training on pseudo labels with data.source = the target dataset"},
     {"data.target_labels", "", "folder of pseudo-label PNGs for the target training images (methods that read them)"},
@@ -68,6 +75,8 @@ static const struct seg_config_key keys[] = {
     {"solver.iterations", "250000", "schedule length (poly decay horizon)"},
     {"solver.stop", "0", "stop after this many iterations (0: solver.iterations)"},
     {"solver.lr", "2.5e-4", "base learning rate"},
+    {"solver.optimizer", "sgd", "sgd (momentum, L2 weight decay) | adamw (betas 0.9, 0.999, eps 1e-8, decoupled weight decay "
+                                "solver.weight_decay: DAFormer and MIC, configs/_base_/schedules/adamw.py: lr 6e-5, decay 0.01)"},
     {"solver.momentum", "0.9", "SGD momentum"},
     {"solver.weight_decay", "5e-4", "SGD weight decay"},
     {"solver.power", "0.9", "poly decay power"},
@@ -188,7 +197,7 @@ static const struct seg_config_key keys[] = {
     {"mic.fdist_min_ratio", "0.75", "MIC/DAFormer: a feature cell takes its majority class when it holds this share of the cell"},
     {"mic.mask", "true", "MIC ablation: masked image consistency on the target"},
     {"mic.mask_ratio", "0.7", "MIC: share of the target's blocks masked"},
-    {"mic.mask_block", "64", "MIC: mask block size in pixels"},
+    {"mic.mask_block", "32", "MIC: mask block size in pixels (MIC seg/experiments.py: 32 for the 512 crops of the DeepLab-v2 and DAFormer runs, 64 for HRDA)"},
     {"mic.mask_lambda", "1", "MIC: weight of the masked image consistency loss"},
     /* Each method's keys: "<method>.<key>", one block per method, above this line. */
     {"train.seed", "1234", "random seed"},

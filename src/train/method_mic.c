@@ -17,8 +17,9 @@
  *     mic.fdist_lambda > 0, lambda x the thing-class feature distance between the student's
  *     layer4 features and those of a frozen copy of the initial network (aux1, eval mode);
  *     backward;
- *  4. DACS class mix (mic.mix): half the classes present in each source label (255 too, as
- *     torch.unique returns it) pasted onto the paired target image; label = source label
+ *  4. DACS class mix (mic.mix): for each source image, half the classes present in the
+ *     source batch (255 too: DACS takes torch.unique of the batch's labels) pasted onto the
+ *     paired target image; label = source label
  *     there, pseudo label elsewhere; weight 1 there, the pseudo weight elsewhere; CE weighted
  *     by it; backward;
  *  5. MIC (mic.mask): the target image with round(H/b) x round(W/b) blocks (b = mic.mask_block)
@@ -141,8 +142,7 @@ static enum seg_status mix_mask(struct seg_trainer *t, const struct seg_batch *s
     float *rows = malloc((size_t)n * 256 * sizeof *rows);
     if (!rows)
         return seg_error(SEG_STATUS_OUT_OF_MEMORY, "mic: out of host memory");
-    for (int64_t i = 0; i < n; i++)
-        seg_mic_choose_classes(src->labels + i * hw, hw, &t->rng, rows + i * 256);
+    seg_mic_choose_classes(src->labels, n, hw, &t->rng, rows);
     struct seg_tensor *table = NULL;
     enum seg_status st = seg_tensor_new(t->be, SEG_DTYPE_F32, 2, s, &table);
     if (!st) st = seg_tensor_write(table, rows, (size_t)n * 256 * sizeof *rows);

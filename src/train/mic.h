@@ -34,11 +34,12 @@ enum seg_status seg_mic_pseudo_labels(const struct seg_tensor *logits, float thr
                                       struct seg_tensor **labels, struct seg_tensor **weight,
                                       struct seg_tensor **quality);
 
-/* DACS's class choice for one source label map of hw pixels: the distinct values present
- * (255 included, as torch.unique gives them), of which (n + n % 2) / 2 are drawn without
- * replacement; row[v] = 1 for a chosen value v, else 0 (row has 256 entries). rng: xorshift
- * state, advanced. */
-void seg_mic_choose_classes(const int32_t *labels, int64_t hw, uint64_t *rng, float row[256]);
+/* DACS's class choice for a batch of n source label maps of hw pixels each: the distinct
+ * values present in the whole batch (255 included: DACS's get_class_masks takes
+ * torch.unique of the batch's labels for every image), of which (k + k % 2) / 2 are drawn
+ * without replacement anew for each image; rows[i * 256 + v] = 1 for a value v chosen for
+ * image i, else 0. rng: xorshift state, advanced. */
+void seg_mic_choose_classes(const int32_t *labels, int64_t n, int64_t hw, uint64_t *rng, float *rows);
 /* The mixing mask F32 [N, 1, H, W] = table[n][labels[n][p]] (table F32 [N, 256]). */
 enum seg_status seg_mic_class_mask(const struct seg_tensor *labels, const struct seg_tensor *table,
                                    struct seg_tensor **mask);

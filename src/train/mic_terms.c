@@ -106,23 +106,26 @@ static uint64_t rng_next(uint64_t *s)
     return x * 0x2545F4914F6CDD1Dull;
 }
 
-void seg_mic_choose_classes(const int32_t *labels, int64_t hw, uint64_t *rng, float row[256])
+void seg_mic_choose_classes(const int32_t *labels, int64_t n, int64_t hw, uint64_t *rng, float *rows)
 {
     bool present[256] = {false};
-    int values[256], n = 0;
-    for (int64_t p = 0; p < hw; p++)
+    int values[256], nv = 0;
+    for (int64_t p = 0; p < n * hw; p++)
         present[labels[p] & 255] = true;
-    for (int v = 0; v < 256; v++) {
-        row[v] = 0.0f;
+    for (int v = 0; v < 256; v++)
         if (present[v])
-            values[n++] = v;
-    }
-    int k = (n + n % 2) / 2;
-    for (int i = 0; i < k; i++) { /* a partial Fisher-Yates shuffle: k draws without replacement */
-        int j = i + (int)(rng_next(rng) % (uint64_t)(n - i)), t = values[i];
-        values[i] = values[j];
-        values[j] = t;
-        row[values[i]] = 1.0f;
+            values[nv++] = v;
+    int k = (nv + nv % 2) / 2;
+    for (int64_t b = 0; b < n; b++) {
+        float *row = rows + b * 256;
+        for (int v = 0; v < 256; v++)
+            row[v] = 0.0f;
+        for (int i = 0; i < k; i++) { /* a partial Fisher-Yates shuffle: k draws without replacement */
+            int j = i + (int)(rng_next(rng) % (uint64_t)(nv - i)), t = values[i];
+            values[i] = values[j];
+            values[j] = t;
+            row[values[i]] = 1.0f;
+        }
     }
 }
 

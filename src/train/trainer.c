@@ -380,9 +380,16 @@ enum seg_status seg_trainer_create_dist(const struct seg_config *cfg, struct seg
     if (!st && init[0])
         st = seg_model_load(t->model, init, false);
     if (!st) {
-        struct seg_optim_config oc = {SEG_OPTIM_SGD, (float)lr, (float)mom, (float)wd, 0, 0, 0,
+        const char *kind = seg_config_str(cfg, "solver.optimizer");
+        bool adamw = !strcmp(kind, "adamw");
+        /* AdamW at PyTorch's defaults (betas 0.9, 0.999, eps 1e-8), as DAFormer's configs */
+        struct seg_optim_config oc = {adamw ? SEG_OPTIM_ADAMW : SEG_OPTIM_SGD, (float)lr, (float)mom, (float)wd,
+                                      adamw ? 0.9f : 0.0f, adamw ? 0.999f : 0.0f, adamw ? 1e-8f : 0.0f,
                                       {1.0f, (float)head}};
-        st = seg_optim_create(t->model, &oc, &t->opt);
+        if (!adamw && strcmp(kind, "sgd"))
+            st = seg_error(SEG_STATUS_INVALID, "config solver.optimizer = '%s': sgd or adamw", kind);
+        else
+            st = seg_optim_create(t->model, &oc, &t->opt);
     }
     t->iterations = iters;
     t->rng = (uint64_t)seed * 0x9E3779B97F4A7C15ull + 1;

@@ -39,8 +39,8 @@ def class_mix(gen):
     n, c, h, w = 2, 6, 9, 8
     ys = labels(gen, n, h, w, classes=c, ignore=0.2)
     table = torch.zeros(n, 256)
-    for i in range(n):                                      # half the values present, 255 included
-        vals = torch.unique(ys[i].long())
+    vals = torch.unique(ys.long())                          # the batch's values, 255 included
+    for i in range(n):                                      # half of them, drawn for each image
         k = (len(vals) + len(vals) % 2) // 2
         pick = vals[torch.randperm(len(vals), generator=gen)[:k]]
         table[i, pick] = 1
