@@ -1,6 +1,7 @@
 /* losses_mic.c: the DAFormer / MIC recipe's pieces (src/train/mic.h) against
  * tests/loss_ref/mic.py. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -204,6 +205,37 @@ static enum seg_status feat_dist(struct lt_ctx *c, struct seg_var **loss)
     return st;
 }
 
+/* The strong augmentation with the reference's draws; the kernel sizes as seg_mic_blur_taps. */
+static enum seg_status strong_aug(struct lt_ctx *c, struct seg_var **loss)
+{
+    const struct seg_tensor *x = lt_tensor(c, "x");
+    NEED(x);
+    struct seg_mic_aug a = {.jitter = true, .blur = true, .n = 2};
+    char key[16];
+    for (int i = 0; i < 2; i++) {
+        const char *names[5] = {"b", "c", "s", "h", "sigma"};
+        float *dst[5] = {&a.brightness[i], &a.contrast[i], &a.saturation[i], &a.hue[i], &a.sigma[i]};
+        for (int k = 0; k < 5; k++) {
+            snprintf(key, sizeof key, "%s%d", names[k], i);
+            *dst[k] = (float)lt_param(c, key, 0);
+        }
+        snprintf(key, sizeof key, "taps%d", i);
+        if (seg_mic_blur_taps(x->shape[2], a.sigma[i]) != (int)lt_param(c, key, -1))
+            return seg_error(SEG_STATUS_INVALID, "mic_strong_aug: %d taps for sigma %g, reference %d",
+                             seg_mic_blur_taps(x->shape[2], a.sigma[i]), a.sigma[i], (int)lt_param(c, key, -1));
+    }
+    enum seg_mic_norm norm = !strcmp(lt_param_str(c, "norm", ""), "imagenet") ? SEG_MIC_NORM_IMAGENET
+                                                                               : SEG_MIC_NORM_DEEPLAB;
+    struct seg_tensor *y = NULL;
+    TRY(seg_mic_strong_aug(x, norm, &a, &y));
+    enum seg_status st = sum_loss(c, y, loss);
+    if (st) {
+        seg_tensor_free(y);
+        return st;
+    }
+    return output_tensor(c, "image", y);
+}
+
 const struct lt_case lt_cases_mic[] = {
     {"mic_ema", ema},
     {"mic_pseudo", pseudo},
@@ -211,5 +243,7 @@ const struct lt_case lt_cases_mic[] = {
     {"mic_block_mask", block_mask},
     {"mic_weighted_ce", weighted_ce},
     {"mic_feat_dist", feat_dist},
+    {"mic_strong_aug_imagenet", strong_aug},
+    {"mic_strong_aug_deeplab", strong_aug},
     {NULL, NULL},
 };

@@ -80,4 +80,35 @@ void seg_mic_thing_mask(const int32_t *labels, int n, int H, int W, int h, int w
 enum seg_status seg_mic_feature_distance(struct seg_ag *ag, struct seg_var *f, const struct seg_tensor *fi,
                                          const struct seg_tensor *mask, struct seg_var **loss);
 
+/* ---- DACS's strong augmentation of the mixed (and MIC's masked) images ----
+ * In [0, 1] RGB (the stored values' normalisation undone, then redone): with `jitter`,
+ * per image brightness (x b), contrast (blend with the image's mean luma), saturation
+ * (blend with luma) and hue (a rotation of the chroma plane in YIQ by 2 pi h), each clamped
+ * to [0, 1], in this order; with `blur`, per image a Gaussian of sigma, taps as
+ * seg_mic_blur_taps, normalised at the border by the blur of ones. DACS (dacs_transforms.py)
+ * uses kornia's ColorJitter (0.2 each) and GaussianBlur2d: its HSV hue shift and random
+ * order of the four differ from the fixed order and YIQ rotation here, its reflection
+ * padding from the normalised border. */
+#define SEG_MIC_MAX_BATCH 64
+enum seg_mic_norm { SEG_MIC_NORM_NONE, SEG_MIC_NORM_DEEPLAB, SEG_MIC_NORM_IMAGENET };
+struct seg_mic_aug {
+    bool  jitter, blur;
+    int   n;
+    float brightness[SEG_MIC_MAX_BATCH], contrast[SEG_MIC_MAX_BATCH], saturation[SEG_MIC_MAX_BATCH];
+    float hue[SEG_MIC_MAX_BATCH], sigma[SEG_MIC_MAX_BATCH];
+};
+/* A uniform in [0, 1) from the xorshift state. */
+double seg_mic_uniform(uint64_t *rng);
+/* DACS's draws: jitter when u > p_jitter (0.2: 80% of the iterations), blur when u > p_blur
+ * (0.5), one u each for the batch; factors uniform in [1 - s, 1 + s], hue in [-s, s],
+ * sigma in [0.15, 1.15] per image. */
+void seg_mic_draw_aug(uint64_t *rng, int64_t n, float p_jitter, float strength, float p_blur,
+                      struct seg_mic_aug *aug);
+/* DACS's kernel size for an image of this height (ceil(0.1 H), odd), capped at
+ * 2 ceil(4 sigma) + 1 taps. */
+int seg_mic_blur_taps(int64_t height, float sigma);
+/* out = the augmented images x [N, 3, H, W] (stored as `norm` gives). */
+enum seg_status seg_mic_strong_aug(const struct seg_tensor *x, enum seg_mic_norm norm, const struct seg_mic_aug *aug,
+                                   struct seg_tensor **out);
+
 #endif

@@ -106,6 +106,11 @@ static uint64_t rng_next(uint64_t *s)
     return x * 0x2545F4914F6CDD1Dull;
 }
 
+double seg_mic_uniform(uint64_t *rng)
+{
+    return (double)(rng_next(rng) >> 11) * (1.0 / 9007199254740992.0);
+}
+
 void seg_mic_choose_classes(const int32_t *labels, int64_t n, int64_t hw, uint64_t *rng, float *rows)
 {
     bool present[256] = {false};

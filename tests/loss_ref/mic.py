@@ -107,6 +107,76 @@ def feat_dist(gen):
             {"things": ",".join(map(str, things)), "classes": c, "min_ratio": 0.75})
 
 
+LUMA = torch.tensor([0.299, 0.587, 0.114])
+
+
+def jitter_blur(x01, b, c, s, h, sigma, taps, jitter, blur):
+    """The strong augmentation as src/train/mic.h states it, on [N, 3, H, W] RGB in [0, 1]."""
+    y = x01
+    if jitter:
+        y = (y * b.view(-1, 1, 1, 1)).clamp(0, 1)
+        gray = (y * LUMA.view(1, 3, 1, 1)).sum(1, keepdim=True)
+        m = gray.mean((1, 2, 3), keepdim=True)
+        y = (c.view(-1, 1, 1, 1) * y + (1 - c.view(-1, 1, 1, 1)) * m).clamp(0, 1)
+        gray = (y * LUMA.view(1, 3, 1, 1)).sum(1, keepdim=True)
+        y = (s.view(-1, 1, 1, 1) * y + (1 - s.view(-1, 1, 1, 1)) * gray).clamp(0, 1)
+        to_yiq = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+        from_yiq = torch.linalg.inv(to_yiq)
+        out = []
+        for i in range(y.shape[0]):
+            a = 2 * torch.pi * h[i]
+            rot = torch.tensor([[1.0, 0, 0], [0, torch.cos(a), -torch.sin(a)], [0, torch.sin(a), torch.cos(a)]])
+            mat = from_yiq @ rot @ to_yiq
+            out.append(torch.einsum("rc,chw->rhw", mat, y[i]))
+        y = torch.stack(out).clamp(0, 1)
+    if blur:
+        out = []
+        for i in range(y.shape[0]):
+            k = int(taps[i])
+            d = torch.arange(k, dtype=torch.float64) - k // 2
+            g = torch.exp(-d * d / (2 * float(sigma[i]) ** 2))
+            g = g / g.sum()
+            w2 = (g[:, None] * g[None, :])[None, None]
+            yi = F.conv2d(y[i][:, None], w2, padding=k // 2)[:, 0]
+            ones = F.conv2d(torch.ones(1, 1, *y.shape[2:]), w2, padding=k // 2)[0]
+            out.append(yi / ones)
+        y = torch.stack(out)
+    return y
+
+
+def strong_aug(norm):
+    def case(gen):
+        n, h, w = 2, 11, 13
+        rgb = rand(gen, n, 3, h, w, lo=0.05, hi=0.95)
+        if norm == "imagenet":
+            mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+            sd = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+            x = ((rgb - mean) / sd).float().double()
+            x01 = x * sd + mean
+        else:                                               # deeplab: BGR 0..255 minus the caffe mean
+            mean = torch.tensor([104.00698793, 116.66876762, 122.67891434]).view(1, 3, 1, 1)
+            x = (rgb.flip(1) * 255 - mean).float().double()
+            x01 = ((x + mean) / 255).flip(1)
+        b = torch.tensor([0.85, 1.17]).float().double()
+        c = torch.tensor([1.12, 0.83]).float().double()
+        s = torch.tensor([0.9, 1.19]).float().double()
+        hh = torch.tensor([0.13, -0.17]).float().double()
+        sigma = torch.tensor([0.6, 1.1]).float().double()
+        k0 = int(torch.ceil(torch.tensor(0.1 * h)))        # DACS: ceil(0.1 H), odd
+        k0 = k0 if k0 % 2 else k0 - 1
+        taps = [min(k0, 2 * int(torch.ceil(4 * sg)) + 1) for sg in sigma]
+        y = jitter_blur(x01, b, c, s, hh, sigma, taps, True, True)
+        if norm == "imagenet":
+            out = (y - mean) / sd
+        else:
+            out = y.flip(1) * 255 - mean
+        params = {"norm": norm, "taps0": taps[0], "taps1": taps[1]}
+        for k, v in [("b", b), ("c", c), ("s", s), ("h", hh), ("sigma", sigma)]:
+            params[k + "0"], params[k + "1"] = float(v[0]), float(v[1])
+        return ({"x": x}, {"loss": out.sum(), "image": out}, dict(params, tol=2e-5))
+    return case
+
+
 CASES = {
     "mic_ema": ema,
     "mic_pseudo": pseudo,
@@ -114,4 +184,6 @@ CASES = {
     "mic_block_mask": block_mask,
     "mic_weighted_ce": weighted_ce,
     "mic_feat_dist": feat_dist,
+    "mic_strong_aug_imagenet": strong_aug("imagenet"),
+    "mic_strong_aug_deeplab": strong_aug("deeplab"),
 }
