@@ -28,7 +28,7 @@ import shutil
 import subprocess
 import sys
 
-METHODS = ["source_only", "adaptsegnet", "sdca", "plca", "pixintra", "bida"]
+METHODS = ["source_only", "adaptsegnet", "sdca", "plca", "pixintra", "bida", "mic"]
 DEVICES = ["opencl", "vulkan", "vulkan-staging"]
 # What counts as waiting for the device, what allocates, per API.
 SYNCS = {"opencl": ["clFinish", "clWaitForEvents", "clEnqueueReadBuffer_blocking",
