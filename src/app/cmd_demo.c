@@ -29,10 +29,11 @@ static void usage(FILE *f)
                "the seeds), writes DIR/<method>/seed<k>/ (checkpoints, metrics) and DIR/<method>/grid_*.png\n"
                "(input | ground truth | prediction, seed 1).\n\n"
                "A fair comparison: every run shares one schedule (N iterations, batch 4, LR 0.01 poly,\n"
-               "trainable BN); each method keeps its paper defaults, with two scaling rules applied\n"
-               "to all alike: a length counted in iterations (BiDA's round) keeps its share of the\n"
-               "paper's schedule, and a discriminator's width scales with the backbone (tiny: 8 of\n"
-               "ResNet's 64). Nothing is tuned on the split reported (val); --split dev reports the\n"
+               "trainable BN); each method keeps its paper defaults, with three scaling rules applied\n"
+               "to all alike: a length counted in iterations (BiDA's round, MIC's warm-up) keeps its\n"
+               "share of the paper's schedule, a length in pixels (MIC's ignored rows and mask\n"
+               "blocks) its share of the paper's crop height, and a discriminator's width scales\n"
+               "with the backbone (tiny: 8 of ResNet's 64). Nothing is tuned on the split reported (val); --split dev reports the\n"
                "benchmark's dev split instead, for trying settings.\n\n"
                "Defaults: DIR demo, device auto, N 200, K 3, split val. --json FILE (default DIR/demo.json)\n"
                "writes {\"device\", \"methods\": {name: {miou (the mean), miou_seeds, miou_std}}, \"oracle\"};\n"
@@ -45,21 +46,30 @@ static void usage(FILE *f)
 
 /* The adaptation methods the demo runs, each from the source-only weights. Every method key
  * is at its default (the paper's value); `model` is the paper config's network for the
- * method; `period_key` is a length counted in iterations, scaled to the demo's schedule. */
+ * method; `period_key` is a length counted in iterations, scaled to the demo's schedule;
+ * `pixel_keys` ("key=value;...") are lengths in pixels of the paper's crop height
+ * `paper_crop`, scaled to the demo's image height. */
 static const struct demo_method {
     const char *name;
     const char *model;      /* "key=value;key=value" from configs/<method>_gta5_to_cityscapes.ini */
     const char *d_width_key; /* discriminator width: scaled with the backbone */
     const char *period_key;
     long        period, paper_iters;
+    const char *pixel_keys;
+    int         paper_crop;
 } demo_methods[] = {
-    {"adaptsegnet", "", "adaptsegnet.d_width", NULL, 0, 0},
-    {"sdca", "model.multi_level=false", NULL, NULL, 0, 0},
-    {"plca", "model.multi_level=false;model.classifier_bias=false", NULL, NULL, 0, 0},
-    {"bida", "model.multi_level=false", NULL, "bida.static_every", 10000, 100000},
+    {"adaptsegnet", "", "adaptsegnet.d_width", NULL, 0, 0, NULL, 0},
+    {"sdca", "model.multi_level=false", NULL, NULL, 0, 0, NULL, 0},
+    {"plca", "model.multi_level=false;model.classifier_bias=false", NULL, NULL, 0, 0, NULL, 0},
+    {"bida", "model.multi_level=false", NULL, "bida.static_every", 10000, 100000, NULL, 0},
     /* the paper's stage I (AdaptSegNet) is the first half of the same budget, stage II the
      * second: its two rounds (pixintra.round_split) are shares of the run already */
-    {"pixintra", "pixintra.inter_share=0.5", "pixintra.d_width", NULL, 0, 0},
+    {"pixintra", "pixintra.inter_share=0.5", "pixintra.d_width", NULL, 0, 0, NULL, 0},
+    /* DAFormer's warm-up (1500 of 40k iterations); its ignored pseudo-label rows and MIC's
+     * mask blocks are lengths in its 512-pixel crops. The source-only network's four ASPP
+     * branches stay (DAFormer's head has two: dropping two would halve the start's logits) */
+    {"mic", "model.multi_level=false", NULL, "solver.warmup_iters", 1500, 40000,
+     "mic.ignore_top=15;mic.ignore_bottom=120;mic.mask_block=32", 512},
 };
 #define NDEMO_METHODS ((int)(sizeof demo_methods / sizeof demo_methods[0]))
 #define DEMO_MAX_SEEDS 10
@@ -221,6 +231,12 @@ static enum seg_status demo_config(struct seg_config *c, const struct demo_job *
     if (!st && m && m->period_key) { /* the same share of the run as in the paper, at least 1 */
         long p = (long)llround((double)m->period * (double)iters / (double)m->paper_iters);
         st = set(c, "%s=%ld", m->period_key, p > 0 ? p : 1);
+    }
+    for (const char *o = m && m->pixel_keys ? m->pixel_keys : ""; !st && *o;) { /* the same share of the crop, >= 1 */
+        size_t len = strcspn(o, ";"), eq = strcspn(o, "=");
+        long v = strtol(o + eq + 1, NULL, 10), px = (long)llround((double)v * h / m->paper_crop);
+        st = set(c, "%.*s=%ld", (int)eq, o, px > 0 ? px : 1);
+        o += len + (o[len] == ';');
     }
     if (!st) st = set(c, "train.eval_every=%ld", iters);
     if (!st) st = set(c, "train.save_every=%ld", iters);
