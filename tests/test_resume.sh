@@ -36,10 +36,11 @@ cmp -s "$work/bida_full/last.safetensors" "$work/bida_part/last.safetensors" || 
 # warm-up (solver.warmup_iters) and AdamW, whose moments resume too. Small rows and blocks,
 # so that every part runs at 64x32, and a threshold low enough for confident pixels.
 mic=(--set method.name=mic --set model.multi_level=false --set mic.ignore_top=2 --set mic.ignore_bottom=4
-     --set mic.mask_block=8 --set mic.pseudo_threshold=0.1 --set solver.warmup_iters=4 --set solver.optimizer=adamw
+     --set mic.mask_block=8 --set mic.pseudo_threshold=0.1 --set solver.warmup_iters=3 --set solver.optimizer=adamw
      --set solver.lr=6e-5 --set solver.weight_decay=0.01)
+mic+=(--set solver.iterations=4)
 "$segda" train "${common[@]}" "${mic[@]}" --out "$work/mic_full" >/dev/null || fail "mic full run"
-"$segda" train "${common[@]}" "${mic[@]}" --out "$work/mic_part" --set solver.stop=3 >/dev/null || fail "mic first half"
+"$segda" train "${common[@]}" "${mic[@]}" --out "$work/mic_part" --set solver.stop=2 >/dev/null || fail "mic first half"
 "$segda" train "${common[@]}" "${mic[@]}" --out "$work/mic_part" --resume auto >/dev/null || fail "mic resumed half"
 diff <(strip "$work/mic_full/metrics.jsonl") <(strip "$work/mic_part/metrics.jsonl") || fail "mic: losses differ after resume"
 cmp -s "$work/mic_full/last.safetensors" "$work/mic_part/last.safetensors" || fail "mic checkpoints differ after resume"
