@@ -58,6 +58,13 @@ EOF
 expect 4 "target validation set): first sample: .*label is 8x4" --set "data.target_root=$work/bad/target"
 # --check-config: the values and the models only
 "$segda" train --config configs/adaptsegnet_gta5_to_cityscapes.ini --check-config > /dev/null || fail "--check-config"
+# bad values of the newer keys are usage errors naming the key and the value
+for kv in mic.alpha=1.5 mic.fdist_classes=6,x solver.optimizer=adam2 solver.warmup_iters=-3 data.source_sampling=rare \
+          data.rcs_temperature=0; do
+    "$segda" train --config configs/mic_gta5_to_cityscapes.ini --set "$kv" --check-config > "$work/err.txt" 2>&1
+    rc=$?
+    [ $rc -eq 2 ] && grep -q "${kv%%=*} = '*${kv#*=}" "$work/err.txt" || { cat "$work/err.txt"; fail "--set $kv: exit $rc"; }
+done
 
 # A run checks the files before it starts (nothing written), exit 4.
 "$segda" train "${base[@]}" --set "data.source_root=$work/nosrc" --out "$work/run_bad" --quiet 2> "$work/err.txt"

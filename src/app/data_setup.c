@@ -6,6 +6,26 @@
 
 #include "app/data_setup.h"
 
+enum seg_status seg_source_sampling_check(const struct seg_config *c)
+{
+    const char *sampling = seg_config_str(c, "data.source_sampling");
+    long min_pixels;
+    double temp, crop_ratio;
+    if (strcmp(sampling, "shuffle") && strcmp(sampling, "class_balanced") && strcmp(sampling, "rare_class"))
+        return seg_error(SEG_STATUS_INVALID, "config data.source_sampling = '%s': shuffle, class_balanced or rare_class",
+                         sampling);
+    SEG_TRY(seg_config_int(c, "data.rcs_min_pixels", &min_pixels));
+    SEG_TRY(seg_config_float(c, "data.rcs_temperature", &temp));
+    SEG_TRY(seg_config_float(c, "data.rcs_min_crop_ratio", &crop_ratio));
+    if (!(temp > 0))
+        return seg_error(SEG_STATUS_INVALID, "config data.rcs_temperature = %g: must be positive", temp);
+    if (min_pixels < 0 || min_pixels > 1000000000L)
+        return seg_error(SEG_STATUS_INVALID, "config data.rcs_min_pixels = %ld: 0 to 1e9", min_pixels);
+    if (!(crop_ratio >= 0))
+        return seg_error(SEG_STATUS_INVALID, "config data.rcs_min_crop_ratio = %g: >= 0", crop_ratio);
+    return SEG_STATUS_OK;
+}
+
 /* The source's options: SDCA's photometric augmentation and class-balanced sampling, and
  * DAFormer's rare-class sampling (the per-image class pixel counts both derive from are
  * cached in train.out; the tables are owned by the domain). */
@@ -18,12 +38,11 @@ static enum seg_status source_extras(const struct seg_config *c, struct seg_doma
         return st;
     if (photometric)
         seg_augment_sdca_photometric(&lo->aug);
+    if ((st = seg_source_sampling_check(c)))
+        return st;
     if (!strcmp(sampling, "shuffle"))
         return SEG_STATUS_OK;
     bool rare = !strcmp(sampling, "rare_class");
-    if (!rare && strcmp(sampling, "class_balanced"))
-        return seg_error(SEG_STATUS_INVALID, "config data.source_sampling = '%s': shuffle, class_balanced or rare_class",
-                         sampling);
     char cache[4200];
     long workers, min_pixels;
     double temp, crop_ratio;
@@ -31,10 +50,6 @@ static enum seg_status source_extras(const struct seg_config *c, struct seg_doma
         (st = seg_config_float(c, "data.rcs_temperature", &temp)) ||
         (st = seg_config_float(c, "data.rcs_min_crop_ratio", &crop_ratio)))
         return st;
-    if (rare && (!(temp > 0) || min_pixels < 0 || min_pixels > 1000000000L || !(crop_ratio >= 0)))
-        return seg_error(SEG_STATUS_INVALID, "config data.rcs_temperature = %g, data.rcs_min_pixels = %ld, "
-                         "data.rcs_min_crop_ratio = %g: a positive temperature, pixels >= 0, a ratio >= 0",
-                         temp, min_pixels, crop_ratio);
     snprintf(cache, sizeof cache, "%s/source_class_pixels.txt", seg_config_str(c, "train.out"));
     if ((st = seg_dir_create(seg_config_str(c, "train.out"))))
         return st;

@@ -102,12 +102,19 @@ static enum seg_status mic_init(struct seg_trainer *t)
         !(m->jitter_s >= 0 && m->jitter_s <= 0.5))
         return seg_error(SEG_STATUS_INVALID, "config mic: jitter_p and blur_p in [0, 1], jitter_strength in [0, 0.5]");
     TRY(parse_classes(seg_config_str(c, "mic.fdist_classes"), t->model->cfg.num_classes, m->things));
-    if (!(m->alpha >= 0 && m->alpha < 1) || !(m->thr >= 0 && m->thr <= 1) || m->ignore_top < 0 ||
-        m->ignore_bottom < 0 || !(m->fd_lambda >= 0) || !(m->fd_ratio >= 0 && m->fd_ratio <= 1) ||
-        !(m->mask_ratio >= 0 && m->mask_ratio < 1) || m->mask_block < 1)
-        return seg_error(SEG_STATUS_INVALID, "config mic: 0 <= alpha < 1, 0 <= pseudo_threshold <= 1, ignore_top and "
-                                             "ignore_bottom >= 0, fdist_lambda >= 0, 0 <= fdist_min_ratio <= 1, "
-                                             "0 <= mask_ratio < 1, mask_block >= 1");
+    struct { const char *key; double v; bool ok; const char *want; } checks[] = {
+        {"mic.alpha", m->alpha, m->alpha >= 0 && m->alpha < 1, "0 <= alpha < 1"},
+        {"mic.pseudo_threshold", m->thr, m->thr >= 0 && m->thr <= 1, "0 to 1"},
+        {"mic.ignore_top", (double)m->ignore_top, m->ignore_top >= 0, ">= 0"},
+        {"mic.ignore_bottom", (double)m->ignore_bottom, m->ignore_bottom >= 0, ">= 0"},
+        {"mic.fdist_lambda", m->fd_lambda, m->fd_lambda >= 0, ">= 0"},
+        {"mic.fdist_min_ratio", m->fd_ratio, m->fd_ratio >= 0 && m->fd_ratio <= 1, "0 to 1"},
+        {"mic.mask_ratio", m->mask_ratio, m->mask_ratio >= 0 && m->mask_ratio < 1, "0 <= ratio < 1"},
+        {"mic.mask_block", (double)m->mask_block, m->mask_block >= 1, ">= 1 pixel"},
+    };
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++)
+        if (!checks[i].ok)
+            return seg_error(SEG_STATUS_INVALID, "config %s = %g: %s", checks[i].key, checks[i].v, checks[i].want);
     m->fdist = m->fd_lambda > 0;
     TRY(frozen_copy(t, 0)); /* the mean teacher */
     if (m->fdist)           /* the frozen initial (ImageNet) network */
