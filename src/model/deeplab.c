@@ -444,6 +444,16 @@ int64_t seg_model_num_params(const struct seg_model *m, bool trainable_only)
     return n;
 }
 
+enum seg_status seg_model_copy(struct seg_model *dst, const struct seg_model *src)
+{
+    if (dst->nparams != src->nparams)
+        return seg_error(SEG_STATUS_INVALID, "model copy: the models differ (%d and %d tensors)", dst->nparams,
+                         src->nparams);
+    for (int i = 0; i < src->nparams; i++)
+        SEG_TRY(seg_tensor_copy(dst->params[i].var->value, src->params[i].var->value));
+    return SEG_STATUS_OK;
+}
+
 void seg_model_zero_grad(struct seg_model *m)
 {
     for (int i = 0; i < m->nparams; i++)

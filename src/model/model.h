@@ -110,6 +110,9 @@ enum seg_status seg_model_init_classifier(struct seg_model *m, enum seg_classifi
 struct seg_param *seg_model_find(struct seg_model *m, const char *name);
 int64_t seg_model_num_params(const struct seg_model *m, bool trainable_only);
 void seg_model_zero_grad(struct seg_model *m);
+/* Copies every tensor of src (weights and running statistics) into dst, on the device; the
+ * models must have the same architecture (teachers, frozen copies). */
+enum seg_status seg_model_copy(struct seg_model *dst, const struct seg_model *src);
 
 /* Checkpoints: safetensors with metadata (arch, num_classes, multi_level, ...). Extra
  * entries (optimizer state) may be added by the caller through `extra`. */

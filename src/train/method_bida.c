@@ -240,13 +240,6 @@ static void bida_destroy(struct seg_trainer *t)
     t->priv = NULL;
 }
 
-static enum seg_status copy_weights(struct seg_model *dst, struct seg_model *src)
-{
-    for (int i = 0; i < src->nparams; i++)
-        TRY(seg_tensor_copy(dst->params[i].var->value, src->params[i].var->value));
-    return SEG_STATUS_OK;
-}
-
 /* *prob [N, C, h*w] <- *prob times the spatial prior's weights q at h x w. */
 static enum seg_status weigh(const struct seg_tensor *q, const struct bida *b, int64_t h, int64_t w,
                              struct seg_tensor **prob)
@@ -411,7 +404,7 @@ static enum seg_status adapt_step(struct seg_trainer *t, struct bida *b, int par
 
     /* a new round: the teacher becomes the current model, the thresholds start again */
     if (b->use_static && !b->static_loaded && t->iter % b->static_every == 0 && part == 0) {
-        TRY(copy_weights(t->aux[0], t->model));
+        TRY(seg_model_copy(t->aux[0], t->model));
         TRY(seg_fill(b->thr_acc, 0.0f));
     }
     TRY(seg_batch_upload(t, src, &xs, &k->ys));

@@ -71,7 +71,7 @@ static enum seg_status frozen_copy(struct seg_trainer *t, int slot)
     /* a never-stepped optimizer, so that the trainer checkpoints and restores the model */
     struct seg_optim_config oc = {SEG_OPTIM_SGD, 0.0f, 0, 0, 0, 0, 0, {1.0f, 1.0f}};
     TRY(seg_optim_create(t->aux[slot], &oc, &t->aux_opt[slot]));
-    return seg_mic_copy_model(t->aux[slot], t->model);
+    return seg_model_copy(t->aux[slot], t->model);
 }
 
 static enum seg_status mic_init(struct seg_trainer *t)
@@ -302,7 +302,7 @@ static enum seg_status mic_step(struct seg_trainer *t, const struct seg_batch *s
     if (!src->labels)
         return seg_error(SEG_STATUS_INVALID, "mic: the source batch has no labels");
     if (t->iter == 0)
-        TRY(seg_mic_copy_model(t->aux[0], t->model));
+        TRY(seg_model_copy(t->aux[0], t->model));
     else
         TRY(seg_mic_ema_update(t->aux[0], t->model, (float)seg_mic_ema_alpha(t->iter, m->alpha)));
     /* the host stream that draws the classes and the block masks moves on each step */

@@ -105,13 +105,6 @@ static void set_requires_grad(struct seg_model *m, bool on)
             m->params[i].var->requires_grad = on;
 }
 
-static enum seg_status copy_weights(struct seg_model *dst, const struct seg_model *src)
-{
-    for (int i = 0; i < dst->nparams; i++)
-        TRY(seg_tensor_copy(dst->params[i].var->value, src->params[i].var->value));
-    return SEG_STATUS_OK;
-}
-
 static enum seg_status pixintra_init(struct seg_trainer *t)
 {
     struct pixintra *p = calloc(1, sizeof *p);
@@ -188,7 +181,7 @@ static enum seg_status pixintra_init(struct seg_trainer *t)
     if (iw[0])
         TRY(seg_model_load(p->inter, iw, false));
     else
-        TRY(copy_weights(p->inter, t->model));
+        TRY(seg_model_copy(p->inter, t->model));
     set_requires_grad(p->inter, false);
     /* Fixed thresholds: the pass is skipped. */
     const char *fixed = seg_config_str(c, "pixintra.thresholds");
@@ -438,7 +431,7 @@ static enum seg_status ensure_round(struct seg_trainer *t, struct pixintra *p, i
     if (p->round == round)
         return SEG_STATUS_OK;
     if (round == 2 || p->inter_share > 0) /* the model so far (stage I / round 1) becomes G_inter */
-        TRY(copy_weights(p->inter, t->model));
+        TRY(seg_model_copy(p->inter, t->model));
     if (round == 1 && p->inter_share > 0)
         TRY(reset_discriminators(t));
     if (seg_config_str(&t->cfg, "pixintra.thresholds")[0])
@@ -470,7 +463,7 @@ static enum seg_status reset_discriminators(struct seg_trainer *t)
         struct seg_model_config dc = t->aux[i]->cfg;
         dc.seed += 1000;
         TRY(seg_model_create(t->be, &dc, &fresh));
-        enum seg_status st = copy_weights(t->aux[i], fresh);
+        enum seg_status st = seg_model_copy(t->aux[i], fresh);
         seg_model_destroy(fresh);
         TRY(st);
         for (int k = 0; k < t->aux[i]->nparams; k++) {

@@ -22,8 +22,6 @@ double seg_mic_ema_alpha(int64_t iter, double alpha);
 enum seg_status seg_mic_ema_update(struct seg_model *teacher, const struct seg_model *student, float alpha);
 /* One tensor of it, in place: t <- alpha t + (1 - alpha) s. */
 enum seg_status seg_mic_ema_tensor(struct seg_tensor *t, const struct seg_tensor *s, float alpha);
-/* Copies every tensor of src (buffers too) into dst: the teacher at iteration 0. */
-enum seg_status seg_mic_copy_model(struct seg_model *dst, const struct seg_model *src);
 
 /* The teacher's logits at the label size [N, C, H, W] -> pseudo labels I32 [N, H, W]
  * (argmax) and the weight F32 [N, 1, H, W]: the share of the batch's pixels whose top

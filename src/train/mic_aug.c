@@ -53,6 +53,18 @@ static enum seg_status channel_affine(const struct seg_tensor *x, const float a[
     return st;
 }
 
+/* The step's result: *x becomes y when st is OK (the old value freed), else y is dropped. */
+static enum seg_status replace(struct seg_tensor **x, struct seg_tensor *y, enum seg_status st)
+{
+    if (st) {
+        seg_tensor_free(y);
+        return st;
+    }
+    seg_tensor_free(*x);
+    *x = y;
+    return SEG_STATUS_OK;
+}
+
 /* *x <- clamp(M_n x, 0, 1) per image, M [N, 3, 3] on the host (row-major). */
 static enum seg_status color_matrix(struct seg_tensor **x, const float *m)
 {
@@ -67,13 +79,7 @@ static enum seg_status color_matrix(struct seg_tensor **x, const float *m)
     if (!st) st = seg_unary(SEG_UNARY_CLAMP, y, 0.0f, 1.0f, &c);
     seg_tensor_free(tm);
     seg_tensor_free(y);
-    if (st) {
-        seg_tensor_free(c);
-        return st;
-    }
-    seg_tensor_free(*x);
-    *x = c;
-    return SEG_STATUS_OK;
+    return replace(x, c, st);
 }
 
 /* *x <- clamp(c_n x + (1 - c_n) mean(gray(x_n)), 0, 1): torchvision's adjust_contrast. */
@@ -106,13 +112,7 @@ static enum seg_status contrast(struct seg_tensor **x, const float *cf, const fl
     struct seg_tensor *tmp[] = {tl, gray, mean, tc, tk, a, b, s};
     for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++)
         seg_tensor_free(tmp[i]);
-    if (st) {
-        seg_tensor_free(out);
-        return st;
-    }
-    seg_tensor_free(*x);
-    *x = out;
-    return SEG_STATUS_OK;
+    return replace(x, out, st);
 }
 
 /* The 1-D Gaussian of sigma over `taps` taps (odd), summing to 1. */
@@ -190,13 +190,7 @@ static enum seg_status blur(struct seg_tensor **x, const float *sigma)
         for (size_t k = 0; k < sizeof tmp / sizeof tmp[0]; k++)
             seg_tensor_free(tmp[k]);
     }
-    if (st) {
-        seg_tensor_free(out);
-        return st;
-    }
-    seg_tensor_free(*x);
-    *x = out;
-    return SEG_STATUS_OK;
+    return replace(x, out, st);
 }
 
 /* inv = a^-1 (3 x 3, by cofactors): the YIQ matrix's exact inverse, so that a zero hue

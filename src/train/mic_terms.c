@@ -39,15 +39,6 @@ enum seg_status seg_mic_ema_update(struct seg_model *teacher, const struct seg_m
     return SEG_STATUS_OK;
 }
 
-enum seg_status seg_mic_copy_model(struct seg_model *dst, const struct seg_model *src)
-{
-    if (dst->nparams != src->nparams)
-        return seg_error(SEG_STATUS_INVALID, "mic: models differ (%d and %d tensors)", dst->nparams, src->nparams);
-    for (int i = 0; i < src->nparams; i++)
-        TRY(seg_tensor_copy(dst->params[i].var->value, src->params[i].var->value));
-    return SEG_STATUS_OK;
-}
-
 enum seg_status seg_mic_pseudo_labels(const struct seg_tensor *logits, float thr, int ignore_top, int ignore_bottom,
                                       struct seg_tensor **labels, struct seg_tensor **weight,
                                       struct seg_tensor **quality)
