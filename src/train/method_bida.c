@@ -207,20 +207,15 @@ static enum seg_status bida_init(struct seg_trainer *t)
     if (!b->distill && b->seg_t == SEG_T_STATIC && !b->use_static && b->l_seg_t != 0)
         return seg_error(SEG_STATUS_INVALID, "config bida.seg_t_labels = static needs bida.static_labels = true");
 
-    /* the teacher (static labels, or the distillation's adapted model): a frozen copy with
-     * a never-stepped optimizer, so the trainer checkpoints and restores it as aux0 */
-    TRY(seg_model_create(t->be, &t->model->cfg, &t->aux[0]));
-    t->naux = 1;
-    for (int i = 0; i < t->aux[0]->nparams; i++)
-        t->aux[0]->params[i].var->requires_grad = false;
-    struct seg_optim_config oc = {SEG_OPTIM_SGD, 0.0f, 0, 0, 0, 0, 0, {1.0f, 1.0f}};
-    TRY(seg_optim_create(t->aux[0], &oc, &t->aux_opt[0]));
+    /* the teacher (static labels, or the distillation's adapted model), aux0 */
+    struct seg_model *teacher_model;
+    TRY(seg_trainer_add_frozen(t, &teacher_model));
     if (b->distill) {
         const char *teacher = seg_config_str(c, "bida.distill_teacher");
         if (!teacher[0])
             return seg_error(SEG_STATUS_INVALID, "config bida.stage = distill needs bida.distill_teacher "
                                                  "(the adapted model's .safetensors)");
-        return seg_model_load(t->aux[0], teacher, true);
+        return seg_model_load(teacher_model, teacher, true);
     }
     t->model->expose_branches = b->aspp_feature;
     int64_t d = 0, k = t->model->cfg.num_classes;

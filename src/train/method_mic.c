@@ -5,7 +5,7 @@
  *
  * One iteration, per sub-batch of the source and target batches (DAFormer's
  * mmseg/models/uda/dacs.py order):
- *  1. the mean teacher (aux0) is the student's EMA: at iteration 0 a copy, after that
+ *  1. the mean teacher (aux0) is the student's EMA: a copy at the start, after that
  *     teacher <- a teacher + (1 - a) student with a = min(1 - 1/(iter + 1), mic.alpha), on
  *     the device (parameters only, as DAFormer's _update_ema);
  *  2. the teacher on the target image (grad off, batch-norm mode as the student's training
@@ -62,16 +62,12 @@ static enum seg_status parse_classes(const char *s, int nclasses, unsigned char 
     return SEG_STATUS_OK;
 }
 
-static enum seg_status frozen_copy(struct seg_trainer *t, int slot)
+/* A frozen copy of the student as the next aux model. */
+static enum seg_status frozen_copy(struct seg_trainer *t)
 {
-    TRY(seg_model_create(t->be, &t->model->cfg, &t->aux[slot]));
-    t->naux = slot + 1;
-    for (int i = 0; i < t->aux[slot]->nparams; i++)
-        t->aux[slot]->params[i].var->requires_grad = false;
-    /* a never-stepped optimizer, so that the trainer checkpoints and restores the model */
-    struct seg_optim_config oc = {SEG_OPTIM_SGD, 0.0f, 0, 0, 0, 0, 0, {1.0f, 1.0f}};
-    TRY(seg_optim_create(t->aux[slot], &oc, &t->aux_opt[slot]));
-    return seg_model_copy(t->aux[slot], t->model);
+    struct seg_model *m;
+    TRY(seg_trainer_add_frozen(t, &m));
+    return seg_model_copy(m, t->model);
 }
 
 static enum seg_status mic_init(struct seg_trainer *t)
@@ -116,9 +112,9 @@ static enum seg_status mic_init(struct seg_trainer *t)
         if (!checks[i].ok)
             return seg_error(SEG_STATUS_INVALID, "config %s = %g: %s", checks[i].key, checks[i].v, checks[i].want);
     m->fdist = m->fd_lambda > 0;
-    TRY(frozen_copy(t, 0)); /* the mean teacher */
-    if (m->fdist)           /* the frozen initial (ImageNet) network */
-        TRY(frozen_copy(t, 1));
+    TRY(frozen_copy(t)); /* aux0: the mean teacher (the student at iteration 0) */
+    if (m->fdist)        /* aux1: the frozen initial (ImageNet) network */
+        TRY(frozen_copy(t));
     return SEG_STATUS_OK;
 }
 
@@ -126,11 +122,6 @@ static void mic_destroy(struct seg_trainer *t)
 {
     free(t->priv);
     t->priv = NULL;
-}
-
-static enum seg_status owned_clone(const struct seg_tensor *x, struct seg_tensor **out)
-{
-    return seg_clone(x, out);
 }
 
 /* The teacher's pseudo labels and weight for the target images xt [N, 3, H, W]. */
@@ -141,7 +132,7 @@ static enum seg_status teacher_labels(struct seg_trainer *t, const struct mic *m
     struct seg_var *x, *up;
     struct seg_tensor *xc = NULL, *q = NULL;
     bool g = seg_ag_set_grad_enabled(t->ag, false);
-    enum seg_status st = owned_clone(xt, &xc);
+    enum seg_status st = seg_clone(xt, &xc);
     if (!st) st = seg_ag_const(t->ag, xc, &x);
     if (!st) st = seg_model_forward(t->ag, t->aux[0], x, true, &o);
     if (!st) st = seg_ag_resize_bilinear(t->ag, o.main, xt->shape[2], xt->shape[3], false, &up);
@@ -179,7 +170,7 @@ static enum seg_status source_pass(struct seg_trainer *t, const struct mic *m, c
     struct seg_model_out o, oi;
     struct seg_var *x, *up, *ce, *loss, *fd;
     struct seg_tensor *xc = NULL;
-    TRY(owned_clone(xs, &xc));
+    TRY(seg_clone(xs, &xc));
     TRY(seg_ag_const(t->ag, xc, &x));
     TRY(seg_model_forward_source(t->ag, t->model, x, true, &o));
     TRY(seg_ag_resize_bilinear(t->ag, o.main, xs->shape[2], xs->shape[3], false, &up));
@@ -254,9 +245,9 @@ static enum seg_status mic_part(struct seg_trainer *t, const struct mic *m, cons
                       *xk = NULL;
     losses->weight = share;
     enum seg_status st = seg_batch_upload(t, src, &xsv, &ys);
-    if (!st) st = owned_clone(xsv->value, &xs);
+    if (!st) st = seg_clone(xsv->value, &xs);
     if (!st) st = seg_batch_upload(t, tgt, &xtv, NULL);
-    if (!st) st = owned_clone(xtv->value, &xt);
+    if (!st) st = seg_clone(xtv->value, &xt);
     seg_ag_reset(t->ag);
     if (!st) st = teacher_labels(t, m, xt, &pl, &pw, losses);
     if (!st) st = source_pass(t, m, src, xs, ys, share, losses);
@@ -301,9 +292,9 @@ static enum seg_status mic_step(struct seg_trainer *t, const struct seg_batch *s
     const struct mic *m = t->priv;
     if (!src->labels)
         return seg_error(SEG_STATUS_INVALID, "mic: the source batch has no labels");
-    if (t->iter == 0)
-        TRY(seg_model_copy(t->aux[0], t->model));
-    else
+    /* iteration 0: the teacher is the student still (copied at init, or broadcast from rank 0
+     * with it) */
+    if (t->iter > 0)
         TRY(seg_mic_ema_update(t->aux[0], t->model, (float)seg_mic_ema_alpha(t->iter, m->alpha)));
     /* the host stream that draws the classes and the block masks moves on each step */
     t->rng = t->rng * 6364136223846793005ull + 1442695040888963407ull;

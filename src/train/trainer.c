@@ -442,6 +442,21 @@ void seg_trainer_destroy(struct seg_trainer *t)
     free(t);
 }
 
+enum seg_status seg_trainer_add_frozen(struct seg_trainer *t, struct seg_model **out)
+{
+    if (t->naux == SEG_MAX_AUX_MODELS)
+        return seg_error(SEG_STATUS_INVALID, "trainer: more than %d auxiliary models", SEG_MAX_AUX_MODELS);
+    int slot = t->naux;
+    TRY(seg_model_create(t->be, &t->model->cfg, &t->aux[slot]));
+    t->naux = slot + 1;
+    for (int i = 0; i < t->aux[slot]->nparams; i++)
+        t->aux[slot]->params[i].var->requires_grad = false;
+    struct seg_optim_config oc = {SEG_OPTIM_SGD, 0.0f, 0, 0, 0, 0, 0, {1.0f, 1.0f}};
+    TRY(seg_optim_create(t->aux[slot], &oc, &t->aux_opt[slot]));
+    *out = t->aux[slot];
+    return SEG_STATUS_OK;
+}
+
 enum seg_status seg_trainer_add_state(struct seg_trainer *t, const char *name, struct seg_tensor *tensor)
 {
     if (t->nstate == SEG_MAX_METHOD_STATE || strlen(name) >= sizeof t->state_name[0] ||

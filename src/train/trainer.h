@@ -121,6 +121,10 @@ struct seg_trainer {
  * seg_check_finite calls it). */
 enum seg_status seg_trainer_test_finite(const struct seg_trainer *t, const struct seg_losses *l);
 enum seg_status seg_trainer_add_state(struct seg_trainer *t, const char *name, struct seg_tensor *tensor);
+/* A frozen model of the student's architecture as the next aux model (teachers, frozen
+ * copies): no parameter requires grad, and a never-stepped optimizer makes the trainer
+ * checkpoint and restore it. Its weights are the architecture's initial ones (*out: the model). */
+enum seg_status seg_trainer_add_frozen(struct seg_trainer *t, struct seg_model **out);
 
 /* Builds the models and optimizers the configuration asks for, on be. */
 enum seg_status seg_trainer_create(const struct seg_config *cfg, struct seg_backend *be,
