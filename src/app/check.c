@@ -300,7 +300,7 @@ int seg_train_check(struct seg_config *cfg, const char *name, bool full)
     enum seg_status st = SEG_STATUS_OK;
     if (!full || !init[0] || stat(init, &sb) != 0 || access(init, R_OK) != 0)
         st = seg_config_set(cfg, "model.init="); /* (a missing file is named above) */
-    if (!st) st = seg_source_sampling_check(cfg);
+    if (!st) st = seg_source_sampling_config(cfg, NULL);
     if (!st) st = seg_backend_create("cpu", &be);
     if (!st) st = seg_trainer_create(cfg, be, &t);
     if (st)

@@ -6,7 +6,7 @@
 
 #include "app/data_setup.h"
 
-enum seg_status seg_source_sampling_check(const struct seg_config *c)
+enum seg_status seg_source_sampling_config(const struct seg_config *c, struct seg_loader_opts *lo)
 {
     const char *sampling = seg_config_str(c, "data.source_sampling");
     long min_pixels;
@@ -23,6 +23,14 @@ enum seg_status seg_source_sampling_check(const struct seg_config *c)
         return seg_error(SEG_STATUS_INVALID, "config data.rcs_min_pixels = %ld: 0 to 1e9", min_pixels);
     if (!(crop_ratio >= 0))
         return seg_error(SEG_STATUS_INVALID, "config data.rcs_min_crop_ratio = %g: >= 0", crop_ratio);
+    if (lo) {
+        lo->sampling = !strcmp(sampling, "rare_class")       ? SEG_SAMPLING_RARE_CLASS
+                       : !strcmp(sampling, "class_balanced") ? SEG_SAMPLING_CLASS_BALANCED
+                                                             : SEG_SAMPLING_SHUFFLE;
+        lo->rcs_temperature = temp;
+        lo->rcs_min_pixels = (int)min_pixels;
+        lo->rcs_min_crop_ratio = (float)crop_ratio;
+    }
     return SEG_STATUS_OK;
 }
 
@@ -32,23 +40,19 @@ enum seg_status seg_source_sampling_check(const struct seg_config *c)
 static enum seg_status source_extras(const struct seg_config *c, struct seg_domain *d, struct seg_loader_opts *lo)
 {
     bool photometric;
-    const char *sampling = seg_config_str(c, "data.source_sampling");
     enum seg_status st = seg_config_bool(c, "data.source_photometric", &photometric);
     if (st)
         return st;
     if (photometric)
         seg_augment_sdca_photometric(&lo->aug);
-    if ((st = seg_source_sampling_check(c)))
+    if ((st = seg_source_sampling_config(c, lo)))
         return st;
-    if (!strcmp(sampling, "shuffle"))
+    if (lo->sampling == SEG_SAMPLING_SHUFFLE)
         return SEG_STATUS_OK;
-    bool rare = !strcmp(sampling, "rare_class");
+    bool rare = lo->sampling == SEG_SAMPLING_RARE_CLASS;
     char cache[4200];
-    long workers, min_pixels;
-    double temp, crop_ratio;
-    if ((st = seg_config_int(c, "data.workers", &workers)) || (st = seg_config_int(c, "data.rcs_min_pixels", &min_pixels)) ||
-        (st = seg_config_float(c, "data.rcs_temperature", &temp)) ||
-        (st = seg_config_float(c, "data.rcs_min_crop_ratio", &crop_ratio)))
+    long workers;
+    if ((st = seg_config_int(c, "data.workers", &workers)))
         return st;
     snprintf(cache, sizeof cache, "%s/source_class_pixels.txt", seg_config_str(c, "train.out"));
     if ((st = seg_dir_create(seg_config_str(c, "train.out"))))
@@ -57,16 +61,11 @@ static enum seg_status source_extras(const struct seg_config *c, struct seg_doma
     if (rare) {
         if ((st = seg_dataset_class_pixels(d->ds, cache, threads, &d->class_pixels)))
             return st;
-        lo->sampling = SEG_SAMPLING_RARE_CLASS;
         lo->class_pixels = d->class_pixels;
-        lo->rcs_temperature = temp;
-        lo->rcs_min_pixels = (int)min_pixels;
-        lo->rcs_min_crop_ratio = (float)crop_ratio;
         return SEG_STATUS_OK;
     }
     if ((st = seg_dataset_class_presence(d->ds, cache, threads, &d->presence)))
         return st;
-    lo->sampling = SEG_SAMPLING_CLASS_BALANCED;
     lo->presence = d->presence;
     return SEG_STATUS_OK;
 }

@@ -24,8 +24,9 @@ struct seg_domain {
 /* Opens the role's dataset and its loader: source (labelled, resized to data.source_size,
  * shuffled, endless), target (unlabelled, data.target_size, endless) or val (labelled,
  * data.eval_size with labels at full resolution, one pass, in order). */
-/* data.source_sampling and the rare-class keys (data.rcs_*) hold valid values. */
-enum seg_status seg_source_sampling_check(const struct seg_config *c);
+/* data.source_sampling and the rare-class keys (data.rcs_*), checked, into lo's sampling
+ * fields (lo may be NULL: the check alone). The class tables are left to the caller. */
+enum seg_status seg_source_sampling_config(const struct seg_config *c, struct seg_loader_opts *lo);
 enum seg_status seg_domain_open(const struct seg_config *c, enum seg_domain_role role, uint64_t seed,
                                 struct seg_domain *out);
 /* The same for rank `rank` of `nranks` data-parallel processes: it gets its equal share of

@@ -158,6 +158,20 @@ static void shuffle(int *v, int n, struct seg_data_rng *r)
     }
 }
 
+/* The class that u in [0, sum of w) falls on, walking the weights in order; classes
+ * without files never come (rounding at the top end falls back to the last with files). */
+static int draw_class(const double *w, const int *count, int k, double u)
+{
+    int c = 0;
+    while (c < k - 1 && (u >= w[c] || !count[c])) {
+        u -= w[c];
+        c++;
+    }
+    while (!count[c])
+        c--;
+    return c;
+}
+
 /* SDCA's class-balanced draws for one sub-epoch; per-class file lists and their cursors
  * carry over between sub-epochs. */
 static void class_balanced_epoch(struct seg_loader *l)
@@ -170,14 +184,7 @@ static void class_balanced_epoch(struct seg_loader *l)
             w[c] = l->cls_count[c] ? 1.0 / log(1.01 + (sum > 0 ? dist[c] / sum : 0.0)) : 0.0;
             tot += w[c];
         }
-        double u = seg_data_rng_uniform(&l->cb_rng) * tot;
-        int c = 0;
-        while (c < k - 1 && (u >= w[c] || !l->cls_count[c])) {
-            u -= w[c];
-            c++;
-        }
-        while (!l->cls_count[c]) /* rounding at the top end */
-            c--;
+        int c = draw_class(w, l->cls_count, k, seg_data_rng_uniform(&l->cb_rng) * tot);
         if (l->cls_next[c] >= l->cls_count[c]) {
             shuffle(l->cls_files[c], l->cls_count[c], &l->cb_rng);
             l->cls_next[c] = 0;
@@ -199,14 +206,7 @@ static void rare_class_epoch(struct seg_loader *l)
 {
     int k = l->ds->num_classes;
     for (int64_t i = 0; i < l->epoch_len; i++) {
-        double u = seg_data_rng_uniform(&l->cb_rng);
-        int c = 0;
-        while (c < k - 1 && (u >= l->rcs_prob[c] || !l->cls_count[c])) {
-            u -= l->rcs_prob[c];
-            c++;
-        }
-        while (!l->cls_count[c]) /* rounding at the top end */
-            c--;
+        int c = draw_class(l->rcs_prob, l->cls_count, k, seg_data_rng_uniform(&l->cb_rng));
         int j = seg_data_rng_int(&l->cb_rng, l->cls_count[c]);
         l->order[i] = l->cls_files[c][j];
         l->order_class[i] = c;
@@ -397,7 +397,7 @@ static enum seg_status setup_class_sampling(struct seg_loader *l)
     if (!l->cls_files || !l->cls_count || !l->cls_next || !l->rcs_prob)
         return seg_error(SEG_STATUS_OUT_OF_MEMORY, "loader: out of host memory");
     bool any = false;
-    double total = 0, top = -1e300, z = 0;
+    double total = 0, top = -1e300, z = 0; /* rcs_prob holds each class's pixels until the softmax */
     for (int c = 0; c < k; c++) {
         l->cls_files[c] = malloc((size_t)n * sizeof **l->cls_files);
         if (!l->cls_files[c])
@@ -408,8 +408,9 @@ static enum seg_status setup_class_sampling(struct seg_loader *l)
             if (has)
                 l->cls_files[c][l->cls_count[c]++] = i;
             if (rare)
-                total += l->o.class_pixels[(size_t)i * k + c];
+                l->rcs_prob[c] += l->o.class_pixels[(size_t)i * k + c];
         }
+        total += l->rcs_prob[c];
         any |= l->cls_count[c] > 0;
     }
     if (!any && rare)
@@ -419,10 +420,7 @@ static enum seg_status setup_class_sampling(struct seg_loader *l)
         return seg_error(SEG_STATUS_INVALID, "loader: no image contains any class (class-balanced sampling)");
     if (rare) { /* softmax of (1 - f_c) / T, max-subtracted */
         for (int c = 0; c < k; c++) {
-            double pix = 0;
-            for (int i = 0; i < n; i++)
-                pix += l->o.class_pixels[(size_t)i * k + c];
-            l->rcs_prob[c] = (1.0 - (total > 0 ? pix / total : 0.0)) / l->o.rcs_temperature;
+            l->rcs_prob[c] = (1.0 - (total > 0 ? l->rcs_prob[c] / total : 0.0)) / l->o.rcs_temperature;
             if (l->cls_count[c] && l->rcs_prob[c] > top)
                 top = l->rcs_prob[c];
         }
