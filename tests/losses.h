@@ -33,6 +33,8 @@ double lt_param(const struct lt_ctx *c, const char *key, double def);
 const char *lt_param_str(const struct lt_ctx *c, const char *key, const char *def);
 /* An extra output to compare against out.<name> (the value is read before backward). */
 enum seg_status lt_output(struct lt_ctx *c, const char *name, struct seg_var *v);
+/* The same for a device tensor (F32 or I32, read now; the caller keeps it). */
+enum seg_status lt_output_tensor(struct lt_ctx *c, const char *name, const struct seg_tensor *t);
 struct seg_ag *lt_ag(struct lt_ctx *c);
 
 struct lt_case {

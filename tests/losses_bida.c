@@ -24,13 +24,6 @@ static enum seg_status weighted_sum(struct lt_ctx *c, const struct seg_tensor *x
     return seg_ag_sum_all(lt_ag(c), m, loss);
 }
 
-static enum seg_status out_tensor(struct lt_ctx *c, const char *name, const struct seg_tensor *t)
-{
-    struct seg_var *v;
-    TRY(const_of(c, t, &v));
-    return lt_output(c, name, v);
-}
-
 static enum seg_status prototypes(struct lt_ctx *c, struct seg_var **loss)
 {
     struct seg_var *f = lt_var(c, "feat"), *w = lt_var(c, "w"), *rho, *m;
@@ -39,7 +32,7 @@ static enum seg_status prototypes(struct lt_ctx *c, struct seg_var **loss)
     NEED(f && w && y);
     TRY(bida_prototypes(lt_ag(c), f, y, (int)w->value->shape[0], &rho, &present));
     enum seg_status st = lt_output(c, "rho", rho);
-    if (!st) st = out_tensor(c, "present", present);
+    if (!st) st = lt_output_tensor(c, "present", present);
     seg_tensor_free(present);
     if (!st) st = seg_ag_mul(lt_ag(c), rho, w, &m);
     if (!st) st = seg_ag_sum_all(lt_ag(c), m, loss);
@@ -89,9 +82,9 @@ static enum seg_status dynamic_hybrid(struct lt_ctx *c, struct seg_var **loss)
     enum seg_status st = bida_calibrate(rho->value, mu_s, mu_t, seen, &rho_st);
     if (!st) st = bida_dynamic_labels(ft, rho_st, present, (float)lt_param(c, "thr", 0.5), &yd);
     if (!st) st = bida_hybrid_labels(yd, yf, &yh);
-    if (!st) st = out_tensor(c, "rho_st", rho_st);
-    if (!st) st = out_tensor(c, "dynamic", yd);
-    if (!st) st = out_tensor(c, "hybrid", yh);
+    if (!st) st = lt_output_tensor(c, "rho_st", rho_st);
+    if (!st) st = lt_output_tensor(c, "dynamic", yd);
+    if (!st) st = lt_output_tensor(c, "hybrid", yh);
     if (!st) st = weighted_sum(c, rho_st, loss);
     seg_tensor_free(present);
     seg_tensor_free(rho_st);
@@ -109,8 +102,8 @@ static enum seg_status ema(struct lt_ctx *c, struct seg_var **loss)
     enum seg_status st = seg_clone(mu0, &mu);
     if (!st) st = seg_clone(seen0, &seen);
     if (!st) st = bida_ema_update(mu, seen, rho, present, (float)lt_param(c, "lambda", 0.9));
-    if (!st) st = out_tensor(c, "mu_new", mu);
-    if (!st) st = out_tensor(c, "seen_new", seen);
+    if (!st) st = lt_output_tensor(c, "mu_new", mu);
+    if (!st) st = lt_output_tensor(c, "seen_new", seen);
     if (!st) st = weighted_sum(c, mu, loss);
     seg_tensor_free(mu);
     seg_tensor_free(seen);
@@ -124,8 +117,8 @@ static enum seg_status static_cbst(struct lt_ctx *c, struct seg_var **loss)
     NEED(prob);
     enum seg_status st = bida_class_thresholds(prob, (float)lt_param(c, "portion", 0.2), &thr, &present);
     if (!st) st = bida_static_labels(prob, thr, &lab);
-    if (!st) st = out_tensor(c, "thr", thr);
-    if (!st) st = out_tensor(c, "labels", lab);
+    if (!st) st = lt_output_tensor(c, "thr", thr);
+    if (!st) st = lt_output_tensor(c, "labels", lab);
     if (!st) st = weighted_sum(c, thr, loss);
     seg_tensor_free(thr);
     seg_tensor_free(present);
@@ -145,9 +138,9 @@ static enum seg_status spatial_prior(struct lt_ctx *c, struct seg_var **loss)
         st = bida_apply_prior(prob, q, (int64_t)lt_param(c, "grid_h", 0), (int64_t)lt_param(c, "grid_w", 0),
                               (int64_t)lt_param(c, "h", 0), (int64_t)lt_param(c, "w", 0), &wp);
     if (!st) st = bida_class_thresholds(wp, (float)lt_param(c, "portion", 0.2), &thr, &present);
-    if (!st) st = out_tensor(c, "counts_new", counts);
-    if (!st) st = out_tensor(c, "weighted", wp);
-    if (!st) st = out_tensor(c, "thr", thr);
+    if (!st) st = lt_output_tensor(c, "counts_new", counts);
+    if (!st) st = lt_output_tensor(c, "weighted", wp);
+    if (!st) st = lt_output_tensor(c, "thr", thr);
     if (!st) st = weighted_sum(c, wp, loss);
     struct seg_tensor *tmp[] = {counts, q, wp, thr, present};
     for (size_t i = 0; i < sizeof tmp / sizeof tmp[0]; i++)

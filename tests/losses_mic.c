@@ -9,21 +9,6 @@
 #include "losses.h"
 #include "train/mic.h"
 
-/* Hands t to the tape as a constant and compares it as output `name` (I32 as F32). */
-static enum seg_status output_tensor(struct lt_ctx *c, const char *name, struct seg_tensor *t)
-{
-    struct seg_var *v;
-    if (t->dtype == SEG_DTYPE_I32) {
-        struct seg_tensor *f = NULL;
-        enum seg_status st = seg_cast(t, SEG_DTYPE_F32, &f);
-        seg_tensor_free(t);
-        TRY(st);
-        t = f;
-    }
-    TRY(seg_ag_const(lt_ag(c), t, &v));
-    return lt_output(c, name, v);
-}
-
 /* *loss = the sum of x's elements (a constant: these cases have no gradient). */
 static enum seg_status sum_loss(struct lt_ctx *c, const struct seg_tensor *x, struct seg_var **loss)
 {
@@ -43,11 +28,9 @@ static enum seg_status ema(struct lt_ctx *c, struct seg_var **loss)
     TRY(seg_clone(t, &tc));
     enum seg_status st = seg_mic_ema_tensor(tc, s, (float)a);
     if (!st) st = sum_loss(c, tc, loss);
-    if (st) {
-        seg_tensor_free(tc);
-        return st;
-    }
-    return output_tensor(c, "teacher", tc);
+    if (!st) st = lt_output_tensor(c, "teacher", tc);
+    seg_tensor_free(tc);
+    return st;
 }
 
 static enum seg_status pseudo(struct lt_ctx *c, struct seg_var **loss)
@@ -58,12 +41,12 @@ static enum seg_status pseudo(struct lt_ctx *c, struct seg_var **loss)
     TRY(seg_mic_pseudo_labels(x, (float)lt_param(c, "thr", 0), (int)lt_param(c, "top", 0),
                               (int)lt_param(c, "bottom", 0), &lab, &w, &q));
     enum seg_status st = sum_loss(c, w, loss);
-    if (!st) st = output_tensor(c, "labels", lab);
-    else seg_tensor_free(lab);
-    if (!st) st = output_tensor(c, "weight", w);
-    else seg_tensor_free(w);
-    if (!st) st = output_tensor(c, "quality", q);
-    else seg_tensor_free(q);
+    if (!st) st = lt_output_tensor(c, "labels", lab);
+    if (!st) st = lt_output_tensor(c, "weight", w);
+    if (!st) st = lt_output_tensor(c, "quality", q);
+    seg_tensor_free(lab);
+    seg_tensor_free(w);
+    seg_tensor_free(q);
     return st;
 }
 
@@ -132,8 +115,8 @@ static enum seg_status class_mix(struct lt_ctx *c, struct seg_var **loss)
     struct seg_tensor *outs[] = {mask, img, lab, w};
     const char *names[] = {"mask", "image", "labels", "weight"};
     for (int i = 0; i < 4; i++) {
-        if (!st) st = output_tensor(c, names[i], outs[i]);
-        else seg_tensor_free(outs[i]);
+        if (!st) st = lt_output_tensor(c, names[i], outs[i]);
+        seg_tensor_free(outs[i]);
     }
     seg_tensor_free(ones);
     seg_tensor_free(a);
@@ -155,11 +138,9 @@ static enum seg_status block_mask(struct lt_ctx *c, struct seg_var **loss)
         return seg_error(SEG_STATUS_INVALID, "mic_block_mask: block grid differs from round(h / block)");
     TRY(seg_mic_block_mask(u, (float)lt_param(c, "ratio", 0), h, w, &m));
     enum seg_status st = sum_loss(c, m, loss);
-    if (st) {
-        seg_tensor_free(m);
-        return st;
-    }
-    return output_tensor(c, "mask", m);
+    if (!st) st = lt_output_tensor(c, "mask", m);
+    seg_tensor_free(m);
+    return st;
 }
 
 static enum seg_status weighted_ce(struct lt_ctx *c, struct seg_var **loss)
@@ -192,16 +173,15 @@ static enum seg_status feat_dist(struct lt_ctx *c, struct seg_var **loss)
                                     : seg_tensor_read(y, yh, (size_t)n * H * W * sizeof *yh);
     if (!st)
         seg_mic_thing_mask(yh, n, H, W, h, w, (float)lt_param(c, "min_ratio", 0), classes, things, mh);
-    struct seg_tensor *mask = NULL, *mcopy = NULL;
+    struct seg_tensor *mask = NULL;
     int64_t ms[4] = {n, 1, h, w};
     if (!st) st = seg_tensor_new(y->be, SEG_DTYPE_F32, 4, ms, &mask);
     if (!st) st = seg_tensor_write(mask, mh, (size_t)n * h * w * sizeof *mh);
     free(yh);
     free(mh);
     if (!st) st = seg_mic_feature_distance(lt_ag(c), f, fi, mask, loss);
-    if (!st) st = seg_clone(mask, &mcopy);
+    if (!st) st = lt_output_tensor(c, "mask", mask);
     seg_tensor_free(mask);
-    if (!st) st = output_tensor(c, "mask", mcopy);
     return st;
 }
 
@@ -229,11 +209,9 @@ static enum seg_status strong_aug(struct lt_ctx *c, struct seg_var **loss)
     struct seg_tensor *y = NULL;
     TRY(seg_mic_strong_aug(x, norm, &a, &y));
     enum seg_status st = sum_loss(c, y, loss);
-    if (st) {
-        seg_tensor_free(y);
-        return st;
-    }
-    return output_tensor(c, "image", y);
+    if (!st) st = lt_output_tensor(c, "image", y);
+    seg_tensor_free(y);
+    return st;
 }
 
 const struct lt_case lt_cases_mic[] = {

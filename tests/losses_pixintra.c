@@ -7,12 +7,6 @@
 #include "train/pixintra.h"
 
 
-static enum seg_status output_tensor(struct lt_ctx *c, const char *name, struct seg_tensor *t)
-{
-    struct seg_var *v;
-    TRY(seg_ag_const(lt_ag(c), t, &v));
-    return lt_output(c, name, v);
-}
 
 /* The number of set pixels of mask, as the device value [1] the loss functions take. */
 static enum seg_status count(const struct seg_tensor *mask, struct seg_tensor **n)
@@ -31,15 +25,12 @@ static enum seg_status split_seg(struct lt_ctx *c, struct seg_var **loss)
     enum seg_status st = seg_pixintra_split(y, thr, &labels, &hard, &z);
     seg_tensor_free(thr);
     if (!st) st = seg_ag_cross_entropy(lt_ag(c), x, labels, NULL, 255, loss);
-    struct seg_tensor *lab_copy = NULL;
-    if (!st) st = seg_clone(labels, &lab_copy);
+    if (!st) st = lt_output_tensor(c, "labels", labels);
+    if (!st) st = lt_output_tensor(c, "hard", hard);
+    if (!st) st = lt_output_tensor(c, "z", z);
     seg_tensor_free(labels);
-    if (!st) st = output_tensor(c, "labels", lab_copy);
-    else seg_tensor_free(lab_copy);
-    if (!st) st = output_tensor(c, "hard", hard);
-    else seg_tensor_free(hard);
-    if (!st) st = output_tensor(c, "z", z);
-    else seg_tensor_free(z);
+    seg_tensor_free(hard);
+    seg_tensor_free(z);
     return st;
 }
 

@@ -126,11 +126,16 @@ static enum seg_status read_all(const struct seg_tensor *t, float **out, int64_t
 
 enum seg_status lt_output(struct lt_ctx *c, const char *name, struct seg_var *v)
 {
-    if (!v || c->nouts == LT_MAX)
+    return lt_output_tensor(c, name, v ? v->value : NULL);
+}
+
+enum seg_status lt_output_tensor(struct lt_ctx *c, const char *name, const struct seg_tensor *t)
+{
+    if (!t || c->nouts == LT_MAX)
         return seg_error(SEG_STATUS_INVALID, "%s: output %s missing", c->case_name, name);
     int i = c->nouts++;
     c->out_name[i] = name;
-    return read_all(v->value, &c->out_value[i], &c->out_numel[i]);
+    return read_all(t, &c->out_value[i], &c->out_numel[i]);
 }
 
 /* max |a - r| / max |r| (NaN in a counts as infinite) */
