@@ -425,8 +425,9 @@ static int bench_run(int argc, char **argv, struct seg_dist *dist)
         }
         const struct seg_device_info *info = seg_backend_device(be);
         const char *tuned = seg_backend_tuned(be);
-        printf("# %s: %s (%s) %s%s\n", info->spec, info->name, info->driver,
-               tuned[0] ? "tuned: " : "untuned", tuned);
+        const char *gemm = seg_backend_gemm_kernel(be);
+        printf("# %s: %s (%s) %s%s%s%s\n", info->spec, info->name, info->driver, tuned[0] ? "tuned: " : "untuned",
+               tuned, gemm[0] ? "; GEMM: " : "", gemm);
         struct bench_list l = {0};
         l.filter = filter;
         /* GEMM and conv records are rated against the FMA peak: measure it when the peak

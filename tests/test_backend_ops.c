@@ -540,6 +540,8 @@ int main(int argc, char **argv)
     const struct seg_device_info *dev = seg_backend_device(g_be);
     printf("backend %s: %s (%s)%s\n", dev->spec, dev->name, dev->driver,
            g_opts.grad ? " -- gradient check against finite differences" : " -- against the cpu backend");
+    if (seg_backend_gemm_kernel(g_be)[0])
+        printf("GEMM: %s\n", seg_backend_gemm_kernel(g_be));
 
     /* One cmocka test per op name. */
     struct CMUnitTest tests[128];

@@ -1226,6 +1226,8 @@ enum seg_status seg_backend_tune(struct seg_backend *be, const struct seg_tune_o
 
 const char *seg_backend_tuned(const struct seg_backend *be) { return be->tuned; }
 
+const char *seg_backend_gemm_kernel(const struct seg_backend *be) { return be->gemm_kernel; }
+
 void seg_tune_max_sizes(const struct seg_tune_opts *o, size_t *na, size_t *nb, size_t *nc)
 {
     *na = *nb = *nc = 0;

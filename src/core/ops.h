@@ -194,6 +194,8 @@ enum seg_status seg_backend_tune(struct seg_backend *be, const struct seg_tune_o
 void seg_tune_max_sizes(const struct seg_tune_opts *o, size_t *na, size_t *nb, size_t *nc);
 /* "" or what tuned parameters the backend uses. */
 const char *seg_backend_tuned(const struct seg_backend *be);
+/* "" or the GEMM kernel in use (e.g. Vulkan's register GEMM and its tile). */
+const char *seg_backend_gemm_kernel(const struct seg_backend *be);
 
 #endif
 

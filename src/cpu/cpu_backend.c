@@ -1,4 +1,5 @@
 /* cpu_backend.c: the cpu reference backend: host buffers and the kernel table. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -131,6 +132,7 @@ enum seg_status seg_cpu_backend_create(struct seg_backend **out)
     if (!be)
         return seg_error(SEG_STATUS_OUT_OF_MEMORY, "cpu: out of host memory");
     be->iface = &cpu_iface;
+    snprintf(be->gemm_kernel, sizeof be->gemm_kernel, "CBLAS sgemm");
     /* the reference: im2col + OpenBLAS, never a timing-dependent choice */
     be->conv_algo = SEG_CONV_ALGO_IM2COL;
     cpu_info(&be->info);

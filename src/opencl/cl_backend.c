@@ -497,6 +497,7 @@ enum seg_status seg_cl_backend_create(int platform, int device, struct seg_backe
         return st;
     }
     be->iface = &cl_iface;
+    snprintf(be->gemm_kernel, sizeof be->gemm_kernel, "CLBlast SGEMM");
     /* Each conv shape's forward algorithm is measured at its first use (src/core/conv_algo.c).
      * Without a cache directory: the direct kernel on CPU devices (on PoCL its 3x3 forward is
      * 5-7x faster than im2col + CLBlast, bench conv), CLBlast's tuned GEMM elsewhere. */

@@ -424,6 +424,41 @@ static void set_quirks(struct vk_ctx *c)
     /* gallivm counts every loop iteration of a shader invocation against one limiter
      * (LP_MAX_TGSI_LOOP_ITERATIONS = 65535) and silently leaves the loops beyond it */
     c->loop_budget = llvmpipe ? 65535u : 0u;
+    VkFormatProperties fp;
+    vkGetPhysicalDeviceFormatProperties(c->phys, VK_FORMAT_R32_SFLOAT, &fp);
+    c->max_texels = (fp.bufferFeatures & VK_FORMAT_FEATURE_UNIFORM_TEXEL_BUFFER_BIT)
+                        ? c->props.limits.maxTexelBufferElements : 0;
+    /* the register GEMM needs a fixed subgroup of 4, 8 or 16 lanes and broadcast (ballot) */
+    c->reg_lanes = 0;
+    if (c->props.apiVersion >= VK_API_VERSION_1_1) {
+        VkPhysicalDeviceSubgroupProperties sg = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
+        VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &sg};
+        vkGetPhysicalDeviceProperties2(c->phys, &p2);
+        bool ops = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                   (sg.supportedOperations & VK_SUBGROUP_FEATURE_BALLOT_BIT);
+        if (ops && (sg.subgroupSize == 4 || sg.subgroupSize == 8 || sg.subgroupSize == 16))
+            c->reg_lanes = sg.subgroupSize;
+    }
+}
+
+/* SEGDA_VK_GEMM (tiled | register) forces the GEMM kernel; SEGDA_VK_TEXEL=0 turns the texel
+ * views off (the register GEMM then reads storage buffers): for tests and comparisons. */
+static enum seg_status gemm_settings(struct vk_ctx *c)
+{
+    const char *force = getenv("SEGDA_VK_GEMM"), *texel = getenv("SEGDA_VK_TEXEL");
+    c->gemm_force = NULL;
+    if (force && *force) {
+        if (strcmp(force, "tiled") && strcmp(force, "register"))
+            return seg_error(SEG_STATUS_INVALID, "SEGDA_VK_GEMM=%s: expected tiled or register", force);
+        if (!strcmp(force, "register") && !c->reg_lanes)
+            return seg_error(SEG_STATUS_UNSUPPORTED,
+                             "SEGDA_VK_GEMM=register: %s cannot run the register GEMM (it needs a compute "
+                             "subgroup of 4, 8 or 16 lanes with broadcast)", c->props.deviceName);
+        c->gemm_force = !strcmp(force, "tiled") ? "tiled" : "register";
+    }
+    if (texel && !strcmp(texel, "0"))
+        c->max_texels = 0;
+    return SEG_STATUS_OK;
 }
 
 static enum seg_status vk_device_create(struct vk_ctx *c)
@@ -486,6 +521,8 @@ enum seg_status seg_vk_backend_create(int device, struct seg_backend **out)
     compute_family(c->phys, &c->qfamily);
     fill_info(c->phys, device, &be->info);
     set_quirks(c);
+    if ((st = gemm_settings(c)))
+        goto fail;
 
     if ((st = vk_device_create(c)) || (st = vk_command_init(c)) || (st = vk_memory_init(c)) ||
         (st = vk_pipeline_init(c)) || (st = vk_timer_init(c)))
@@ -499,6 +536,7 @@ enum seg_status seg_vk_backend_create(int device, struct seg_backend **out)
     be->ctx = c;
     be->info.max_buffer_bytes = c->max_range < c->max_alloc ? c->max_range : c->max_alloc;
     vk_tune_load(be);
+    vk_gemm_describe(be);
     *out = be;
     return SEG_STATUS_OK;
 fail:

@@ -347,12 +347,23 @@ static bool read_only(const struct vk_ctx *c, VkBuffer buf, VkDeviceSize lo, VkD
     return false;
 }
 
+bool vk_texel_ok(const struct vk_ctx *c, const struct seg_tensor *x)
+{
+    const struct vk_alloc *a = x && x->buf.handle ? x->buf.handle : NULL;
+    if (!a || !a->block->view || a->block->size > c->max_range)
+        return false; /* no view, or bound from an offset (texel indices count from 0) */
+    VkDeviceSize end = a->offset + x->offset + seg_tensor_nbytes(x);
+    return end <= a->block->view_bytes && end / 4 <= INT32_MAX;
+}
+
 enum seg_status vk_dispatch_fn(struct seg_backend *be, enum seg_vk_shader sh, int fn,
                                const struct seg_tensor *const t[SEG_VK_BINDINGS], struct vk_push *pc,
                                uint32_t gx, uint32_t gy, uint32_t gz, const char *where)
 {
     struct vk_ctx *c = vk_ctx_of(be);
-    VkDescriptorBufferInfo infos[SEG_VK_BINDINGS];
+    struct vk_dset_key key;
+    memset(&key, 0, sizeof key); /* padding included: keys are compared bytewise */
+    VkDescriptorBufferInfo *infos = key.buf;
     struct vk_span spans[SEG_VK_BINDINGS];
     int nspans = 0;
     for (int k = 0; k < SEG_VK_BINDINGS; k++) {
@@ -378,6 +389,8 @@ enum seg_status vk_dispatch_fn(struct seg_backend *be, enum seg_vk_shader sh, in
             }
         }
         infos[k] = (VkDescriptorBufferInfo){a->block->buf, base, range};
+        if (k >= 1 && k <= SEG_VK_TEXELS && c->max_texels) /* every set has valid texel views */
+            key.texel[k - 1] = a->block->view ? a->block->view : c->dummy->block->view;
         pc->off[k] = (uint32_t)((pos - base) / 4);
         if (x) {
             struct vk_span *s = &spans[nspans++];
@@ -390,7 +403,7 @@ enum seg_status vk_dispatch_fn(struct seg_backend *be, enum seg_vk_shader sh, in
     VkPipeline pipe;
     enum seg_status st = vk_pipeline_get(c, sh, fn, &pipe);
     VkDescriptorSet set;
-    if (!st) st = vk_dset_get(c, infos, &set, where);
+    if (!st) st = vk_dset_get(c, &key, &set, where);
     VkCommandBuffer cmd = VK_NULL_HANDLE;
     if (!st) st = vk_record_begin(c, where, &cmd);
     if (st)

@@ -1,14 +1,48 @@
-/* vk_gemm.c: MATMUL through our tiled GEMM shader (shaders/gemm.comp), the tile choice,
- * and the K split of drivers that limit loop trips. */
+/* vk_gemm.c: MATMUL and CONV2D_DIRECT through our GEMM shaders (shaders/gemm.comp with
+ * shared-memory tiles, shaders/gemm_reg.comp for CPU-like devices), the kernel and tile
+ * choice, and the K split of drivers that limit loop trips. */
+#include <stdio.h>
 #include <string.h>
 
 #include "vulkan/vk_internal.h"
 
+struct vk_gemm_tile vk_gemm_tile_reg(const struct vk_ctx *c, uint32_t mv, uint32_t tn)
+{
+    uint32_t s = c->reg_lanes;
+    return (struct vk_gemm_tile){mv * s, tn * s, 1, mv, tn, 1};
+}
+
+void vk_gemm_tile_name(const struct vk_gemm_tile *t, char *out, size_t size)
+{
+    if (t->reg)
+        snprintf(out, size, "register %ux%u vectors", t->tm, t->tn);
+    else
+        snprintf(out, size, "tile %ux%ux%u %ux%u", t->bm, t->bn, t->bk, t->tm, t->tn);
+}
+
+void vk_gemm_describe(struct seg_backend *be)
+{
+    const struct vk_ctx *c = vk_ctx_of(be);
+    char k[64];
+    vk_gemm_tile_name(&c->gemm, k, sizeof k);
+    snprintf(be->gemm_kernel, sizeof be->gemm_kernel, "%s%s%s", c->gemm.reg ? "gemm_reg.comp " : "gemm.comp ", k,
+             c->gemm.reg ? (c->max_texels ? ", texel loads" : ", buffer loads") : "");
+}
+
 struct vk_gemm_tile vk_gemm_tile_default(const struct vk_ctx *c)
 {
+    /* On a CPU (llvmpipe: a subgroup is one SIMD register, shared memory is plain memory
+     * and every barrier switches coroutines) the register GEMM with 1 A and 8 B vectors a
+     * lane: on lavapipe it is 14x the shared-memory tiles over the bench's GEMM shapes, and
+     * 1.4x / 1.1x the 1x4 / 2x4 tiles (geometric means, README). SEGDA_VK_GEMM=tiled or
+     * register overrides the choice (and the tuning cache). */
+    const char *force = c->gemm_force;
+    bool reg = c->reg_lanes && (force ? !strcmp(force, "register") : c->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU);
+    if (reg)
+        return vk_gemm_tile_reg(c, 1, 8);
     /* 64x64 blocks, BK = 16, 4x4 micro-tiles on 16x16 invocations (8x8 micro-tiles on 8x8
      * invocations where 256 invocations are not available) */
-    struct vk_gemm_tile t = {64, 64, 16, 4, 4};
+    struct vk_gemm_tile t = {64, 64, 16, 4, 4, 0};
     const VkPhysicalDeviceLimits *lim = &c->props.limits;
     if (lim->maxComputeWorkGroupInvocations < 256 || lim->maxComputeWorkGroupSize[0] < 16 ||
         lim->maxComputeWorkGroupSize[1] < 16) {
@@ -21,7 +55,11 @@ struct vk_gemm_tile vk_gemm_tile_default(const struct vk_ctx *c)
 bool vk_gemm_tile_ok(const struct vk_ctx *c, const struct vk_gemm_tile *t)
 {
     const VkPhysicalDeviceLimits *lim = &c->props.limits;
-    if (!t->bm || !t->bn || !t->bk || !t->tm || !t->tn || t->bm % t->tm || t->bn % t->tn)
+    if (t->reg) /* MV * S * TN accumulators a lane */
+        return c->reg_lanes && t->tm >= 1 && t->tm <= 4 && t->tn >= 1 && t->tn <= 16 &&
+               t->tm * t->tn * c->reg_lanes <= 128 && t->bm == t->tm * c->reg_lanes &&
+               t->bn == t->tn * c->reg_lanes && t->bk == 1;
+    if (t->reg > 1 || !t->bm || !t->bn || !t->bk || !t->tm || !t->tn || t->bm % t->tm || t->bn % t->tn)
         return false;
     if (t->tm * t->tn > 128 || t->bk > 64)
         return false;
@@ -41,7 +79,10 @@ enum seg_status vk_gemm_tile_set(struct vk_ctx *c, const struct vk_gemm_tile *t)
     enum seg_status st = vk_wait_all(c, "GEMM tile change");
     if (st)
         return st;
-    static const enum seg_vk_shader users[] = {SEG_VK_SHADER_GEMM, SEG_VK_SHADER_CONV2D_DIRECT};
+    static const enum seg_vk_shader users[] = {
+        SEG_VK_SHADER_GEMM,        SEG_VK_SHADER_CONV2D_DIRECT, SEG_VK_SHADER_GEMM_REG4,
+        SEG_VK_SHADER_GEMM_REG8,   SEG_VK_SHADER_GEMM_REG16,    SEG_VK_SHADER_CONV2D_REG4,
+        SEG_VK_SHADER_CONV2D_REG8, SEG_VK_SHADER_CONV2D_REG16};
     for (size_t i = 0; i < sizeof users / sizeof users[0]; i++)
         for (int v = 0; v < SEG_VK_VARIANTS; v++)
             if (c->pipelines[users[i]][v]) {
@@ -61,9 +102,14 @@ static uint64_t k_chunk(const struct vk_ctx *c, uint64_t tiles, uint64_t k)
     if (!c->loop_budget)
         return k ? k : 1;
     const struct vk_gemm_tile *t = &c->gemm;
-    uint64_t threads = (uint64_t)(t->bn / t->tn) * (t->bm / t->tm);
-    uint64_t per_step = (t->bm * t->bk + threads - 1) / threads + (t->bn * t->bk + threads - 1) / threads +
-                        (uint64_t)t->bk * (1 + t->tm) + 2;
+    uint64_t per_step;
+    if (t->reg) { /* per k: the k loop and, if not unrolled, the A, B and broadcast loops */
+        per_step = 1 + t->tm + t->tn + (uint64_t)t->tm * c->reg_lanes * (1 + t->tn);
+    } else {
+        uint64_t threads = (uint64_t)(t->bn / t->tn) * (t->bm / t->tm);
+        per_step = (t->bm * t->bk + threads - 1) / threads + (t->bn * t->bk + threads - 1) / threads +
+                   (uint64_t)t->bk * (1 + t->tm) + 2;
+    }
     uint64_t budget = c->loop_budget > 20000 ? c->loop_budget - 20000 : c->loop_budget / 2;
     uint64_t steps = budget / (tiles ? tiles : 1) / per_step;
     return steps * t->bk;
@@ -79,6 +125,27 @@ static uint64_t gemm_grid(const struct vk_gemm_tile *g, uint64_t m, uint64_t n, 
     *gz = vk_groups(batch, 1);
     uint64_t tn = (n + g->bn - 1) / g->bn, tm = (m + g->bm - 1) / g->bm;
     return ((tn + *gx - 1) / *gx) * ((tm + *gy - 1) / *gy) * ((batch + *gz - 1) / *gz);
+}
+
+/* The shader of MATMUL (conv false) or CONV2D_DIRECT for the kernel in use. */
+static enum seg_vk_shader gemm_shader(const struct vk_ctx *c, bool conv)
+{
+    if (!c->gemm.reg)
+        return conv ? SEG_VK_SHADER_CONV2D_DIRECT : SEG_VK_SHADER_GEMM;
+    switch (c->reg_lanes) {
+    case 4: return conv ? SEG_VK_SHADER_CONV2D_REG4 : SEG_VK_SHADER_GEMM_REG4;
+    case 8: return conv ? SEG_VK_SHADER_CONV2D_REG8 : SEG_VK_SHADER_GEMM_REG8;
+    default: return conv ? SEG_VK_SHADER_CONV2D_REG16 : SEG_VK_SHADER_GEMM_REG16;
+    }
+}
+
+/* The variant: -1 for gemm.comp; for gemm_reg.comp 1 where texel views reach both inputs
+ * (texelFetch), else 0 (storage-buffer loads). */
+static int gemm_fn(const struct vk_ctx *c, const struct seg_tensor *a, const struct seg_tensor *b)
+{
+    if (!c->gemm.reg)
+        return -1;
+    return vk_texel_ok(c, a) && vk_texel_ok(c, b) ? 1 : 0;
 }
 
 VK_KERNEL(vk_matmul)
@@ -97,6 +164,7 @@ VK_KERNEL(vk_matmul)
     struct vk_push pc = vk_push_from(a);
     uint32_t gx, gy, gz;
     uint64_t tiles = gemm_grid(g, m, n, batch, &gx, &gy, &gz);
+    int fn = gemm_fn(c, a->src[0], a->src[1]);
     /* Where loop trips are limited, split K over dispatches that accumulate (beta = 1). */
     uint64_t kchunk = k_chunk(c, tiles, k);
     if (kchunk == 0)
@@ -104,14 +172,14 @@ VK_KERNEL(vk_matmul)
     if (k == 0) { /* C = beta * C */
         pc.ip[9] = 0;
         pc.ip[10] = 0;
-        return vk_dispatch(be, SEG_VK_SHADER_GEMM, t, &pc, gx, gy, gz, "MATMUL");
+        return vk_dispatch_fn(be, gemm_shader(c, false), fn, t, &pc, gx, gy, gz, "MATMUL");
     }
     for (uint64_t k0 = 0; k0 < k; k0 += kchunk) {
         pc.ip[9] = (int32_t)k0;
         pc.ip[10] = (int32_t)(k0 + kchunk < k ? k0 + kchunk : k);
         if (k0 > 0)
             pc.fp[1] = 1.0f;
-        if ((st = vk_dispatch(be, SEG_VK_SHADER_GEMM, t, &pc, gx, gy, gz, "MATMUL")))
+        if ((st = vk_dispatch_fn(be, gemm_shader(c, false), fn, t, &pc, gx, gy, gz, "MATMUL")))
             return st;
     }
     return SEG_STATUS_OK;
@@ -135,6 +203,7 @@ VK_KERNEL(vk_conv2d_direct)
     struct vk_push pc = vk_push_from(a);
     uint32_t gx, gy, gz;
     uint64_t tiles = gemm_grid(g, co, p, batch, &gx, &gy, &gz);
+    int fn = gemm_fn(c, a->src[1], a->src[0]);
     uint64_t kchunk = k_chunk(c, tiles, k);
     if (kchunk == 0)
         return vk_check_trips(c, (uint64_t)c->loop_budget + tiles, "CONV2D_DIRECT");
@@ -143,7 +212,7 @@ VK_KERNEL(vk_conv2d_direct)
         uint32_t kend = (uint32_t)(k0 + kchunk < k ? k0 + kchunk : k);
         pc.ip[15] = (int32_t)k0;
         memcpy(&pc.fp[0], &kend, sizeof kend);
-        if ((st = vk_dispatch(be, SEG_VK_SHADER_CONV2D_DIRECT, t, &pc, gx, gy, gz, "CONV2D_DIRECT")))
+        if ((st = vk_dispatch_fn(be, gemm_shader(c, true), fn, t, &pc, gx, gy, gz, "CONV2D_DIRECT")))
             return st;
     }
     return SEG_STATUS_OK;

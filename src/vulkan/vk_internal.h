@@ -29,6 +29,10 @@
 #include "segda_vk_shaders.h"
 
 #define SEG_VK_BINDINGS   8
+/* Bindings 8 and 9: uniform texel buffers (R32_SFLOAT) over the blocks of bindings 1 and 2,
+ * for shaders that read their inputs with texelFetch (gemm_reg.comp: llvmpipe gathers
+ * texels with vector loads but reads a storage buffer one lane at a time). */
+#define SEG_VK_TEXELS     2
 #define SEG_VK_BATCH_MAX  256
 #define SEG_VK_FRAMES     16  /* frames at creation (a ResNet-101 step submits ~9 batches);
                                * the ring grows beyond as the device lags */
@@ -61,6 +65,9 @@ struct vk_block {
     VkDeviceSize     size;
     void            *mapped;     /* when device memory is host-visible */
     bool             dedicated;  /* one allocation only; released when freed */
+    VkBufferView     view;       /* R32_SFLOAT texels from offset 0, view_bytes long, or
+                                  * VK_NULL_HANDLE (no texel-buffer support) */
+    VkDeviceSize     view_bytes;
     struct vk_range *free;       /* sorted by offset, coalesced */
     size_t           nfree, cap;
     struct vk_block *next;
@@ -98,16 +105,24 @@ struct vk_span {
     bool         write;
 };
 
+struct vk_dset_key {
+    VkDescriptorBufferInfo buf[SEG_VK_BINDINGS];
+    VkBufferView           texel[SEG_VK_TEXELS];
+};
+
 struct vk_dset_entry {
-    VkDescriptorBufferInfo key[SEG_VK_BINDINGS];
+    struct vk_dset_key     key;
     VkDescriptorSet        set;   /* VK_NULL_HANDLE: empty slot */
 };
 
-/* The GEMM tile: specialization constants of shaders/gemm.comp (MATMUL and the CONV2D_DIRECT
- * variant); LX = bn / tn and LY = bm / tm invocations. Default from the device limits
- * (vk_gemm_tile_default), replaced by the tuning cache or `segda tune` (vk_tune.c). */
+/* The GEMM kernel and tile of MATMUL and CONV2D_DIRECT. reg = 0: shaders/gemm.comp (shared-
+ * memory tiles; LX = bn / tn and LY = bm / tm invocations). reg = 1: shaders/gemm_reg.comp
+ * (one subgroup of S = vk_ctx.reg_lanes lanes, no shared memory; tm = MV A vectors and
+ * tn = TN B vectors per lane, so bm = tm * S and bn = tn * S, bk = 1). Default from the
+ * device (vk_gemm_tile_default), replaced by the tuning cache or `segda tune` (vk_tune.c). */
 struct vk_gemm_tile {
     uint32_t bm, bn, bk, tm, tn;
+    uint32_t reg;
 };
 
 struct vk_ctx {
@@ -134,6 +149,11 @@ struct vk_ctx {
     /* quirks */
     uint32_t         loop_budget;      /* max loop iterations per invocation, 0: unlimited
                                         * (llvmpipe stops a shader's loops after 65535) */
+    uint32_t         max_texels;       /* elements a texel view may span, 0: no R32_SFLOAT
+                                        * uniform texel buffers */
+    const char      *gemm_force;       /* SEGDA_VK_GEMM: "tiled", "register" or NULL */
+    uint32_t         reg_lanes;        /* subgroup size when gemm_reg.comp can run (4, 8 or
+                                        * 16 lanes with subgroup broadcast in compute), else 0 */
 
     /* commands: a ring of frames in submission order, cur the recording one */
     VkCommandPool    cmd_pool;
@@ -208,6 +228,12 @@ enum seg_status vk_pipeline_get(struct vk_ctx *c, enum seg_vk_shader sh, int fn,
 
 /* vk_gemm.c */
 struct vk_gemm_tile vk_gemm_tile_default(const struct vk_ctx *c);
+/* the register-GEMM kernel with mv A and tn B vectors a lane (needs reg_lanes) */
+struct vk_gemm_tile vk_gemm_tile_reg(const struct vk_ctx *c, uint32_t mv, uint32_t tn);
+/* "register 1x8 vectors" or "tile 64x64x16 4x4", for logs and bench */
+void vk_gemm_tile_name(const struct vk_gemm_tile *t, char *out, size_t size);
+/* be->gemm_kernel from the kernel and tile in use */
+void vk_gemm_describe(struct seg_backend *be);
 /* Whether the device can run tile t (workgroup size, shared memory, divisibility). */
 bool vk_gemm_tile_ok(const struct vk_ctx *c, const struct vk_gemm_tile *t);
 /* Switches the GEMM / conv pipelines to tile t (waits for queued work). */
@@ -251,7 +277,9 @@ enum seg_status vk_upload_space(struct vk_ctx *c, VkDeviceSize n, VkBuffer *buf,
 enum seg_status vk_dset_init(struct vk_ctx *c);
 void vk_dset_destroy(struct vk_ctx *c);
 /* The set holding infos (allocated and written on the first use of those bindings). */
-enum seg_status vk_dset_get(struct vk_ctx *c, const VkDescriptorBufferInfo infos[SEG_VK_BINDINGS],
+/* Whether texelFetch through the block's view (bindings 8, 9) reaches all of tensor x. */
+bool vk_texel_ok(const struct vk_ctx *c, const struct seg_tensor *x);
+enum seg_status vk_dset_get(struct vk_ctx *c, const struct vk_dset_key *key,
                             VkDescriptorSet *out, const char *where);
 /* Forgets every set (their buffers may go); the caller has waited for queued work. */
 void vk_dset_clear(struct vk_ctx *c);

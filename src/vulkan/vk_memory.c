@@ -11,8 +11,8 @@
 #define VK_BLOCK_DEFAULT   ((VkDeviceSize)128 << 20)
 #define VK_STAGING_DEFAULT ((VkDeviceSize)16 << 20)
 #define VK_BUFFER_USAGE                                                                   \
-    (VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_TRANSFER_SRC_BIT |              \
-     VK_BUFFER_USAGE_TRANSFER_DST_BIT)
+    (VK_BUFFER_USAGE_STORAGE_BUFFER_BIT | VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT |      \
+     VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT)
 
 static VkDeviceSize round_up(VkDeviceSize x, VkDeviceSize a) { return (x + a - 1) / a * a; }
 
@@ -100,6 +100,8 @@ static enum seg_status make_buffer(struct vk_ctx *c, VkDeviceSize size, bool dev
 static void block_release(struct vk_ctx *c, struct vk_block *b)
 {
     vk_dset_clear(c); /* cached sets may name this buffer (callers have waited) */
+    if (b->view)
+        vkDestroyBufferView(c->dev, b->view, NULL);
     if (b->mapped)
         vkUnmapMemory(c->dev, b->mem);
     if (b->buf)
@@ -123,6 +125,20 @@ static enum seg_status block_new(struct vk_ctx *c, VkDeviceSize size, bool dedic
     }
     b->size = size;
     b->dedicated = dedicated;
+    if (c->max_texels) { /* the texel view (none is no error: shaders fall back to loads) */
+        VkDeviceSize max = (VkDeviceSize)c->max_texels * 4;
+        VkBufferViewCreateInfo vi = {
+            .sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+            .buffer = b->buf,
+            .format = VK_FORMAT_R32_SFLOAT,
+            .offset = 0,
+            .range = size < max ? size / 4 * 4 : max,
+        };
+        if (vkCreateBufferView(c->dev, &vi, NULL, &b->view) == VK_SUCCESS)
+            b->view_bytes = vi.range;
+        else
+            b->view = VK_NULL_HANDLE;
+    }
     if (!dedicated) {
         b->cap = 16;
         b->free = malloc(b->cap * sizeof *b->free);

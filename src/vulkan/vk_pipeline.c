@@ -36,6 +36,15 @@ static void spec_for(const struct vk_ctx *c, enum seg_vk_shader sh, struct vk_sp
     if (lim->maxComputeWorkGroupSize[0] < maxwg)
         maxwg = lim->maxComputeWorkGroupSize[0];
     memset(s, 0, sizeof *s);
+    /* gemm_reg.comp: MV, TN (its six variants are consecutive rows of variants.cmake) */
+    if (sh >= SEG_VK_SHADER_GEMM_REG4 && sh <= SEG_VK_SHADER_CONV2D_REG16) {
+        s->id[0] = 1;
+        s->val[0] = c->gemm.tm;
+        s->id[1] = 2;
+        s->val[1] = c->gemm.tn;
+        s->n = 2;
+        return;
+    }
     if (sh == SEG_VK_SHADER_GEMM || sh == SEG_VK_SHADER_CONV2D_DIRECT) {
         const struct vk_gemm_tile *t = &c->gemm;
         uint32_t vals[7] = {t->bm, t->bn, t->bk, t->tm, t->tn, t->bn / t->tn, t->bm / t->tm};
@@ -132,17 +141,18 @@ static void cache_save(const struct vk_ctx *c)
 
 enum seg_status vk_pipeline_init(struct vk_ctx *c)
 {
-    VkDescriptorSetLayoutBinding b[SEG_VK_BINDINGS];
-    for (uint32_t i = 0; i < SEG_VK_BINDINGS; i++)
+    VkDescriptorSetLayoutBinding b[SEG_VK_BINDINGS + SEG_VK_TEXELS];
+    for (uint32_t i = 0; i < SEG_VK_BINDINGS + SEG_VK_TEXELS; i++)
         b[i] = (VkDescriptorSetLayoutBinding){
             .binding = i,
-            .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+            .descriptorType = i < SEG_VK_BINDINGS ? VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
+                                                  : VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
             .descriptorCount = 1,
             .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
         };
     VkDescriptorSetLayoutCreateInfo li = {
         .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
-        .bindingCount = SEG_VK_BINDINGS,
+        .bindingCount = SEG_VK_BINDINGS + (c->max_texels ? SEG_VK_TEXELS : 0),
         .pBindings = b,
     };
     VkResult r = vkCreateDescriptorSetLayout(c->dev, &li, NULL, &c->dsl);

@@ -1,9 +1,10 @@
-/* vk_tune.c: GEMM tuning of the Vulkan backend: the tile of shaders/gemm.comp (BM, BN, BK,
- * TM, TN: specialization constants, shared by MATMUL and CONV2D_DIRECT), and the per-device
+/* vk_tune.c: GEMM tuning of the Vulkan backend: the kernel and tile of MATMUL and
+ * CONV2D_DIRECT (shaders/gemm.comp: BM, BN, BK, TM, TN; shaders/gemm_reg.comp where the
+ * device can run it: MV, TN vectors a lane; specialization constants), and the per-device
  * tuning cache:
  *   <cache>/vulkan/tuned-<hash of device name and driver>.txt
  * with <cache> = $SEGDA_CACHE_DIR, else $XDG_CACHE_HOME/segda, else $HOME/.cache/segda.
- * Text ("gemm_tile BM BN BK TM TN", the device and driver it was measured on), written to a
+ * Text ("gemm_tile BM BN BK TM TN REG", the device and driver it was measured on), written to a
  * temporary name and renamed; ignored for another device or driver, when it does not parse
  * or fit the device, and when SEGDA_NO_TUNED is set (not "0").
  *
@@ -27,7 +28,7 @@
 #include "vulkan/vk_internal.h"
 #include "data/data.h" /* seg_file_write_atomic */
 
-#define TUNE_FORMAT "segda-tune-vulkan-v1"
+#define TUNE_FORMAT "segda-tune-vulkan-v2" /* v2: the kernel (REG) joined the tile */
 
 /* ---- the tuning cache ---------------------------------------------------------------- */
 
@@ -39,22 +40,23 @@ static bool cache_file(const struct seg_backend *be, bool create, char *out, siz
 
 static void set_tuned(struct seg_backend *be, const struct vk_gemm_tile *t, const char *how)
 {
-    snprintf(be->tuned, sizeof be->tuned, "GEMM tile %ux%ux%u, %ux%u per invocation (%.60s)", t->bm, t->bn,
-             t->bk, t->tm, t->tn, how);
+    char k[64];
+    vk_gemm_tile_name(t, k, sizeof k);
+    snprintf(be->tuned, sizeof be->tuned, "GEMM %s (%.60s)", k, how);
 }
 
 void vk_tune_load(struct seg_backend *be)
 {
     char path[1024];
     const char *off = getenv("SEGDA_NO_TUNED");
-    if ((off && *off && strcmp(off, "0")) || !cache_file(be, false, path, sizeof path))
+    if ((off && *off && strcmp(off, "0")) || vk_ctx_of(be)->gemm_force || !cache_file(be, false, path, sizeof path))
         return;
     FILE *f = fopen(path, "r");
     if (!f)
         return;
     char line[512], date[64] = "";
     bool format = false, device = false, driver = false, have = false;
-    struct vk_gemm_tile t;
+    struct vk_gemm_tile t = {0};
     while (fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = '\0';
         if (!strncmp(line, "format ", 7))
@@ -66,7 +68,7 @@ void vk_tune_load(struct seg_backend *be)
         else if (!strncmp(line, "date ", 5))
             snprintf(date, sizeof date, "%.63s", line + 5);
         else if (!strncmp(line, "gemm_tile ", 10))
-            have = sscanf(line + 10, "%u %u %u %u %u", &t.bm, &t.bn, &t.bk, &t.tm, &t.tn) == 5;
+            have = sscanf(line + 10, "%u %u %u %u %u %u", &t.bm, &t.bn, &t.bk, &t.tm, &t.tn, &t.reg) == 6;
     }
     fclose(f);
     struct vk_ctx *c = vk_ctx_of(be);
@@ -93,8 +95,8 @@ static enum seg_status cache_store(struct seg_backend *be, const struct vk_gemm_
     if (gmtime_r(&now, &tmv))
         strftime(date, sizeof date, "%Y-%m-%d", &tmv);
     fprintf(f, "# segda tuning cache (written by segda tune; delete to return to the defaults)\n"
-               "format %s\ndevice %s\ndriver %s\ndate %s\n# %s\ngemm_tile %u %u %u %u %u\n",
-            TUNE_FORMAT, be->info.name, be->info.driver, date, note, t->bm, t->bn, t->bk, t->tm, t->tn);
+               "format %s\ndevice %s\ndriver %s\ndate %s\n# %s\ngemm_tile %u %u %u %u %u %u\n",
+            TUNE_FORMAT, be->info.name, be->info.driver, date, note, t->bm, t->bn, t->bk, t->tm, t->tn, t->reg);
     enum seg_status st = fclose(f) == 0 && text ? seg_file_write_atomic(path, text, len)
                                                 : seg_error(SEG_STATUS_OUT_OF_MEMORY, "vulkan: %s: out of host memory", path);
     free(text);
@@ -199,12 +201,15 @@ struct cand {
 
 static bool same(const struct vk_gemm_tile *a, const struct vk_gemm_tile *b)
 {
-    return a->bm == b->bm && a->bn == b->bn && a->bk == b->bk && a->tm == b->tm && a->tn == b->tn;
+    return a->bm == b->bm && a->bn == b->bn && a->bk == b->bk && a->tm == b->tm && a->tn == b->tn &&
+           a->reg == b->reg;
 }
 
 /* Tiles worth trying: 32..128 blocks, BK 8..32, 2..8 micro-tiles, 32..512 invocations. */
 static bool tile_sane(const struct vk_ctx *c, const struct vk_gemm_tile *t)
 {
+    if (t->reg)
+        return vk_gemm_tile_ok(c, t);
     uint32_t inv = (t->bn / (t->tn ? t->tn : 1)) * (t->bm / (t->tm ? t->tm : 1));
     return t->bm >= 16 && t->bm <= 128 && t->bn >= 16 && t->bn <= 128 && t->bk >= 4 && t->bk <= 32 &&
            t->tm >= 1 && t->tm <= 8 && t->tn >= 1 && t->tn <= 8 && inv >= 32 && inv <= 512 &&
@@ -217,25 +222,26 @@ static void try_cand(struct tune_state *t, const struct vk_gemm_tile *g, double 
     out->t = *g;
     out->ms = INFINITY;
     out->ok = false;
+    char name[64];
+    vk_gemm_tile_name(g, name, sizeof name);
     double t0 = now_ms();
     enum seg_status st = vk_gemm_tile_set(t->c, g);
     if (!st)
         st = time_shape(t, &t->o->shapes[0], isfinite(best) ? 3.0 * best : 0.0, 150.0, &out->ms);
     if (st) {
-        say(t, "%-7s tile %3ux%3ux%2u %ux%u: failed (%s)", why, g->bm, g->bn, g->bk, g->tm, g->tn, seg_last_error());
+        say(t, "%-7s %-22s: failed (%s)", why, name, seg_last_error());
         out->ms = INFINITY;
         return;
     }
     if (!result_ok(t)) {
-        say(t, "%-7s tile %3ux%3ux%2u %ux%u: WRONG RESULT, dropped", why, g->bm, g->bn, g->bk, g->tm, g->tn);
+        say(t, "%-7s %-22s: WRONG RESULT, dropped", why, name);
         out->ms = INFINITY;
         return;
     }
     out->ok = true;
     const struct seg_tune_shape *h = &t->o->shapes[0];
-    say(t, "%-7s tile %3ux%3ux%2u %ux%u: %9.2f ms %7.1f GFLOP/s%s (%.1f s)", why, g->bm, g->bn, g->bk, g->tm,
-        g->tn, out->ms, 2.0 * h->m * h->n * h->k / (out->ms * 1e6), out->ms < best ? "  *" : "",
-        (now_ms() - t0) / 1e3);
+    say(t, "%-7s %-22s: %9.2f ms %7.1f GFLOP/s%s (%.1f s)", why, name, out->ms,
+        2.0 * h->m * h->n * h->k / (out->ms * 1e6), out->ms < best ? "  *" : "", (now_ms() - t0) / 1e3);
 }
 
 static int cmp_cand(const void *a, const void *b)
@@ -295,24 +301,33 @@ enum seg_status vk_tune(struct seg_backend *be, const struct seg_tune_opts *o)
     if (st)
         goto done;
     const struct seg_tune_shape *h = &o->shapes[0];
-    say(&t, "default tile %ux%ux%u %ux%u: %dx%dx%d %.2f ms (%.1f GFLOP/s); %d shapes %.1f ms (%.1f s)",
-        def.bm, def.bn, def.bk, def.tm, def.tn, h->m, h->n, h->k, base[0],
+    char dname[64];
+    vk_gemm_tile_name(&def, dname, sizeof dname);
+    say(&t, "default %s: %dx%dx%d %.2f ms (%.1f GFLOP/s); %d shapes %.1f ms (%.1f s)", dname, h->m, h->n, h->k,
+        base[0],
         2.0 * h->m * h->n * h->k / (base[0] * 1e6), nshapes, base_total, (now_ms() - t0) / 1e3);
     seg_tune_clock_pass(&clk, (now_ms() - t0) / 1e3);
 
     /* Stage 1: every sane tile of the grid, in a fixed shuffled order, up to a budget. */
     static const uint32_t blk[] = {32, 64, 128}, bks[] = {8, 16, 32}, mts[] = {2, 4, 8};
-    struct vk_gemm_tile grid[243];
+    struct vk_gemm_tile grid[243 + 15];
     int ng = 0;
     for (int i = 0; i < 3; i++)
         for (int j = 0; j < 3; j++)
             for (int k = 0; k < 3; k++)
                 for (int p = 0; p < 3; p++)
                     for (int q = 0; q < 3; q++) {
-                        struct vk_gemm_tile g = {blk[i], blk[j], bks[k], mts[p], mts[q]};
+                        struct vk_gemm_tile g = {blk[i], blk[j], bks[k], mts[p], mts[q], 0};
                         if (tile_sane(c, &g) && !same(&g, &def))
                             grid[ng++] = g;
                     }
+    /* and the register GEMM's tiles, where the device can run it */
+    for (uint32_t mv = 1; c->reg_lanes && mv <= 4; mv *= 2)
+        for (uint32_t tn = 1; tn <= 16; tn *= 2) {
+            struct vk_gemm_tile g = vk_gemm_tile_reg(c, mv, tn);
+            if (tile_sane(c, &g) && !same(&g, &def))
+                grid[ng++] = g;
+        }
     for (int i = ng - 1; i > 0; i--) {
         int j = (int)(rnd(&rs) % (uint64_t)(i + 1));
         struct vk_gemm_tile x = grid[i];
@@ -338,7 +353,11 @@ enum seg_status vk_tune(struct seg_backend *be, const struct seg_tune_opts *o)
         struct vk_gemm_tile g = from;
         uint32_t *f[5] = {&g.tm, &g.tn, &g.bk, &g.bm, &g.bn};
         uint32_t *v = f[w / 2];
+        if (g.reg && w >= 4)
+            continue; /* the register GEMM's block follows from TM and TN */
         *v = w % 2 ? *v * 2 : *v / 2;
+        if (g.reg)
+            g = vk_gemm_tile_reg(c, g.tm, g.tn);
         if (!tile_sane(c, &g))
             continue;
         bool dup = false;
@@ -384,10 +403,10 @@ enum seg_status vk_tune(struct seg_backend *be, const struct seg_tune_opts *o)
             continue;
         }
         cands[i].score = score / timed;
-        const struct vk_gemm_tile *g = &cands[i].t;
-        say(&t, "final   tile %3ux%3ux%2u %ux%u: %dx%dx%d %.2fx, %d shapes %.2fx (geometric mean), %.1f ms total",
-            g->bm, g->bn, g->bk, g->tm, g->tn, h->m, h->n, h->k, base[0] / cands[i].ms, timed, exp(-cands[i].score),
-            total);
+        char name[64];
+        vk_gemm_tile_name(&cands[i].t, name, sizeof name);
+        say(&t, "final   %-22s: %dx%dx%d %.2fx, %d shapes %.2fx (geometric mean), %.1f ms total", name, h->m, h->n,
+            h->k, base[0] / cands[i].ms, timed, exp(-cands[i].score), total);
         if (cands[i].score < best_score) {
             best_score = cands[i].score;
             winner = i;
@@ -412,6 +431,7 @@ enum seg_status vk_tune(struct seg_backend *be, const struct seg_tune_opts *o)
             say(&t, "stored in %s", path);
     }
 done:
+    vk_gemm_describe(be);
     if (t.a.handle)
         vk_buf_free(be, &t.a);
     if (t.b.handle)
