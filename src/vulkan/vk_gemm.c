@@ -55,11 +55,13 @@ struct vk_gemm_tile vk_gemm_tile_default(const struct vk_ctx *c)
 bool vk_gemm_tile_ok(const struct vk_ctx *c, const struct vk_gemm_tile *t)
 {
     const VkPhysicalDeviceLimits *lim = &c->props.limits;
+    if (t->reg > 1) /* 0: gemm.comp, 1: gemm_reg.comp (a tuning file may hold anything) */
+        return false;
     if (t->reg) /* MV * S * TN accumulators a lane */
         return c->reg_lanes && t->tm >= 1 && t->tm <= 4 && t->tn >= 1 && t->tn <= 16 &&
                t->tm * t->tn * c->reg_lanes <= 128 && t->bm == t->tm * c->reg_lanes &&
                t->bn == t->tn * c->reg_lanes && t->bk == 1;
-    if (t->reg > 1 || !t->bm || !t->bn || !t->bk || !t->tm || !t->tn || t->bm % t->tm || t->bn % t->tn)
+    if (!t->bm || !t->bn || !t->bk || !t->tm || !t->tn || t->bm % t->tm || t->bn % t->tn)
         return false;
     if (t->tm * t->tn > 128 || t->bk > 64)
         return false;
