@@ -35,7 +35,7 @@
 #define SEG_VK_TEXELS     2
 #define SEG_VK_BATCH_MAX  256
 #define SEG_VK_FRAMES     16  /* frames at creation (a ResNet-101 step submits ~9 batches);
-                               * the ring grows beyond as the device lags */
+                               * a longer stretch between waits grows the ring */
 #define SEG_VK_FRAMES_MAX 64
 #define SEG_VK_PENDING_MAX 256 /* buffer ranges tracked since the last barrier */
 #define SEG_VK_DSET_CACHE 8192 /* descriptor sets kept (a power of two) */
