@@ -416,6 +416,8 @@ def cmd_table(a):
                 notes.append(f"amp={r['amp']}")
         elif r.get("gbps") and not r.get("gflops"):
             notes.append(f"{r['gbps']:.1f} GB/s")
+        if "coopmat" in r["file"]:
+            notes.append("cooperative matrix, fp16 inputs")
         lines.append(f"| {r['device']} | {r['suite']} | {r['op']} | {r['shape']} | {fmt(r['segda_ms'], '.3f')} | "
                      f"{fmt(r.get('torch_ms'), '.3f')} | {fmt(r.get('ratio'))} | {fmt(r.get('torch_amp_ms'), '.3f')} | "
                      f"{fmt(r.get('ratio_amp'))} | {fmt(r.get('gflops'), '.1f')} | "

@@ -58,7 +58,7 @@ struct seg_backend {
     /* "" or a short description of the tuned parameters the backend uses (bench prints it). */
     char                            tuned[160];
     /* "" or the GEMM kernel MATMUL runs (bench prints it; Vulkan: which shader and tile). */
-    char                            gemm_kernel[96];
+    char                            gemm_kernel[160];
     /* The forward algorithm of every convolution, and so of the 1x1 convolutions the backward
      * passes run as (SEGDA_CONV_ALGO or seg_backend_set_conv_algo); with AUTO, each shape's is
      * measured at its first use and kept in conv_choices and the device's cache file

@@ -144,7 +144,7 @@ static bool has_instance_ext(const char *name)
     return found;
 }
 
-static bool has_device_ext(VkPhysicalDevice p, const char *name)
+bool vk_has_device_ext(VkPhysicalDevice p, const char *name)
 {
     uint32_t n = 0;
     if (vkEnumerateDeviceExtensionProperties(p, NULL, &n, NULL) != VK_SUCCESS || n == 0)
@@ -275,14 +275,14 @@ static const char *vendor_name(uint32_t id)
 /* Streaming multiprocessors / compute units where a vendor extension tells (else 0). */
 static uint32_t compute_units(VkPhysicalDevice p)
 {
-    if (has_device_ext(p, VK_NV_SHADER_SM_BUILTINS_EXTENSION_NAME)) {
+    if (vk_has_device_ext(p, VK_NV_SHADER_SM_BUILTINS_EXTENSION_NAME)) {
         VkPhysicalDeviceShaderSMBuiltinsPropertiesNV sm = {
             .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_SM_BUILTINS_PROPERTIES_NV};
         VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &sm};
         vkGetPhysicalDeviceProperties2(p, &p2);
         return sm.shaderSMCount;
     }
-    if (has_device_ext(p, VK_AMD_SHADER_CORE_PROPERTIES_EXTENSION_NAME)) {
+    if (vk_has_device_ext(p, VK_AMD_SHADER_CORE_PROPERTIES_EXTENSION_NAME)) {
         VkPhysicalDeviceShaderCorePropertiesAMD core = {
             .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_CORE_PROPERTIES_AMD};
         VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &core};
@@ -301,7 +301,7 @@ static void fill_info(VkPhysicalDevice p, int index, struct seg_device_info *inf
 
     VkPhysicalDeviceSubgroupProperties sg = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
     VkPhysicalDeviceDriverProperties drv = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
-    bool have_drv = v12 || has_device_ext(p, VK_KHR_DRIVER_PROPERTIES_EXTENSION_NAME);
+    bool have_drv = v12 || vk_has_device_ext(p, VK_KHR_DRIVER_PROPERTIES_EXTENSION_NAME);
     if (have_drv)
         sg.pNext = &drv;
     VkPhysicalDeviceProperties2 pr2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &sg};
@@ -309,7 +309,7 @@ static void fill_info(VkPhysicalDevice p, int index, struct seg_device_info *inf
 
     VkPhysicalDeviceShaderFloat16Int8Features f16 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES};
-    bool have_f16 = v12 || has_device_ext(p, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME);
+    bool have_f16 = v12 || vk_has_device_ext(p, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME);
     if (have_f16) {
         VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f16};
         vkGetPhysicalDeviceFeatures2(p, &f2);
@@ -415,7 +415,7 @@ static void set_quirks(struct vk_ctx *c)
 {
     bool llvmpipe = strncmp(c->props.deviceName, "llvmpipe", 8) == 0;
     if (c->props.apiVersion >= VK_API_VERSION_1_2 ||
-        has_device_ext(c->phys, VK_KHR_DRIVER_PROPERTIES_EXTENSION_NAME)) {
+        vk_has_device_ext(c->phys, VK_KHR_DRIVER_PROPERTIES_EXTENSION_NAME)) {
         VkPhysicalDeviceDriverProperties drv = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_DRIVER_PROPERTIES};
         VkPhysicalDeviceProperties2 p2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PROPERTIES_2, .pNext = &drv};
         vkGetPhysicalDeviceProperties2(c->phys, &p2);
@@ -438,24 +438,43 @@ static void set_quirks(struct vk_ctx *c)
                    (sg.supportedOperations & VK_SUBGROUP_FEATURE_BALLOT_BIT);
         if (ops && (sg.subgroupSize == 4 || sg.subgroupSize == 8 || sg.subgroupSize == 16))
             c->reg_lanes = sg.subgroupSize;
+        if (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT)
+            c->coopmat_wg = vk_coopmat_probe(c, sg.subgroupSize);
     }
 }
 
-/* SEGDA_VK_GEMM (tiled | register) forces the GEMM kernel; SEGDA_VK_TEXEL=0 turns the texel
- * views off (the register GEMM then reads storage buffers): for tests and comparisons. */
+/* SEGDA_VK_GEMM (tiled | register | coopmat) forces the GEMM kernel; SEGDA_VK_TEXEL=0 turns
+ * the texel views off (the register GEMM then reads storage buffers): for tests and
+ * comparisons. coopmat: MATMUL on cooperative matrices (fp16 inputs), convs on gemm.comp. */
 static enum seg_status gemm_settings(struct vk_ctx *c)
 {
+    static const char *const kinds[] = {"tiled", "register", "coopmat"};
     const char *force = getenv("SEGDA_VK_GEMM"), *texel = getenv("SEGDA_VK_TEXEL");
     c->gemm_force = NULL;
     if (force && *force) {
-        if (strcmp(force, "tiled") && strcmp(force, "register"))
-            return seg_error(SEG_STATUS_INVALID, "SEGDA_VK_GEMM=%s: expected tiled or register", force);
+        for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+            if (!strcmp(force, kinds[i]))
+                c->gemm_force = kinds[i];
+        if (!c->gemm_force)
+            return seg_error(SEG_STATUS_INVALID, "SEGDA_VK_GEMM=%s: expected tiled, register or coopmat", force);
         if (!strcmp(force, "register") && !c->reg_lanes)
             return seg_error(SEG_STATUS_UNSUPPORTED,
                              "SEGDA_VK_GEMM=register: %s cannot run the register GEMM (it needs a compute "
                              "subgroup of 4, 8 or 16 lanes with broadcast)", c->props.deviceName);
-        c->gemm_force = !strcmp(force, "tiled") ? "tiled" : "register";
+        const char *standin = getenv("SEGDA_VK_COOPMAT_STANDIN"); /* test hook, vk_coopmat.c */
+        if (!strcmp(force, "coopmat") && !c->coopmat_wg && standin && *standin) {
+            if (strcmp(standin, "simt") && strcmp(standin, "wrong"))
+                return seg_error(SEG_STATUS_INVALID, "SEGDA_VK_COOPMAT_STANDIN=%s: expected simt or wrong", standin);
+            c->coopmat_standin = !strcmp(standin, "simt") ? 1 : 2;
+        }
+        if (!strcmp(force, "coopmat") && !c->coopmat_wg && !c->coopmat_standin)
+            return seg_error(SEG_STATUS_UNSUPPORTED,
+                             "SEGDA_VK_GEMM=coopmat: %s cannot run the cooperative-matrix GEMM (it needs "
+                             "VK_NV_cooperative_matrix with a 16x16x16 fp16 x fp16 + fp32 subgroup shape, "
+                             "shaderFloat16 and a workgroup of 4 subgroups)", c->props.deviceName);
     }
+    if (c->coopmat_wg && !(c->gemm_force && !strcmp(c->gemm_force, "coopmat")))
+        c->coopmat_wg = 0; /* not selected: the device is created without the extension */
     if (texel && !strcmp(texel, "0"))
         c->max_texels = 0;
     return SEG_STATUS_OK;
@@ -470,13 +489,23 @@ static enum seg_status vk_device_create(struct vk_ctx *c)
         .queueCount = 1,
         .pQueuePriorities = &prio,
     };
-    const char *exts[2];
+    const char *exts[4];
     uint32_t next = 0;
     /* required whenever a (MoltenVK-like) portability driver advertises it */
-    if (has_device_ext(c->phys, "VK_KHR_portability_subset"))
+    if (vk_has_device_ext(c->phys, "VK_KHR_portability_subset"))
         exts[next++] = "VK_KHR_portability_subset";
+    VkPhysicalDeviceCooperativeMatrixFeaturesNV cm = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV, .cooperativeMatrix = VK_TRUE};
+    VkPhysicalDeviceShaderFloat16Int8Features f16 = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES, .pNext = &cm,
+        .shaderFloat16 = VK_TRUE};
+    if (c->coopmat_wg) {
+        exts[next++] = VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME;
+        exts[next++] = VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME;
+    }
     VkDeviceCreateInfo ci = {
         .sType = VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO,
+        .pNext = c->coopmat_wg ? &f16 : NULL,
         .queueCreateInfoCount = 1,
         .pQueueCreateInfos = &q,
         .enabledExtensionCount = next,

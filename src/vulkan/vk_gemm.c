@@ -25,8 +25,13 @@ void vk_gemm_describe(struct seg_backend *be)
     const struct vk_ctx *c = vk_ctx_of(be);
     char k[64];
     vk_gemm_tile_name(&c->gemm, k, sizeof k);
-    snprintf(be->gemm_kernel, sizeof be->gemm_kernel, "%s%s%s", c->gemm.reg ? "gemm_reg.comp " : "gemm.comp ", k,
-             c->gemm.reg ? (c->max_texels ? ", texel loads" : ", buffer loads") : "");
+    const char *coop = "";
+    if (c->gemm_force && !strcmp(c->gemm_force, "coopmat"))
+        coop = c->coopmat_state > 0    ? "gemm_coopmat.comp fp16 16x16x16 (self-test passed), convs "
+               : c->coopmat_state == 0 ? "gemm_coopmat.comp fp16 16x16x16 (self-test at first use), convs "
+                                       : "gemm_coopmat.comp off (failed its self-test), ";
+    snprintf(be->gemm_kernel, sizeof be->gemm_kernel, "%s%s%s%s", coop, c->gemm.reg ? "gemm_reg.comp " : "gemm.comp ",
+             k, c->gemm.reg ? (c->max_texels ? ", texel loads" : ", buffer loads") : "");
 }
 
 struct vk_gemm_tile vk_gemm_tile_default(const struct vk_ctx *c)
@@ -150,7 +155,7 @@ static int gemm_fn(const struct vk_ctx *c, const struct seg_tensor *a, const str
     return vk_texel_ok(c, a) && vk_texel_ok(c, b) ? 1 : 0;
 }
 
-VK_KERNEL(vk_matmul)
+enum seg_status vk_matmul_simt(struct seg_backend *be, const struct seg_op_args *a)
 {
     const struct seg_tensor *t[SEG_VK_BINDINGS] = {a->dst[0], a->src[0], a->src[1]};
     uint64_t batch = (uint64_t)a->ip[0], m = (uint64_t)a->ip[1], n = (uint64_t)a->ip[2];
@@ -185,6 +190,20 @@ VK_KERNEL(vk_matmul)
             return st;
     }
     return SEG_STATUS_OK;
+}
+
+VK_KERNEL(vk_matmul)
+{
+    uint64_t batch = (uint64_t)a->ip[0], m = (uint64_t)a->ip[1], n = (uint64_t)a->ip[2];
+    uint64_t k = (uint64_t)a->ip[3];
+    bool done = false;
+    enum seg_status st;
+    if ((st = vk_check_u32(batch * m * n, "MATMUL")) || (st = vk_check_u32(batch * m * k, "MATMUL")) ||
+        (st = vk_check_u32(batch * k * n, "MATMUL")))
+        return st;
+    if (batch > 0 && m > 0 && n > 0 && (st = vk_coopmat_matmul(be, a, &done)))
+        return st;
+    return done ? SEG_STATUS_OK : vk_matmul_simt(be, a);
 }
 
 VK_KERNEL(vk_conv2d_direct)

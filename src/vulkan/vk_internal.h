@@ -151,7 +151,7 @@ struct vk_ctx {
                                         * (llvmpipe stops a shader's loops after 65535) */
     uint32_t         max_texels;       /* elements a texel view may span, 0: no R32_SFLOAT
                                         * uniform texel buffers */
-    const char      *gemm_force;       /* SEGDA_VK_GEMM: "tiled", "register" or NULL */
+    const char      *gemm_force;       /* SEGDA_VK_GEMM: "tiled", "register", "coopmat" or NULL */
     uint32_t         reg_lanes;        /* subgroup size when gemm_reg.comp can run (4, 8 or
                                         * 16 lanes with subgroup broadcast in compute), else 0 */
 
@@ -178,6 +178,13 @@ struct vk_ctx {
 
     /* GEMM tile in use */
     struct vk_gemm_tile gemm;
+    /* cooperative matrices (vk_coopmat.c): the workgroup size of gemm_coopmat.comp where the
+     * device has its shape (VK_NV_cooperative_matrix and shaderFloat16 are then enabled at
+     * device creation), else 0 */
+    uint32_t         coopmat_wg;
+    int              coopmat_state;    /* 0 not yet self-tested, 1 passed, -1 failed: off */
+    int              coopmat_standin;  /* test hook SEGDA_VK_COOPMAT_STANDIN (vk_coopmat.c):
+                                        * 1 simt, 2 wrong; 0 the real kernel */
 
     /* pipelines */
     VkDescriptorSetLayout dsl;
@@ -191,6 +198,7 @@ static inline struct vk_ctx *vk_ctx_of(struct seg_backend *be) { return be->ctx;
 
 /* vk_backend.c */
 const char *vk_result_name(VkResult r);
+bool vk_has_device_ext(VkPhysicalDevice p, const char *name);
 /* Records "<what> failed: <VkResult> in <where>" and returns the matching status. */
 enum seg_status vk_fail(VkResult r, const char *what, const char *where);
 
@@ -238,6 +246,21 @@ void vk_gemm_describe(struct seg_backend *be);
 bool vk_gemm_tile_ok(const struct vk_ctx *c, const struct vk_gemm_tile *t);
 /* Switches the GEMM / conv pipelines to tile t (waits for queued work). */
 enum seg_status vk_gemm_tile_set(struct vk_ctx *c, const struct vk_gemm_tile *t);
+
+/* MATMUL through gemm.comp or gemm_reg.comp (vk_matmul adds the cooperative-matrix kernel) */
+enum seg_status vk_matmul_simt(struct seg_backend *be, const struct seg_op_args *a);
+
+/* vk_coopmat.c */
+/* The workgroup size of gemm_coopmat.comp on this device (subgroup: its subgroup size), or 0
+ * where it lacks VK_NV_cooperative_matrix with the 16x16x16 fp16 x fp16 + fp32 subgroup
+ * shape, shaderFloat16 or the workgroup's size and shared memory. */
+uint32_t vk_coopmat_probe(const struct vk_ctx *c, uint32_t subgroup);
+/* Compares the kernel against gemm.comp on a few shapes; why says what disagreed. */
+enum seg_status vk_coopmat_self_test(struct seg_backend *be, char *why, size_t size);
+/* MATMUL on the cooperative-matrix kernel where it is selected (SEGDA_VK_GEMM=coopmat) and
+ * has passed its self-test (run here at first use; a failure warns and turns it off);
+ * *done false: the caller runs the SIMT kernel. */
+enum seg_status vk_coopmat_matmul(struct seg_backend *be, const struct seg_op_args *a, bool *done);
 
 /* vk_timer.c */
 enum seg_status vk_timer_init(struct vk_ctx *c);

@@ -45,6 +45,12 @@ static void spec_for(const struct vk_ctx *c, enum seg_vk_shader sh, struct vk_sp
         s->n = 2;
         return;
     }
+    if (sh == SEG_VK_SHADER_GEMM_COOPMAT) { /* four subgroups */
+        s->n = 1;
+        s->id[0] = 0;
+        s->val[0] = c->coopmat_wg;
+        return;
+    }
     if (sh == SEG_VK_SHADER_GEMM || sh == SEG_VK_SHADER_CONV2D_DIRECT) {
         const struct vk_gemm_tile *t = &c->gemm;
         uint32_t vals[7] = {t->bm, t->bn, t->bk, t->tm, t->tn, t->bn / t->tn, t->bm / t->tm};
