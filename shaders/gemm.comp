@@ -9,6 +9,9 @@
  * Tile sizes are specialization constants (the host keeps LX = BN/TN, LY = BM/TM).
  * Host parameters: ip[9], ip[10] = the range of K this dispatch sums over (the host splits
  * K over several dispatches, beta = 1 after the first, where a driver limits loop trips).
+ * Split-K: ip[11] = S > 1 slices of ip[12] elements of that range, one per workgroup z
+ * (z = b * S + s); slice s of image b writes its partial product (alpha = 1, beta = 0) to
+ * C + (s * batch + b) * M * N, a workspace that shaders/gemm_splitk.comp then sums.
  *
  * -DCONV: CONV2D_DIRECT as an implicit GEMM per image b: y_b[co][p] = sum_k w[co][k] *
  * col_b[k][p], col read straight from x (k = (c*KH + kh)*KW + kw, p = oh*OW + ow).
@@ -49,32 +52,40 @@ void main()
     bool accumulate = kbeg > 0u, has_bias = FP(1) != 0.0;
     const bool ta = false;
     uint sa = 0u, sb = C * H * W, sc = M * N;
+    const uint slices = 1u, slen = 0u;
 #else
     uint batch = UP(0), M = UP(1), N = UP(2), K = UP(3);
     bool ta = IP(4) != 0, tb = IP(5) != 0;
     uint sa = UP(6), sb = UP(7), sc = UP(8);
     float alpha = FP(0), beta = FP(1);
     uint kbeg = UP(9), kend = min(K, UP(10));
+    uint slices = max(UP(11), 1u), slen = UP(12);
 #endif
     uint tx = gl_LocalInvocationID.x, ty = gl_LocalInvocationID.y;
     uint tid = ty * LX + tx, T = LX * LY;
     uint tiles_m = (M + BM - 1u) / BM, tiles_n = (N + BN - 1u) / BN;
 
-    for (uint b = gl_WorkGroupID.z; b < batch; b += gl_NumWorkGroups.z)
+    for (uint z = gl_WorkGroupID.z; z < batch * slices; z += gl_NumWorkGroups.z)
     for (uint bm = gl_WorkGroupID.y; bm < tiles_m; bm += gl_NumWorkGroups.y)
     for (uint bn = gl_WorkGroupID.x; bn < tiles_n; bn += gl_NumWorkGroups.x) {
-        uint m0 = bm * BM, n0 = bn * BN;
+        uint b = z / slices, s = z % slices, m0 = bm * BM, n0 = bn * BN;
+        uint klo = kbeg, khi = kend, cbase = OFF(0) + b * sc;
+        if (slices > 1u) {
+            klo = kbeg + s * slen;
+            khi = min(kend, klo + slen);
+            cbase = OFF(0) + (s * batch + b) * M * N;
+        }
         uint abase = OFF(1) + b * sa, bbase = OFF(2) + b * sb;
         float acc[TM * TN];
         for (uint q = 0u; q < TM * TN; ++q) acc[q] = 0.0;
 
-        for (uint k0 = kbeg; k0 < kend; k0 += BK) {
+        for (uint k0 = klo; k0 < khi; k0 += BK) {
             for (uint l = tid; l < BM * BK; l += T) {
                 uint mm, kk;
                 if (ta) { kk = l / BM; mm = l % BM; } else { mm = l / BK; kk = l % BK; }
                 uint gm = m0 + mm, gk = k0 + kk;
                 float v = 0.0;
-                if (gm < M && gk < kend) v = Am[abase + (ta ? gk * M + gm : gm * K + gk)];
+                if (gm < M && gk < khi) v = Am[abase + (ta ? gk * M + gm : gm * K + gk)];
                 As[kk * AS + mm] = v;
             }
             for (uint l = tid; l < BN * BK; l += T) {
@@ -82,7 +93,7 @@ void main()
                 uint kk = l / BN, nn = l % BN;
                 uint gn = n0 + nn, gk = k0 + kk;
                 float v = 0.0;
-                if (gn < N && gk < kend) {
+                if (gn < N && gk < khi) {
                     uint c = gk / KK, r = gk % KK;
                     int ih = int(gn / OW) * SH - PH + int(r / KW) * DH;
                     int iw = int(gn % OW) * SW - PW + int(r % KW) * DW;
@@ -94,7 +105,7 @@ void main()
                 if (tb) { nn = l / BK; kk = l % BK; } else { kk = l / BN; nn = l % BN; }
                 uint gn = n0 + nn, gk = k0 + kk;
                 float v = 0.0;
-                if (gn < N && gk < kend) v = Bm[bbase + (tb ? gn * K + gk : gk * N + gn)];
+                if (gn < N && gk < khi) v = Bm[bbase + (tb ? gn * K + gk : gk * N + gn)];
 #endif
                 Bs[kk * BS + nn] = v;
             }
@@ -109,7 +120,6 @@ void main()
             barrier();
         }
 
-        uint cbase = OFF(0) + b * sc;
         for (uint i = 0u; i < TM; ++i) {
             uint gm = m0 + ty + i * LY;
             if (gm >= M) continue;

@@ -53,3 +53,4 @@ segda_vk_shader(conv2d_reg4         gemm_reg.comp  S=4 CONV)
 segda_vk_shader(conv2d_reg8         gemm_reg.comp  S=8 CONV)
 segda_vk_shader(conv2d_reg16        gemm_reg.comp  S=16 CONV)
 segda_vk_shader(gemm_coopmat        gemm_coopmat.comp) # created only where the device has the shape
+segda_vk_shader(gemm_splitk         gemm_splitk.comp)

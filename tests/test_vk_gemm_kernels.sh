@@ -1,8 +1,9 @@
 #!/bin/sh
 # The Vulkan GEMM kernels the default choice does not run here, through the op harness's
 # GEMM and convolution cases (against the cpu backend): the shared-memory tiles
-# (SEGDA_VK_GEMM=tiled) and the register GEMM's storage-buffer loads (SEGDA_VK_TEXEL=0;
-# where the device defaults to the tiled kernel this repeats it), and the cooperative-matrix
+# (SEGDA_VK_GEMM=tiled), the same with K split in 3 slices and summed (SEGDA_VK_SPLITK=3),
+# the register GEMM's storage-buffer loads (SEGDA_VK_TEXEL=0; where the device defaults to
+# the tiled kernel this repeats it), and the cooperative-matrix
 # GEMM where the device has it. Each run must report the kernel it was asked for, so an
 # ignored setting fails.
 # usage: test_vk_gemm_kernels.sh TEST_BACKEND_OPS [vulkan[:N]]
@@ -28,6 +29,7 @@ run() { # run EXPECT ENV...: the three case sets with ENV, output must name EXPE
     done
 }
 run "gemm.comp tile" SEGDA_VK_GEMM=tiled
+run "split-K 3 (forced)" SEGDA_VK_GEMM=tiled SEGDA_VK_SPLITK=3
 if "$ops" -b "$dev" -o MATMUL -p "m=19 n=23" 2>/dev/null | grep -q "^GEMM: gemm_reg.comp"; then
     run "buffer loads" SEGDA_VK_TEXEL=0
 else

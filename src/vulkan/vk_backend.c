@@ -444,8 +444,9 @@ static void set_quirks(struct vk_ctx *c)
 }
 
 /* SEGDA_VK_GEMM (tiled | register | coopmat) forces the GEMM kernel; SEGDA_VK_TEXEL=0 turns
- * the texel views off (the register GEMM then reads storage buffers): for tests and
- * comparisons. coopmat: MATMUL on cooperative matrices (fp16 inputs), convs on gemm.comp. */
+ * the texel views off (the register GEMM then reads storage buffers); SEGDA_VK_SPLITK=N
+ * forces N K slices on gemm.comp: for tests and comparisons. coopmat: MATMUL on cooperative
+ * matrices (fp16 inputs), convs on gemm.comp. */
 static enum seg_status gemm_settings(struct vk_ctx *c)
 {
     static const char *const kinds[] = {"tiled", "register", "coopmat"};
@@ -477,6 +478,15 @@ static enum seg_status gemm_settings(struct vk_ctx *c)
         c->coopmat_wg = 0; /* not selected: the device is created without the extension */
     if (texel && !strcmp(texel, "0"))
         c->max_texels = 0;
+    const char *splitk = getenv("SEGDA_VK_SPLITK");
+    c->splitk_force = -1;
+    if (splitk && *splitk) {
+        char *end;
+        long v = strtol(splitk, &end, 10);
+        if (*end || v < 0 || v > 64)
+            return seg_error(SEG_STATUS_INVALID, "SEGDA_VK_SPLITK=%s: expected a number of K slices, 0 to 64", splitk);
+        c->splitk_force = (int)v;
+    }
     return SEG_STATUS_OK;
 }
 

@@ -30,8 +30,13 @@ void vk_gemm_describe(struct seg_backend *be)
         coop = c->coopmat_state > 0    ? "gemm_coopmat.comp fp16 16x16x16 (self-test passed), convs "
                : c->coopmat_state == 0 ? "gemm_coopmat.comp fp16 16x16x16 (self-test at first use), convs "
                                        : "gemm_coopmat.comp off (failed its self-test), ";
-    snprintf(be->gemm_kernel, sizeof be->gemm_kernel, "%s%s%s%s", coop, c->gemm.reg ? "gemm_reg.comp " : "gemm.comp ",
-             k, c->gemm.reg ? (c->max_texels ? ", texel loads" : ", buffer loads") : "");
+    char split[48] = "";
+    if (!c->gemm.reg && c->splitk_force > 1)
+        snprintf(split, sizeof split, ", split-K %d (forced)", c->splitk_force);
+    else if (!c->gemm.reg && c->splitk_force < 0 && c->props.deviceType != VK_PHYSICAL_DEVICE_TYPE_CPU)
+        snprintf(split, sizeof split, ", split-K by shape");
+    snprintf(be->gemm_kernel, sizeof be->gemm_kernel, "%s%s%s%s%s", coop, c->gemm.reg ? "gemm_reg.comp " : "gemm.comp ",
+             k, c->gemm.reg ? (c->max_texels ? ", texel loads" : ", buffer loads") : "", split);
 }
 
 struct vk_gemm_tile vk_gemm_tile_default(const struct vk_ctx *c)
@@ -155,6 +160,94 @@ static int gemm_fn(const struct vk_ctx *c, const struct seg_tensor *a, const str
     return vk_texel_ok(c, a) && vk_texel_ok(c, b) ? 1 : 0;
 }
 
+/* Split-K: the K slices of a MATMUL on gemm.comp whose block grid (groups workgroups) would
+ * leave a GPU idle, e.g. the ASPP classifier's 19 rows against K = 18432. Each slice runs in
+ * its own workgroups on a workspace and gemm_splitk.comp sums them, so skinny shapes fill
+ * the device instead of queueing K. SEGDA_VK_SPLITK = N forces N slices (tests); 0 or 1 none.
+ * Default: none on CPU devices and the register kernel; elsewhere enough slices for two
+ * workgroups a compute unit (64 workgroups where the count is unknown), each at least
+ * 4 BK deep, at most 16, within a 256 MiB workspace. */
+static uint32_t splitk_slices(const struct seg_backend *be, const struct vk_ctx *c, uint64_t groups, uint64_t batch,
+                              uint64_t m, uint64_t n, uint64_t k)
+{
+    const struct vk_gemm_tile *g = &c->gemm;
+    uint64_t want;
+    if (c->splitk_force >= 0) {
+        want = (uint64_t)c->splitk_force;
+    } else {
+        if (g->reg || c->props.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU)
+            return 1;
+        uint64_t target = be->info.compute_units ? 2ull * be->info.compute_units : 64;
+        if (groups >= target || k < 8ull * g->bk)
+            return 1;
+        want = (target + groups - 1) / groups;
+        if (want > k / (4ull * g->bk))
+            want = k / (4ull * g->bk);
+        if (want > 16)
+            want = 16;
+    }
+    if (g->reg || want > k)
+        want = g->reg ? 1 : k;
+    uint64_t cap = (uint64_t)256 << 20;
+    if (cap > c->max_range)
+        cap = c->max_range;
+    while (want > 1 && want * batch * m * n * 4 > cap)
+        want--;
+    return want > 1 ? (uint32_t)want : 1;
+}
+
+static enum seg_status matmul_splitk(struct seg_backend *be, const struct seg_op_args *a, uint64_t slices)
+{
+    struct vk_ctx *c = vk_ctx_of(be);
+    const struct vk_gemm_tile *g = &c->gemm;
+    uint64_t batch = (uint64_t)a->ip[0], m = (uint64_t)a->ip[1], n = (uint64_t)a->ip[2];
+    uint64_t k = (uint64_t)a->ip[3];
+    /* slices of whole BK steps; where loop trips are limited, no longer than one dispatch's */
+    uint64_t slen = ((k + slices - 1) / slices + g->bk - 1) / g->bk * g->bk;
+    uint32_t gx, gy, gz;
+    uint64_t tiles = gemm_grid(g, m, n, batch * slices, &gx, &gy, &gz);
+    uint64_t kchunk = k_chunk(c, tiles, k);
+    if (kchunk == 0)
+        return vk_check_trips(c, (uint64_t)c->loop_budget + tiles, "MATMUL");
+    if (slen > kchunk) {
+        slen = kchunk;
+        slices = (k + slen - 1) / slen;
+        tiles = gemm_grid(g, m, n, batch * slices, &gx, &gy, &gz);
+        if (k_chunk(c, tiles, k) < slen)
+            return seg_error(SEG_STATUS_UNSUPPORTED, "vulkan: MATMUL %llux%llux%llu: no split of K fits the "
+                             "driver's loop limit", (unsigned long long)m, (unsigned long long)n,
+                             (unsigned long long)k);
+    }
+    slices = (k + slen - 1) / slen;
+    enum seg_status st;
+    uint64_t ws = slices * batch * m * n;
+    if ((st = vk_check_u32(ws, "MATMUL (split-K workspace)")))
+        return st;
+    struct vk_alloc *scr;
+    if ((st = vk_scratch(c, (size_t)ws * 4, &scr)))
+        return st;
+    struct seg_tensor w = vk_scratch_tensor(scr, 0, (int64_t)ws, SEG_DTYPE_F32);
+    const struct seg_tensor *t[SEG_VK_BINDINGS] = {&w, a->src[0], a->src[1]};
+    struct vk_push pc = vk_push_from(a);
+    pc.ip[9] = 0;
+    pc.ip[10] = (int32_t)k;
+    pc.ip[11] = (int32_t)slices;
+    pc.ip[12] = (int32_t)slen;
+    pc.fp[0] = 1.0f;
+    pc.fp[1] = 0.0f;
+    if ((st = vk_dispatch_fn(be, SEG_VK_SHADER_GEMM, -1, t, &pc, gx, gy, gz, "MATMUL (split-K)")))
+        return st;
+    const struct seg_tensor *r[SEG_VK_BINDINGS] = {a->dst[0], &w};
+    struct vk_push rp = {0};
+    rp.ip[0] = (int32_t)batch;
+    rp.ip[1] = (int32_t)(m * n);
+    rp.ip[2] = (int32_t)slices;
+    rp.ip[3] = a->ip[8];
+    rp.fp[0] = a->fp[0];
+    rp.fp[1] = a->fp[1];
+    return vk_dispatch_n(be, SEG_VK_SHADER_GEMM_SPLITK, r, &rp, batch * m * n, "MATMUL (split-K sum)");
+}
+
 enum seg_status vk_matmul_simt(struct seg_backend *be, const struct seg_op_args *a)
 {
     const struct seg_tensor *t[SEG_VK_BINDINGS] = {a->dst[0], a->src[0], a->src[1]};
@@ -172,6 +265,10 @@ enum seg_status vk_matmul_simt(struct seg_backend *be, const struct seg_op_args 
     uint32_t gx, gy, gz;
     uint64_t tiles = gemm_grid(g, m, n, batch, &gx, &gy, &gz);
     int fn = gemm_fn(c, a->src[0], a->src[1]);
+    uint64_t groups = (uint64_t)gx * gy * gz;
+    uint32_t slices = k > 0 ? splitk_slices(be, c, groups, batch, m, n, k) : 1;
+    if (slices > 1)
+        return matmul_splitk(be, a, slices);
     /* Where loop trips are limited, split K over dispatches that accumulate (beta = 1). */
     uint64_t kchunk = k_chunk(c, tiles, k);
     if (kchunk == 0)

@@ -152,6 +152,8 @@ struct vk_ctx {
     uint32_t         max_texels;       /* elements a texel view may span, 0: no R32_SFLOAT
                                         * uniform texel buffers */
     const char      *gemm_force;       /* SEGDA_VK_GEMM: "tiled", "register", "coopmat" or NULL */
+    int              splitk_force;     /* SEGDA_VK_SPLITK: K slices of MATMUL on gemm.comp, -1 by
+                                        * the shape (vk_gemm.c) */
     uint32_t         reg_lanes;        /* subgroup size when gemm_reg.comp can run (4, 8 or
                                         * 16 lanes with subgroup broadcast in compute), else 0 */
 
