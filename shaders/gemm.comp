@@ -3,7 +3,8 @@
 /* MATMUL: C_b = alpha * op(A_b) * op(B_b) + beta * C_b, row-major, batched.
  * binding 0 = C, 1 = A, 2 = B. ip/fp as ops.def (ip[0] batch, 1 M, 2 N, 3 K, 4 transA,
  * 5 transB, 6..8 batch strides of A, B, C; fp[0] alpha, fp[1] beta).
- * A workgroup computes a BM x BN block of C through BK-deep shared-memory tiles; each of
+ * A workgroup computes a BM x BN block of C through BK-deep shared-memory tiles, double
+ * buffered (the next tile is stored while the current one is multiplied); each of
  * its (BN/TN) x (BM/TM) invocations owns a TM x TN micro-tile, strided across the block
  * (rows ty + i*LY, columns tx + j*LX) so that shared loads and global stores coalesce.
  * Tile sizes are specialization constants (the host keeps LX = BN/TN, LY = BM/TM).
@@ -39,8 +40,8 @@ BUF_RF(3, bias)
 
 const uint AS = BM + 1u; /* padded row pitch of the tiles in shared memory */
 const uint BS = BN + 1u;
-shared float As[BK * AS];
-shared float Bs[BK * BS];
+shared float As[2u * BK * AS]; /* two buffers of each tile */
+shared float Bs[2u * BK * BS];
 
 void main()
 {
@@ -79,45 +80,55 @@ void main()
         float acc[TM * TN];
         for (uint q = 0u; q < TM * TN; ++q) acc[q] = 0.0;
 
-        for (uint k0 = klo; k0 < khi; k0 += BK) {
-            for (uint l = tid; l < BM * BK; l += T) {
-                uint mm, kk;
-                if (ta) { kk = l / BM; mm = l % BM; } else { mm = l / BK; kk = l % BK; }
-                uint gm = m0 + mm, gk = k0 + kk;
-                float v = 0.0;
-                if (gm < M && gk < khi) v = Am[abase + (ta ? gk * M + gm : gm * K + gk)];
-                As[kk * AS + mm] = v;
-            }
-            for (uint l = tid; l < BN * BK; l += T) {
-#ifdef CONV
-                uint kk = l / BN, nn = l % BN;
-                uint gn = n0 + nn, gk = k0 + kk;
-                float v = 0.0;
-                if (gn < N && gk < khi) {
-                    uint c = gk / KK, r = gk % KK;
-                    int ih = int(gn / OW) * SH - PH + int(r / KW) * DH;
-                    int iw = int(gn % OW) * SW - PW + int(r % KW) * DW;
-                    if (ih >= 0 && ih < int(H) && iw >= 0 && iw < int(W))
-                        v = Bm[bbase + (c * H + uint(ih)) * W + uint(iw)];
+        /* Double-buffered tiles: step t loads K tile t into buffer t & 1 while it multiplies
+         * tile t - 1 from the other buffer, one barrier a step (a buffer is rewritten only
+         * after the barrier that ends its last reads). */
+        for (uint t = 0u;; ++t) {
+            uint k0 = klo + t * BK;
+            if (k0 < khi) {
+                uint ao = (t & 1u) * BK * AS, bo = (t & 1u) * BK * BS;
+                for (uint l = tid; l < BM * BK; l += T) {
+                    uint mm, kk;
+                    if (ta) { kk = l / BM; mm = l % BM; } else { mm = l / BK; kk = l % BK; }
+                    uint gm = m0 + mm, gk = k0 + kk;
+                    float v = 0.0;
+                    if (gm < M && gk < khi) v = Am[abase + (ta ? gk * M + gm : gm * K + gk)];
+                    As[ao + kk * AS + mm] = v;
                 }
+                for (uint l = tid; l < BN * BK; l += T) {
+#ifdef CONV
+                    uint kk = l / BN, nn = l % BN;
+                    uint gn = n0 + nn, gk = k0 + kk;
+                    float v = 0.0;
+                    if (gn < N && gk < khi) {
+                        uint c = gk / KK, r = gk % KK;
+                        int ih = int(gn / OW) * SH - PH + int(r / KW) * DH;
+                        int iw = int(gn % OW) * SW - PW + int(r % KW) * DW;
+                        if (ih >= 0 && ih < int(H) && iw >= 0 && iw < int(W))
+                            v = Bm[bbase + (c * H + uint(ih)) * W + uint(iw)];
+                    }
 #else
-                uint nn, kk;
-                if (tb) { nn = l / BK; kk = l % BK; } else { kk = l / BN; nn = l % BN; }
-                uint gn = n0 + nn, gk = k0 + kk;
-                float v = 0.0;
-                if (gn < N && gk < khi) v = Bm[bbase + (tb ? gn * K + gk : gk * N + gn)];
+                    uint nn, kk;
+                    if (tb) { nn = l / BK; kk = l % BK; } else { kk = l / BN; nn = l % BN; }
+                    uint gn = n0 + nn, gk = k0 + kk;
+                    float v = 0.0;
+                    if (gn < N && gk < khi) v = Bm[bbase + (tb ? gn * K + gk : gk * N + gn)];
 #endif
-                Bs[kk * BS + nn] = v;
+                    Bs[bo + kk * BS + nn] = v;
+                }
+            }
+            if (t > 0u) {
+                uint ao = ((t - 1u) & 1u) * BK * AS, bo = ((t - 1u) & 1u) * BK * BS;
+                for (uint kk = 0u; kk < BK; ++kk) {
+                    float av[TM], bv[TN];
+                    for (uint i = 0u; i < TM; ++i) av[i] = As[ao + kk * AS + ty + i * LY];
+                    for (uint j = 0u; j < TN; ++j) bv[j] = Bs[bo + kk * BS + tx + j * LX];
+                    for (uint i = 0u; i < TM; ++i)
+                        for (uint j = 0u; j < TN; ++j) acc[i * TN + j] = fma(av[i], bv[j], acc[i * TN + j]);
+                }
             }
             barrier();
-            for (uint kk = 0u; kk < BK; ++kk) {
-                float av[TM], bv[TN];
-                for (uint i = 0u; i < TM; ++i) av[i] = As[kk * AS + ty + i * LY];
-                for (uint j = 0u; j < TN; ++j) bv[j] = Bs[kk * BS + tx + j * LX];
-                for (uint i = 0u; i < TM; ++i)
-                    for (uint j = 0u; j < TN; ++j) acc[i * TN + j] = fma(av[i], bv[j], acc[i * TN + j]);
-            }
-            barrier();
+            if (k0 >= khi) break;
         }
 
         for (uint i = 0u; i < TM; ++i) {

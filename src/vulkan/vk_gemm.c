@@ -79,7 +79,7 @@ bool vk_gemm_tile_ok(const struct vk_ctx *c, const struct vk_gemm_tile *t)
     if (lx * ly > lim->maxComputeWorkGroupInvocations || lx > lim->maxComputeWorkGroupSize[0] ||
         ly > lim->maxComputeWorkGroupSize[1])
         return false;
-    uint64_t shared = 4ull * t->bk * (t->bm + 1 + t->bn + 1);
+    uint64_t shared = 2ull * 4 * t->bk * (t->bm + 1 + t->bn + 1); /* double-buffered tiles */
     return shared <= lim->maxComputeSharedMemorySize;
 }
 
