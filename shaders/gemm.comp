@@ -36,6 +36,11 @@ BUF_RF(1, Am)
 BUF_RF(2, Bm)
 #ifdef CONV
 BUF_RF(3, bias)
+#else
+/* the same A and B as vec4s: a tile's rows along the operand's contiguous dimension load four
+ * elements at a time where that dimension, the tile and the offsets are multiples of 4 */
+layout(std430, binding = 1) readonly buffer BufA4 { vec4 Am4[]; };
+layout(std430, binding = 2) readonly buffer BufB4 { vec4 Bm4[]; };
 #endif
 
 const uint AS = BM + 1u; /* padded row pitch of the tiles in shared memory */
@@ -61,6 +66,13 @@ void main()
     float alpha = FP(0), beta = FP(1);
     uint kbeg = UP(9), kend = min(K, UP(10));
     uint slices = max(UP(11), 1u), slen = UP(12);
+    /* vec4 loads: A along k (untransposed) or m (transposed), B along n or k */
+    bool a4 = (ta ? M % 4u == 0u && BM % 4u == 0u : K % 4u == 0u && BK % 4u == 0u && kbeg % 4u == 0u &&
+                                                    kend % 4u == 0u && slen % 4u == 0u) &&
+              OFF(1) % 4u == 0u && sa % 4u == 0u;
+    bool b4 = (tb ? K % 4u == 0u && BK % 4u == 0u && kbeg % 4u == 0u && kend % 4u == 0u && slen % 4u == 0u
+                  : N % 4u == 0u && BN % 4u == 0u) &&
+              OFF(2) % 4u == 0u && sb % 4u == 0u;
 #endif
     uint tx = gl_LocalInvocationID.x, ty = gl_LocalInvocationID.y;
     uint tid = ty * LX + tx, T = LX * LY;
@@ -87,6 +99,22 @@ void main()
             uint k0 = klo + t * BK;
             if (k0 < khi) {
                 uint ao = (t & 1u) * BK * AS, bo = (t & 1u) * BK * BS;
+#ifndef CONV
+                if (a4) {
+                    for (uint l = tid; l < BM * BK / 4u; l += T) {
+                        uint mm, kk; /* the first of the four */
+                        if (ta) { kk = l / (BM / 4u); mm = 4u * (l % (BM / 4u)); } else { mm = l / (BK / 4u); kk = 4u * (l % (BK / 4u)); }
+                        uint gm = m0 + mm, gk = k0 + kk;
+                        vec4 v = vec4(0.0); /* M (ta) or K and khi are multiples of 4: all four or none */
+                        if (gm < M && gk < khi) v = Am4[(abase + (ta ? gk * M + gm : gm * K + gk)) / 4u];
+                        uint at = ao + kk * AS + mm, step = ta ? 1u : AS; /* the four along m or k */
+                        As[at] = v.x;
+                        As[at + step] = v.y;
+                        As[at + 2u * step] = v.z;
+                        As[at + 3u * step] = v.w;
+                    }
+                } else
+#endif
                 for (uint l = tid; l < BM * BK; l += T) {
                     uint mm, kk;
                     if (ta) { kk = l / BM; mm = l % BM; } else { mm = l / BK; kk = l % BK; }
@@ -95,6 +123,22 @@ void main()
                     if (gm < M && gk < khi) v = Am[abase + (ta ? gk * M + gm : gm * K + gk)];
                     As[ao + kk * AS + mm] = v;
                 }
+#ifndef CONV
+                if (b4) {
+                    for (uint l = tid; l < BN * BK / 4u; l += T) {
+                        uint nn, kk; /* the first of the four */
+                        if (tb) { nn = l / (BK / 4u); kk = 4u * (l % (BK / 4u)); } else { kk = l / (BN / 4u); nn = 4u * (l % (BN / 4u)); }
+                        uint gn = n0 + nn, gk = k0 + kk;
+                        vec4 v = vec4(0.0);
+                        if (gn < N && gk < khi) v = Bm4[(bbase + (tb ? gn * K + gk : gk * N + gn)) / 4u];
+                        uint at = bo + kk * BS + nn, step = tb ? BS : 1u; /* the four along k or n */
+                        Bs[at] = v.x;
+                        Bs[at + step] = v.y;
+                        Bs[at + 2u * step] = v.z;
+                        Bs[at + 3u * step] = v.w;
+                    }
+                } else
+#endif
                 for (uint l = tid; l < BN * BK; l += T) {
 #ifdef CONV
                     uint kk = l / BN, nn = l % BN;

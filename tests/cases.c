@@ -873,7 +873,7 @@ int h_cases_build(struct h_case **cases)
     struct { int ta, tb; int ba, bb; int m, n, k; } mm[] = {
         {0, 0, 0, 0, 33, 47, 65}, {1, 0, 0, 0, 33, 47, 65}, {0, 1, 0, 0, 33, 47, 65},
         {1, 1, 0, 0, 17, 9, 31},  {0, 0, 0, 3, 64, 81, 72}, {0, 1, 2, 2, 31, 29, 37},
-        {0, 0, 0, 0, 256, 256, 256},
+        {0, 0, 0, 0, 256, 256, 256}, {1, 1, 2, 2, 36, 44, 52}, /* the last: vec4 loads of A^T and B^T */
     };
     for (size_t i = 0; i < sizeof mm / sizeof mm[0]; i++) {
         c = add(&b, "MATMUL", SEG_OP_MATMUL, f_matmul, b_matmul, MM, "m=%d n=%d k=%d ta=%d tb=%d batch=%d,%d",
