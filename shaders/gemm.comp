@@ -103,7 +103,8 @@ void main()
                 if (a4) {
                     for (uint l = tid; l < BM * BK / 4u; l += T) {
                         uint mm, kk; /* the first of the four */
-                        if (ta) { kk = l / (BM / 4u); mm = 4u * (l % (BM / 4u)); } else { mm = l / (BK / 4u); kk = 4u * (l % (BK / 4u)); }
+                        if (ta) { kk = l / (BM / 4u); mm = 4u * (l % (BM / 4u)); }
+                        else    { mm = l / (BK / 4u); kk = 4u * (l % (BK / 4u)); }
                         uint gm = m0 + mm, gk = k0 + kk;
                         vec4 v = vec4(0.0); /* M (ta) or K and khi are multiples of 4: all four or none */
                         if (gm < M && gk < khi) v = Am4[(abase + (ta ? gk * M + gm : gm * K + gk)) / 4u];
@@ -127,7 +128,8 @@ void main()
                 if (b4) {
                     for (uint l = tid; l < BN * BK / 4u; l += T) {
                         uint nn, kk; /* the first of the four */
-                        if (tb) { nn = l / (BK / 4u); kk = 4u * (l % (BK / 4u)); } else { kk = l / (BN / 4u); nn = 4u * (l % (BN / 4u)); }
+                        if (tb) { nn = l / (BK / 4u); kk = 4u * (l % (BK / 4u)); }
+                        else    { kk = l / (BN / 4u); nn = 4u * (l % (BN / 4u)); }
                         uint gn = n0 + nn, gk = k0 + kk;
                         vec4 v = vec4(0.0);
                         if (gn < N && gk < khi) v = Bm4[(bbase + (tb ? gn * K + gk : gk * N + gn)) / 4u];

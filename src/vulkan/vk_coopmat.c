@@ -200,7 +200,8 @@ enum seg_status vk_coopmat_matmul(struct seg_backend *be, const struct seg_op_ar
 {
     struct vk_ctx *c = vk_ctx_of(be);
     *done = false;
-    if (!(c->coopmat_wg || c->coopmat_standin) || c->gemm_force == NULL || strcmp(c->gemm_force, "coopmat") || c->coopmat_state < 0)
+    bool selected = c->gemm_force && !strcmp(c->gemm_force, "coopmat");
+    if (!(c->coopmat_wg || c->coopmat_standin) || !selected || c->coopmat_state < 0)
         return SEG_STATUS_OK;
     if (c->coopmat_state == 0) {
         c->coopmat_state = -1; /* the self-test's own MATMULs go through gemm.comp */

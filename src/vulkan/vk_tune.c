@@ -154,7 +154,8 @@ static enum seg_status run(struct tune_state *t, const struct seg_tune_shape *s)
     int32_t ip[9] = {1, s->m, s->n, s->k, s->trans_a, s->trans_b, 0, 0, 0};
     memcpy(a.ip, ip, sizeof ip);
     a.fp[0] = 1.0f;
-    enum seg_status st = vk_matmul_simt(t->be, &a); /* the SIMT tiles being tuned, never the cooperative-matrix kernel */
+    /* the SIMT tiles being tuned, never the cooperative-matrix kernel */
+    enum seg_status st = vk_matmul_simt(t->be, &a);
     return st ? st : vk_sync(t->be);
 }
 
