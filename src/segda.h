@@ -88,6 +88,7 @@ struct seg_device_info {
                                 * maxMemoryAllocationSize, OpenCL: CL_DEVICE_MAX_MEM_ALLOC_SIZE);
                                 * 0: no limit of its own (the cpu backend) */
     bool     is_cpu;           /* a software device (PoCL, lavapipe) or the cpu backend */
+    char     matrix[32];       /* matrix hardware segda can use ("VK_NV fp16 16x16x16"), or "" */
 };
 
 /* Lists the devices of every backend compiled in. Fills at most max entries of out

@@ -21,15 +21,15 @@ int seg_cmd_devices(int argc, char **argv)
     if (argc > 0) {
         printf("usage: segda devices\n\nLists every OpenCL platform and device, every Vulkan device and the cpu\n"
                "backend: the name --device takes, memory, the largest buffer (MAXBUF), compute units,\n"
-               "fp16, subgroup size, driver.\n");
+               "fp16, subgroup size, matrix hardware segda can use (SEGDA_VK_GEMM=coopmat), driver.\n");
         return strcmp(argv[0], "--help") && strcmp(argv[0], "-h") ? 2 : 0;
     }
     struct seg_device_info devs[64];
     int n = 0;
     char notes[2048];
     seg_devices_list(devs, 64, &n, notes, sizeof notes);
-    printf("%-12s %-44s %-10s %-10s %4s %-5s %-8s %s\n", "DEVICE", "NAME", "MEMORY", "MAXBUF", "CU", "FP16",
-           "SUBGROUP", "DRIVER");
+    printf("%-12s %-44s %-10s %-10s %4s %-5s %-8s %-18s %s\n", "DEVICE", "NAME", "MEMORY", "MAXBUF", "CU", "FP16",
+           "SUBGROUP", "MATRIX", "DRIVER");
     for (int i = 0; i < n && i < 64; i++) {
         char mem[32];
         human_bytes(devs[i].memory_bytes, mem, sizeof mem);
@@ -39,8 +39,9 @@ int seg_cmd_devices(int argc, char **argv)
         char sg[16] = "-";
         if (devs[i].subgroup_size)
             snprintf(sg, sizeof sg, "%u", devs[i].subgroup_size);
-        printf("%-12s %-44.44s %-10s %-10s %4u %-5s %-8s %s\n", devs[i].spec, devs[i].name, mem, maxbuf,
-               devs[i].compute_units, devs[i].fp16 ? "yes" : "no", sg, devs[i].driver);
+        printf("%-12s %-44.44s %-10s %-10s %4u %-5s %-8s %-18s %s\n", devs[i].spec, devs[i].name, mem, maxbuf,
+               devs[i].compute_units, devs[i].fp16 ? "yes" : "no", sg, devs[i].matrix[0] ? devs[i].matrix : "-",
+               devs[i].driver);
     }
     if (notes[0])
         fprintf(stderr, "%s", notes);

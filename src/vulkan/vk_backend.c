@@ -292,7 +292,7 @@ static uint32_t compute_units(VkPhysicalDevice p)
     return 0;
 }
 
-static void fill_info(VkPhysicalDevice p, int index, struct seg_device_info *info)
+static void fill_info(VkInstance inst, VkPhysicalDevice p, int index, struct seg_device_info *info)
 {
     memset(info, 0, sizeof *info);
     VkPhysicalDeviceProperties pr;
@@ -344,6 +344,8 @@ static void fill_info(VkPhysicalDevice p, int index, struct seg_device_info *inf
     info->fp16 = have_f16 && f16.shaderFloat16;
     info->subgroup_size = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) ? sg.subgroupSize : 0;
     info->is_cpu = pr.deviceType == VK_PHYSICAL_DEVICE_TYPE_CPU;
+    if (info->subgroup_size && vk_coopmat_probe(inst, p, info->subgroup_size))
+        snprintf(info->matrix, sizeof info->matrix, "VK_NV fp16 16x16x16");
 }
 
 enum seg_status seg_vk_devices(struct seg_device_info *out, int max, int *count)
@@ -359,7 +361,7 @@ enum seg_status seg_vk_devices(struct seg_device_info *out, int max, int *count)
     if (st == SEG_STATUS_OK) {
         for (uint32_t i = 0; i < n; i++)
             if (out && (int)i < max)
-                fill_info(devs[i], (int)i, &out[i]);
+                fill_info(inst, devs[i], (int)i, &out[i]);
         *count = (int)n;
     }
     free(devs);
@@ -439,7 +441,7 @@ static void set_quirks(struct vk_ctx *c)
         if (ops && (sg.subgroupSize == 4 || sg.subgroupSize == 8 || sg.subgroupSize == 16))
             c->reg_lanes = sg.subgroupSize;
         if (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT)
-            c->coopmat_wg = vk_coopmat_probe(c, sg.subgroupSize);
+            c->coopmat_wg = vk_coopmat_probe(c->instance, c->phys, sg.subgroupSize);
     }
 }
 
@@ -558,7 +560,7 @@ enum seg_status seg_vk_backend_create(int device, struct seg_backend **out)
     vkGetPhysicalDeviceProperties(c->phys, &c->props);
     vkGetPhysicalDeviceMemoryProperties(c->phys, &c->memprops);
     compute_family(c->phys, &c->qfamily);
-    fill_info(c->phys, device, &be->info);
+    fill_info(c->instance, c->phys, device, &be->info);
     set_quirks(c);
     if ((st = gemm_settings(c)))
         goto fail;

@@ -27,11 +27,13 @@
 #define COOPMAT_SUBGROUPS 4 /* a workgroup of gemm_coopmat.comp: 2 x 2 subgroups */
 #define COOPMAT_SHARED    (64 * 24 * 2 + 16 * 72 * 2 + 64 * 68 * 4) /* As, Bs, Cs bytes */
 
-uint32_t vk_coopmat_probe(const struct vk_ctx *c, uint32_t subgroup)
+uint32_t vk_coopmat_probe(VkInstance inst, VkPhysicalDevice phys, uint32_t subgroup)
 {
-    const VkPhysicalDeviceLimits *lim = &c->props.limits;
-    if (!vk_has_device_ext(c->phys, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME) ||
-        !vk_has_device_ext(c->phys, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME) || subgroup == 0 ||
+    VkPhysicalDeviceProperties props0;
+    vkGetPhysicalDeviceProperties(phys, &props0);
+    const VkPhysicalDeviceLimits *lim = &props0.limits;
+    if (!vk_has_device_ext(phys, VK_NV_COOPERATIVE_MATRIX_EXTENSION_NAME) ||
+        !vk_has_device_ext(phys, VK_KHR_SHADER_FLOAT16_INT8_EXTENSION_NAME) || subgroup == 0 ||
         COOPMAT_SUBGROUPS * subgroup > lim->maxComputeWorkGroupInvocations ||
         COOPMAT_SUBGROUPS * subgroup > lim->maxComputeWorkGroupSize[0] ||
         lim->maxComputeSharedMemorySize < COOPMAT_SHARED)
@@ -41,14 +43,14 @@ uint32_t vk_coopmat_probe(const struct vk_ctx *c, uint32_t subgroup)
     VkPhysicalDeviceShaderFloat16Int8Features f16 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_FLOAT16_INT8_FEATURES, .pNext = &cm};
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2, .pNext = &f16};
-    vkGetPhysicalDeviceFeatures2(c->phys, &f2);
+    vkGetPhysicalDeviceFeatures2(phys, &f2);
     if (!cm.cooperativeMatrix || !f16.shaderFloat16)
         return 0;
     PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV props =
         (PFN_vkGetPhysicalDeviceCooperativeMatrixPropertiesNV)vkGetInstanceProcAddr(
-            c->instance, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV");
+            inst, "vkGetPhysicalDeviceCooperativeMatrixPropertiesNV");
     uint32_t n = 0;
-    if (!props || props(c->phys, &n, NULL) != VK_SUCCESS || n == 0)
+    if (!props || props(phys, &n, NULL) != VK_SUCCESS || n == 0)
         return 0;
     VkCooperativeMatrixPropertiesNV *p = calloc(n, sizeof *p);
     if (!p)
@@ -56,7 +58,7 @@ uint32_t vk_coopmat_probe(const struct vk_ctx *c, uint32_t subgroup)
     for (uint32_t i = 0; i < n; i++)
         p[i].sType = VK_STRUCTURE_TYPE_COOPERATIVE_MATRIX_PROPERTIES_NV;
     bool found = false;
-    if (props(c->phys, &n, p) == VK_SUCCESS)
+    if (props(phys, &n, p) == VK_SUCCESS)
         for (uint32_t i = 0; i < n && !found; i++)
             found = p[i].MSize == 16 && p[i].NSize == 16 && p[i].KSize == 16 &&
                     p[i].AType == VK_COMPONENT_TYPE_FLOAT16_NV && p[i].BType == VK_COMPONENT_TYPE_FLOAT16_NV &&

@@ -256,7 +256,7 @@ enum seg_status vk_matmul_simt(struct seg_backend *be, const struct seg_op_args 
 /* The workgroup size of gemm_coopmat.comp on this device (subgroup: its subgroup size), or 0
  * where it lacks VK_NV_cooperative_matrix with the 16x16x16 fp16 x fp16 + fp32 subgroup
  * shape, shaderFloat16 or the workgroup's size and shared memory. */
-uint32_t vk_coopmat_probe(const struct vk_ctx *c, uint32_t subgroup);
+uint32_t vk_coopmat_probe(VkInstance inst, VkPhysicalDevice phys, uint32_t subgroup);
 /* Compares the kernel against gemm.comp on a few shapes; why says what disagreed. */
 enum seg_status vk_coopmat_self_test(struct seg_backend *be, char *why, size_t size);
 /* MATMUL on the cooperative-matrix kernel where it is selected (SEGDA_VK_GEMM=coopmat) and
