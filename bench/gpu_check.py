@@ -378,8 +378,8 @@ def cmd_table(a):
                 row["torch_amp_ms"] = tamp["ms_median"] if tamp else None
                 row["amp"] = tamp["precision"] if tamp else None
                 row["torch_mem_mb"] = t32.get("mem_mb") if t32 else None
-            else:
-                t = torch_ops.get((suite, op, shape))
+            else:  # segda bench gemm's matrix-hardware rows ("coopmat <op>") against the same op
+                t = torch_ops.get((suite, op[len("coopmat "):] if op.startswith("coopmat ") else op, shape))
                 row["torch_ms"] = t["ms_median"] if t else None
             row["ratio"] = ms / row["torch_ms"] if row.get("torch_ms") and ms > 0 else None
             row["ratio_amp"] = ms / row["torch_amp_ms"] if row.get("torch_amp_ms") and ms > 0 else None
@@ -416,7 +416,7 @@ def cmd_table(a):
                 notes.append(f"amp={r['amp']}")
         elif r.get("gbps") and not r.get("gflops"):
             notes.append(f"{r['gbps']:.1f} GB/s")
-        if "coopmat" in r["file"]:
+        if r["op"].startswith("coopmat "):
             notes.append("cooperative matrix, fp16 inputs")
         lines.append(f"| {r['device']} | {r['suite']} | {r['op']} | {r['shape']} | {fmt(r['segda_ms'], '.3f')} | "
                      f"{fmt(r.get('torch_ms'), '.3f')} | {fmt(r.get('ratio'))} | {fmt(r.get('torch_amp_ms'), '.3f')} | "

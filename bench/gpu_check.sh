@@ -186,27 +186,6 @@ for job in "${micro_jobs[@]}"; do
   done
 done
 
-# The cooperative-matrix GEMM (fp16 inputs, SEGDA_VK_GEMM=coopmat) where a Vulkan device has
-# it; its self-test runs at first use and a failure is printed as a warning in the log.
-gemm_filter=""
-for job in "${micro_jobs[@]}"; do
-  IFS='|' read -r jname suites filter <<< "$job"
-  [ "$jname" = gemm ] && gemm_filter=$filter
-done
-for d in "${devs[@]}"; do
-  case $d in vulkan*) ;; *) continue ;; esac
-  name="segda-$(file_of "$d")_gemm-coopmat"
-  fopt=()
-  [ -z "$gemm_filter" ] || fopt=(--filter "$gemm_filter")
-  say "segda bench gemm on $d, cooperative matrices (SEGDA_VK_GEMM=coopmat)"
-  if SEGDA_VK_GEMM=coopmat run_capped "$name" "$cap_micro" 30 "$segda" bench gemm --device "$d" "${fopt[@]}" \
-       "${micro_opts[@]}" --json "$out/$name.json"; then
-    grep -E '^# .*GEMM: |warning' "$out/logs/$name.log" | sed 's/^/    /' || true
-  elif grep -q "cannot run the cooperative-matrix GEMM" "$out/logs/$name.log"; then
-    say "    $d has no cooperative matrices of the kernel's shape"
-  fi
-done
-
 # ---- PyTorch GEMMs and convs of the same shapes ---------------------------------------------------
 shopt -s nullglob
 micro_files=("$out"/segda-*_gemm.json "$out"/segda-*_conv.json)

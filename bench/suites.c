@@ -310,12 +310,16 @@ int bench_deeplab_gemm_shapes(bool bwd, struct seg_tune_shape *out, int max)
     return count;
 }
 
-enum seg_status bench_suite_gemm(struct seg_backend *be, const struct bench_opts *o, struct bench_list *l)
+/* The suite's shapes, each op named with prefix ("" or "coopmat "). */
+static enum seg_status gemm_shapes(struct seg_backend *be, const struct bench_opts *o, struct bench_list *l,
+                                   const char *prefix)
 {
     int sizes[] = {256, 512, 1024, 2048};
     int nsizes = o->full ? 4 : 3;
+    char op[64];
+    snprintf(op, sizeof op, "%ssgemm square", prefix);
     for (int i = 0; i < nsizes; i++)
-        TRY(gemm_one(be, o, l, "sgemm square", sizes[i], sizes[i], sizes[i]));
+        TRY(gemm_one(be, o, l, op, sizes[i], sizes[i], sizes[i]));
     /* Each distinct GEMM once (the four ASPP dilations share one), named by its first conv. */
     struct conv_shape cs[64];
     int n = deeplab_convs(321, 321, cs, 64);
@@ -334,11 +338,31 @@ enum seg_status bench_suite_gemm(struct seg_backend *be, const struct bench_opts
         done[ndone][0] = m;
         done[ndone][1] = nn;
         done[ndone++][2] = k;
-        char op[48];
-        snprintf(op, sizeof op, "conv gemm %s", cs[i].where);
+        snprintf(op, sizeof op, "%sconv gemm %s", prefix, cs[i].where);
         TRY(gemm_one(be, o, l, op, m, nn, k));
     }
     return SEG_STATUS_OK;
+}
+
+enum seg_status bench_suite_gemm(struct seg_backend *be, const struct bench_opts *o, struct bench_list *l)
+{
+    TRY(gemm_shapes(be, o, l, ""));
+    /* Matrix hardware (Vulkan cooperative matrices, fp16 inputs) in the same run, where the
+     * device has it and MATMUL does not already run on it. Its self-test runs in the first
+     * warm-up; should it fail, MATMUL is back on the SIMT kernel and nothing is recorded. */
+    const char *kernel = seg_backend_gemm_kernel(be);
+    if (!seg_backend_device(be)->matrix[0] || !strncmp(kernel, "gemm_coopmat.comp fp16", 22))
+        return SEG_STATUS_OK;
+    TRY(seg_backend_set_matrix_gemm(be, true));
+    int before = l->n;
+    enum seg_status st = gemm_shapes(be, o, l, "coopmat ");
+    if (!strstr(seg_backend_gemm_kernel(be), "self-test passed")) {
+        l->n = before;
+        fprintf(stderr, "segda bench: %s: no cooperative-matrix GEMM records (%s)\n", seg_backend_device(be)->spec,
+                seg_backend_gemm_kernel(be));
+    }
+    enum seg_status back = seg_backend_set_matrix_gemm(be, false);
+    return st ? st : back;
 }
 
 /* ---- conv --------------------------------------------------------------------------------- */

@@ -6,10 +6,11 @@
 # the tiled kernel this repeats it), and the cooperative-matrix
 # GEMM where the device has it. Each run must report the kernel it was asked for, so an
 # ignored setting fails.
-# usage: test_vk_gemm_kernels.sh TEST_BACKEND_OPS [vulkan[:N]]
+# usage: test_vk_gemm_kernels.sh TEST_BACKEND_OPS SEGDA [vulkan[:N]]
 set -u
 ops=$1
-dev=${2:-vulkan}
+segda=$2
+dev=${3:-vulkan}
 status=0
 run() { # run EXPECT ENV...: the three case sets with ENV, output must name EXPECT
     expect=$1
@@ -54,6 +55,23 @@ if ! "$ops" -b "$dev" -o MATMUL 2>/dev/null | grep -q "^GEMM: gemm_coopmat"; the
     if [ $rc -ne 0 ] || ! printf '%s\n' "$out" | grep -q "failed its self-test" ||
         ! printf '%s\n' "$out" | grep -q "^GEMM after the cases: gemm_coopmat.comp off"; then
         echo "FAIL: a wrong stand-in was not caught by the self-test, or MATMUL did not fall back (exit $rc)"
+        status=1
+    fi
+    # segda bench gemm measures the matrix kernel beside the SIMT one, and records nothing
+    # for it when its self-test fails
+    bench() { SEGDA_VK_COOPMAT_STANDIN=$1 "$segda" bench gemm --device "$dev" --filter "m=256 n=256" --runs 1 --budget 0.1 2>&1; }
+    out=$(bench simt)
+    printf '%s\n' "$out" | grep -E "^gemm|^segda bench" | sed "s/^/[bench stand-in simt] /"
+    if ! printf '%s\n' "$out" | grep -q "^gemm .* coopmat sgemm square" ||
+        ! printf '%s\n' "$out" | grep -q "^gemm .*  sgemm square"; then
+        echo "FAIL: segda bench gemm did not measure both the SIMT and the matrix kernel"
+        status=1
+    fi
+    out=$(bench wrong)
+    printf '%s\n' "$out" | grep -E "^gemm|^segda bench" | sed "s/^/[bench stand-in wrong] /"
+    if printf '%s\n' "$out" | grep -q "coopmat sgemm" ||
+        ! printf '%s\n' "$out" | grep -q "no cooperative-matrix GEMM records"; then
+        echo "FAIL: segda bench gemm recorded a matrix kernel that failed its self-test"
         status=1
     fi
 fi

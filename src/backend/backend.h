@@ -44,6 +44,8 @@ struct seg_backend_iface {
      * stores them in the tuning cache (read again at the next backend creation) and
      * updates be->tuned. */
     enum seg_status (*tune)(struct seg_backend *be, const struct seg_tune_opts *o);
+    /* Optional: matrix hardware for MATMUL on (true) or off (seg_backend_set_matrix_gemm). */
+    enum seg_status (*set_matrix_gemm)(struct seg_backend *be, bool on);
 };
 
 struct seg_pool; /* src/core/pool.c */

@@ -1228,6 +1228,13 @@ const char *seg_backend_tuned(const struct seg_backend *be) { return be->tuned; 
 
 const char *seg_backend_gemm_kernel(const struct seg_backend *be) { return be->gemm_kernel; }
 
+enum seg_status seg_backend_set_matrix_gemm(struct seg_backend *be, bool on)
+{
+    if (!be->iface->set_matrix_gemm || !be->info.matrix[0])
+        return seg_error(SEG_STATUS_UNSUPPORTED, "%s: no matrix hardware segda can use", be->info.spec);
+    return be->iface->set_matrix_gemm(be, on);
+}
+
 void seg_tune_max_sizes(const struct seg_tune_opts *o, size_t *na, size_t *nb, size_t *nc)
 {
     *na = *nb = *nc = 0;

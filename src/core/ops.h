@@ -196,6 +196,10 @@ void seg_tune_max_sizes(const struct seg_tune_opts *o, size_t *na, size_t *nb, s
 const char *seg_backend_tuned(const struct seg_backend *be);
 /* "" or the GEMM kernel in use (e.g. Vulkan's register GEMM and its tile). */
 const char *seg_backend_gemm_kernel(const struct seg_backend *be);
+/* MATMUL on the device's matrix hardware (seg_device_info.matrix: Vulkan cooperative matrices,
+ * fp16 inputs) or back on the SIMT kernels; UNSUPPORTED where the device has none. For
+ * measurements (segda bench gemm); the GEMM kernel string says which runs. */
+enum seg_status seg_backend_set_matrix_gemm(struct seg_backend *be, bool on);
 
 #endif
 

@@ -410,6 +410,7 @@ static const struct seg_backend_iface vk_iface = {
     .timer_start = vk_timer_start,
     .timer_stop = vk_timer_stop,
     .tune = vk_tune,
+    .set_matrix_gemm = vk_set_matrix_gemm,
 };
 
 /* Driver quirks, decided once from the device's identity. */
@@ -453,7 +454,13 @@ static enum seg_status gemm_settings(struct vk_ctx *c)
 {
     static const char *const kinds[] = {"tiled", "register", "coopmat"};
     const char *force = getenv("SEGDA_VK_GEMM"), *texel = getenv("SEGDA_VK_TEXEL");
+    const char *standin = getenv("SEGDA_VK_COOPMAT_STANDIN"); /* test hook, vk_coopmat.c */
     c->gemm_force = NULL;
+    if (!c->coopmat_wg && standin && *standin) {
+        if (strcmp(standin, "simt") && strcmp(standin, "wrong"))
+            return seg_error(SEG_STATUS_INVALID, "SEGDA_VK_COOPMAT_STANDIN=%s: expected simt or wrong", standin);
+        c->coopmat_standin = !strcmp(standin, "simt") ? 1 : 2;
+    }
     if (force && *force) {
         for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
             if (!strcmp(force, kinds[i]))
@@ -464,20 +471,13 @@ static enum seg_status gemm_settings(struct vk_ctx *c)
             return seg_error(SEG_STATUS_UNSUPPORTED,
                              "SEGDA_VK_GEMM=register: %s cannot run the register GEMM (it needs a compute "
                              "subgroup of 4, 8 or 16 lanes with broadcast)", c->props.deviceName);
-        const char *standin = getenv("SEGDA_VK_COOPMAT_STANDIN"); /* test hook, vk_coopmat.c */
-        if (!strcmp(force, "coopmat") && !c->coopmat_wg && standin && *standin) {
-            if (strcmp(standin, "simt") && strcmp(standin, "wrong"))
-                return seg_error(SEG_STATUS_INVALID, "SEGDA_VK_COOPMAT_STANDIN=%s: expected simt or wrong", standin);
-            c->coopmat_standin = !strcmp(standin, "simt") ? 1 : 2;
-        }
         if (!strcmp(force, "coopmat") && !c->coopmat_wg && !c->coopmat_standin)
             return seg_error(SEG_STATUS_UNSUPPORTED,
                              "SEGDA_VK_GEMM=coopmat: %s cannot run the cooperative-matrix GEMM (it needs "
                              "VK_NV_cooperative_matrix with a 16x16x16 fp16 x fp16 + fp32 subgroup shape, "
                              "shaderFloat16 and a workgroup of 4 subgroups)", c->props.deviceName);
     }
-    if (c->coopmat_wg && !(c->gemm_force && !strcmp(c->gemm_force, "coopmat")))
-        c->coopmat_wg = 0; /* not selected: the device is created without the extension */
+
     if (texel && !strcmp(texel, "0"))
         c->max_texels = 0;
     const char *splitk = getenv("SEGDA_VK_SPLITK");
@@ -564,6 +564,8 @@ enum seg_status seg_vk_backend_create(int device, struct seg_backend **out)
     set_quirks(c);
     if ((st = gemm_settings(c)))
         goto fail;
+    if (c->coopmat_standin)
+        snprintf(be->info.matrix, sizeof be->info.matrix, "stand-in (test hook)");
 
     if ((st = vk_device_create(c)) || (st = vk_command_init(c)) || (st = vk_memory_init(c)) ||
         (st = vk_pipeline_init(c)) || (st = vk_timer_init(c)))

@@ -10,9 +10,10 @@
  *
  * The test hook SEGDA_VK_COOPMAT_STANDIN=simt|wrong, on a device without the shape, puts
  * gemm.comp / gemm_reg.comp (wrong: with alpha off by a quarter) where the kernel would
- * run, so CI drives the self-test, its warning and fallback, and the routing.
+ * run, so CI drives the self-test, its warning and fallback, the routing and bench's rows.
  *
- * Selected by SEGDA_VK_GEMM=coopmat (an error where the device lacks the shape). It is not
+ * Selected by SEGDA_VK_GEMM=coopmat (an error where the device lacks the shape) or
+ * seg_backend_set_matrix_gemm (segda bench gemm measures both kernels in one run). It is not
  * the default for fp32 tensors: rounding fp32 operands to fp16 changes the results (as
  * PyTorch keeps TF32 off for fp32 matmuls unless asked), and gradients below fp16's range
  * would flush to zero. VK_KHR_cooperative_matrix, which AMD and Intel drivers expose, needs
@@ -195,6 +196,20 @@ enum seg_status vk_coopmat_self_test(struct seg_backend *be, char *why, size_t s
             return seg_error(SEG_STATUS_BACKEND, "vulkan: cooperative-matrix GEMM: %s", why);
         }
     }
+    return SEG_STATUS_OK;
+}
+
+enum seg_status vk_set_matrix_gemm(struct seg_backend *be, bool on)
+{
+    struct vk_ctx *c = vk_ctx_of(be);
+    if (!c->coopmat_wg && !c->coopmat_standin)
+        return seg_error(SEG_STATUS_UNSUPPORTED, "vulkan: %s has no cooperative matrices of the kernel's shape",
+                         c->props.deviceName);
+    if (on)
+        c->gemm_force = "coopmat";
+    else if (c->gemm_force && !strcmp(c->gemm_force, "coopmat"))
+        c->gemm_force = NULL; /* the tile in use stays */
+    vk_gemm_describe(be);
     return SEG_STATUS_OK;
 }
 

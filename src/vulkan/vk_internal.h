@@ -263,6 +263,8 @@ enum seg_status vk_coopmat_self_test(struct seg_backend *be, char *why, size_t s
  * has passed its self-test (run here at first use; a failure warns and turns it off);
  * *done false: the caller runs the SIMT kernel. */
 enum seg_status vk_coopmat_matmul(struct seg_backend *be, const struct seg_op_args *a, bool *done);
+/* The iface's set_matrix_gemm: SEGDA_VK_GEMM=coopmat on or off at run time. */
+enum seg_status vk_set_matrix_gemm(struct seg_backend *be, bool on);
 
 /* vk_timer.c */
 enum seg_status vk_timer_init(struct vk_ctx *c);
